@@ -1,0 +1,31 @@
+# The two set-up commands: `make run` and `make test`. Both build .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TRIAL_ARGS ?= tests
+
+.PHONY: run test install clean bench
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
+	# compat mode: a plain .pth to the checkout, so twistd sees twisted/plugins here
+	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/openclaw gateway --allow-unconfigured --bind loopback
+
+test: $(STAMP)
+	@set -o pipefail; $(BIN)/python -m twisted.trial --reporter=text $(TRIAL_ARGS) 2>&1 | tee .trial.out; \
+	status=$$?; $(BIN)/python tools/trial_summary.py < .trial.out; exit $$status
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info _trial_temp* .trial.out twisted/plugins/dropin.cache

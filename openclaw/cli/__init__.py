@@ -1,0 +1,1 @@
+"""The `openclaw` command line."""

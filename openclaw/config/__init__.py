@@ -1,0 +1,17 @@
+"""Configuration: C{openclaw.json} (JSON5), its environment, and validation."""
+
+from openclaw.config.errors import EX_CONFIG, ConfigError, Issue
+from openclaw.config.loader import LoadedConfig, load_config
+from openclaw.config.settings import Flags, GatewayRefused, GatewaySettings, resolve_settings
+
+__all__ = [
+    "EX_CONFIG",
+    "ConfigError",
+    "Flags",
+    "GatewayRefused",
+    "GatewaySettings",
+    "Issue",
+    "LoadedConfig",
+    "load_config",
+    "resolve_settings",
+]

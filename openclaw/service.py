@@ -1,0 +1,137 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+L{GatewayService}: the MultiService one gateway process runs.
+
+It owns the state directory (lock, stray temp cleanup), the JSON-lines log
+file, and the listeners. Later subsystems (bridge, canvas, channels) are
+added as siblings of the HTTP listener.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.logger import Logger, LogPublisher, globalLogPublisher
+from twisted.web.server import Site
+
+from openclaw.config.settings import GatewaySettings
+from openclaw.listen import ConnectionLimit, ListenService
+from openclaw.logs import LogFileService, Redactor
+from openclaw.portowner import listeners
+from openclaw.store import StateLock, clean_stray_temps, ensure_dir
+from openclaw.web.root import GatewayRoot
+
+HTTP_IDLE_TIMEOUT = 60
+
+log = Logger(namespace="openclaw.gateway")
+
+
+class GatewaySite(Site):
+    """A Site that never shows tracebacks and keeps request lines out of the log."""
+
+    displayTracebacks = False
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        # Access logs could carry secrets in paths; requests are logged by handlers.
+        return None
+
+
+class GatewayService(MultiService):
+    """One gateway: state dir, log file, and the gateway-port listeners."""
+
+    def __init__(self, settings: GatewaySettings, reactor: Any, publisher: LogPublisher = globalLogPublisher) -> None:
+        super().__init__()
+        self.settings = settings
+        self.reactor = reactor
+        self.redactor = Redactor(settings.auth.secrets)
+        self.lock = StateLock(settings.state_dir)
+        self.started_at: float | None = None
+
+        logging = settings.logging
+        if logging.file is not None and logging.level != "silent":
+            LogFileService(
+                logging.file, logging.level, self.redactor, publisher, logging.max_bytes, logging.max_files
+            ).setServiceParent(self)
+
+        self.root = GatewayRoot()
+        self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
+        self.http: list[ListenService] = []
+        for host in settings.hosts:
+            endpoint = TCP4ServerEndpoint(reactor, settings.port, interface=host)
+            listener = ListenService(endpoint, ConnectionLimit(self.site, settings.max_connections), "the gateway", settings.port)
+            listener.setName(f"http:{host}")
+            listener.setServiceParent(self)
+            self.http.append(listener)
+
+    @property
+    def port(self) -> int:
+        """The bound gateway port (differs from settings when asked for port 0)."""
+        return self.http[0].port
+
+    def _claim_state(self) -> None:
+        if self.lock.held:
+            return
+        ensure_dir(self.settings.state_dir)
+        self.lock.acquire()
+        for path in clean_stray_temps(self.settings.state_dir):
+            log.info("removed stray temp file {path}", path=str(path))
+        if self.settings.force and self.settings.port:
+            self._stop_port_owners()
+
+    def _stop_port_owners(self) -> None:
+        owners = [pid for pid, _ in listeners(self.settings.port) if pid != os.getpid()]
+        for pid in owners:
+            log.warn("--force: stopping pid {pid} on port {port}", pid=pid, port=self.settings.port)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + 5
+        while owners and time.monotonic() < deadline:
+            if not listeners(self.settings.port):
+                return
+            time.sleep(0.05)
+
+    def privilegedStartService(self) -> None:
+        self._claim_state()
+        try:
+            super().privilegedStartService()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def startService(self) -> None:
+        self._claim_state()
+        try:
+            super().startService()
+        except BaseException:
+            self.lock.release()
+            raise
+        self.started_at = time.time()
+        for listener in self.http:
+            host = listener.listening.getHost()  # type: ignore[union-attr]
+            log.info(
+                "listening on ws://{host}:{port} (http + websocket)",
+                host=host.host,
+                port=host.port,
+            )
+        for warning in self.settings.warnings:
+            log.warn("config: {issue}", issue=str(warning))
+
+    def stopService(self) -> Deferred[None]:
+        log.info("gateway stopping")
+        d = Deferred.fromCoroutine(self._stop())
+        return d
+
+    async def _stop(self) -> None:
+        try:
+            await super().stopService()
+        finally:
+            self.lock.release()

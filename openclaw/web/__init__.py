@@ -1,0 +1,1 @@
+"""HTTP on the gateway port: routing, health, JSON errors."""

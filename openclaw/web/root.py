@@ -1,0 +1,43 @@
+# -*- test-case-name: tests.test_web -*-
+"""
+The root of the gateway port: WebSocket upgrades on any path go to the
+WebSocket resource; everything else is routed by path.
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
+
+from openclaw.web.health import Health
+from openclaw.web.jsonpage import not_found
+
+
+def wants_websocket(request: Request) -> bool:
+    upgrade = request.getHeader(b"upgrade") or b""
+    return upgrade.strip().lower() == b"websocket"
+
+
+class GatewayRoot(Resource):
+    """Routes by path; C{websocket} takes upgrades whatever their path."""
+
+    def __init__(self, websocket: IResource | None = None) -> None:
+        super().__init__()
+        self.websocket = websocket
+        health = Health()
+        self.putChild(b"health", health)
+        self.putChild(b"healthz", health)
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        if self.websocket is not None and wants_websocket(request):
+            return self.websocket
+        return super().getChildWithDefault(path, request)
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return not_found()
+
+    def render(self, request: Request) -> bytes:
+        # "/" itself: the Control UI will live here; until then a JSON 404.
+        if self.websocket is not None and wants_websocket(request):
+            return self.websocket.render(request)
+        return not_found().render(request)

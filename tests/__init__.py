@@ -1,0 +1,1 @@
+"""Trial suite for openclaw-twisted."""

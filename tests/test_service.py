@@ -1,0 +1,122 @@
+"""The gateway service on real loopback sockets (port 0)."""
+
+import json
+import socket
+from pathlib import Path
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from openclaw.config import Flags, LoadedConfig, resolve_settings
+from openclaw.listen import PortInUse
+from openclaw.paths import resolve_layout
+from openclaw.service import GatewayService
+from openclaw.store import StateLocked
+from tests.helpers import base_env, scratch_home
+
+
+def make_settings(home, port=0, **gateway):
+    env = base_env(home)
+    config = {"gateway": {"mode": "local", **gateway}}
+    loaded = LoadedConfig(path=home / "openclaw.json", exists=False, raw=None, hash=None, config=config, env=env)
+    return resolve_settings(loaded, resolve_layout(env), Flags(port=port))
+
+
+class LoopbackTests(TestCase):
+    def start(self, settings):
+        service = GatewayService(settings, reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    async def get(self, service, path, method="GET"):
+        response = await treq.request(method, f"http://127.0.0.1:{service.port}{path}", persistent=False)
+        return response.code, response.headers, await response.content()
+
+    async def test_health(self):
+        """GET/HEAD /health and /healthz answer 200 live JSON; POST is 405."""
+        service = self.start(make_settings(scratch_home(self)))
+        for path in ("/health", "/healthz"):
+            code, headers, body = await self.get(service, path)
+            self.assertEqual((code, json.loads(body)), (200, {"ok": True, "status": "live"}))
+            self.assertEqual(headers.getRawHeaders("content-type"), ["application/json; charset=utf-8"])
+        code, _, body = await self.get(service, "/health", "HEAD")
+        self.assertEqual((code, body), (200, b""))
+        code, headers, _ = await self.get(service, "/health", "POST")
+        self.assertEqual((code, headers.getRawHeaders("allow")), (405, ["GET, HEAD"]))
+
+    async def test_unknown_paths(self):
+        """Unknown paths, and /, are JSON 404s."""
+        service = self.start(make_settings(scratch_home(self)))
+        for path in ("/nope", "/", "/health/x", "/%2e%2e/etc/passwd"):
+            code, _, body = await self.get(service, path)
+            self.assertEqual(code, 404, path)
+            self.assertEqual(json.loads(body)["error"]["type"], "not_found")
+
+    async def test_max_connections(self):
+        """Connections beyond gateway.maxConnections are closed at once; others keep working."""
+        service = self.start(make_settings(scratch_home(self), maxConnections=2))
+        held = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(2)]
+        self.addCleanup(lambda: [s.close() for s in held])
+        extra = socket.create_connection(("127.0.0.1", service.port))
+        self.addCleanup(extra.close)
+        extra.setblocking(False)
+        for _ in range(100):
+            await deferLater(reactor, 0.01)
+            try:
+                data = extra.recv(10)
+            except BlockingIOError:
+                continue
+            self.assertEqual(data, b"")  # closed by the server
+            break
+        else:
+            self.fail("the connection over the limit was not closed")
+        held[0].close()
+        held.pop(0)
+        await deferLater(reactor, 0.05)
+        code, _, _ = await self.get(service, "/health")
+        self.assertEqual(code, 200)
+
+    def test_stray_temps_cleaned_at_start(self):
+        """Start-up removes temp files a crashed writer left in the state dir."""
+        home = scratch_home(self)
+        state = home / ".openclaw" / "devices"
+        state.mkdir(parents=True)
+        (state / ".paired.json.tmp-99-abcd").write_text("half")
+        (state / "paired.json").write_text("{}")
+        self.start(make_settings(home))
+        self.assertEqual(sorted(p.name for p in state.iterdir()), ["paired.json"])
+
+    def test_second_instance_refused(self):
+        """A second gateway on the same state dir is refused; the first keeps serving."""
+        home = scratch_home(self)
+        first = self.start(make_settings(home))
+        second = GatewayService(make_settings(home), reactor)
+        error = self.assertRaises(StateLocked, second.privilegedStartService)
+        self.assertIn("already running", str(error))
+        self.assertTrue(first.running)
+
+    def test_port_in_use(self):
+        """A taken port raises PortInUse naming the port; the state lock is released."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            home = scratch_home(self)
+            service = GatewayService(make_settings(home, port=port), reactor)
+            error = self.assertRaises(PortInUse, service.privilegedStartService)
+            self.assertIn(f"port {port}", str(error))
+            self.assertFalse(service.lock.held)
+
+    async def test_restart_same_service(self):
+        """A stopped service starts again on a fresh port and serves."""
+        service = self.start(make_settings(scratch_home(self)))
+        await service.stopService()
+        service.privilegedStartService()
+        service.startService()
+        code, _, _ = await self.get(service, "/healthz")
+        self.assertEqual(code, 200)
