@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import attrs
+from openclaw.shape import Issue
+
+__all__ = ["EX_CONFIG", "ConfigError", "Issue"]
 
 EX_CONFIG = 78  # sysexits.h: configuration error; what `openclaw gateway` exits with
-
-
-@attrs.frozen
-class Issue:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-    def as_json(self) -> dict[str, str]:
-        return {"path": self.path, "message": self.message}
 
 
 class ConfigError(Exception):

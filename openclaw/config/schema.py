@@ -1,7 +1,6 @@
 # -*- test-case-name: tests.test_config -*-
 """
-The shape of C{openclaw.json}, and a validator whose every message names the
-key path, what is wrong, and what is allowed.
+The shape of C{openclaw.json}.
 
 Sections this gateway does not interpret yet are accepted as they are (they
 belong to other subsystems); unknown keys are warnings, never refusals, so a
@@ -10,170 +9,10 @@ config written by a newer or older OpenClaw still starts.
 
 from __future__ import annotations
 
-import re
-from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
-import attrs
-
 from openclaw.config.errors import Issue
-
-_DURATION = re.compile(r"^\d+(?:\.\d+)?(ms|s|m|h|d)$")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
-
-
-class Kind(ABC):
-    """One node of the schema; C{check} appends problems to C{errors}."""
-
-    description = "a value"
-
-    @abstractmethod
-    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
-        """Append what is wrong with C{value} (at C{path}) to C{errors}."""
-
-
-@attrs.frozen
-class Any_(Kind):
-    description = "any value"
-
-    def check(self, value, path, errors, warnings):
-        return None
-
-
-@attrs.frozen
-class Bool(Kind):
-    description = "true or false"
-
-    def check(self, value, path, errors, warnings):
-        if not isinstance(value, bool):
-            errors.append(Issue(path, f"expected true or false, got {_show(value)}"))
-
-
-@attrs.frozen
-class Int(Kind):
-    low: int | None = None
-    high: int | None = None
-
-    @property
-    def description(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"an integer from {self.low} to {self.high}"
-        if self.low is not None:
-            return f"an integer of at least {self.low}"
-        return "an integer"
-
-    def check(self, value, path, errors, warnings):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok and self.low is not None and value < self.low:
-            ok = False
-        if ok and self.high is not None and value > self.high:
-            ok = False
-        if not ok:
-            errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
-
-
-@attrs.frozen
-class Str(Kind):
-    choices: tuple[str, ...] = ()
-    nonempty: bool = False
-
-    @property
-    def description(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
-        return "a non-empty string" if self.nonempty else "a string"
-
-    def check(self, value, path, errors, warnings):
-        if not isinstance(value, str):
-            errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
-        elif self.choices and value not in self.choices:
-            errors.append(Issue(path, f"invalid value {_show(value)}; allowed: {', '.join(self.choices)}"))
-        elif self.nonempty and not value.strip():
-            errors.append(Issue(path, "must not be empty"))
-
-
-@attrs.frozen
-class Duration(Kind):
-    """Milliseconds as an integer, or a string such as C{"5m"} or C{"1h"}."""
-
-    description = 'milliseconds, or a duration such as "90s", "5m", "1h"'
-
-    def check(self, value, path, errors, warnings):
-        if isinstance(value, bool) or not (
-            (isinstance(value, int) and value >= 0) or (isinstance(value, str) and _DURATION.match(value))
-        ):
-            errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
-
-
-@attrs.frozen
-class List(Kind):
-    item: Kind
-
-    @property
-    def description(self) -> str:
-        return f"a list of {self.item.description}"
-
-    def check(self, value, path, errors, warnings):
-        if not isinstance(value, list):
-            errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
-            return
-        for i, v in enumerate(value):
-            self.item.check(v, f"{path}[{i}]", errors, warnings)
-
-
-@attrs.frozen
-class Either(Kind):
-    options: tuple[Kind, ...]
-
-    @property
-    def description(self) -> str:
-        return " or ".join(o.description for o in self.options)
-
-    def check(self, value, path, errors, warnings):
-        for option in self.options:
-            trial: list[Issue] = []
-            option.check(value, path, trial, [])
-            if not trial:
-                option.check(value, path, [], warnings)
-                return
-        errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
-
-
-@attrs.frozen
-class Obj(Kind):
-    """An object with known fields; C{rest} checks keys not listed (or warns)."""
-
-    fields: Mapping[str, Kind] = attrs.field(factory=dict)
-    rest: Kind | None = None
-
-    description = "an object"
-
-    def check(self, value, path, errors, warnings):
-        if not isinstance(value, dict):
-            errors.append(Issue(path, f"expected an object, got {_show(value)}"))
-            return
-        for key, v in value.items():
-            sub = f"{path}.{key}" if path else key
-            kind = self.fields.get(key, self.rest)
-            if kind is None:
-                known = ", ".join(sorted(self.fields))
-                warnings.append(Issue(sub, f"unknown key (known keys here: {known})"))
-            else:
-                kind.check(v, sub, errors, warnings)
-
+from openclaw.shape import Any_, check, Bool, Duration, Either, Int, List, Obj, Str
 
 FREE = Obj(rest=Any_())
 PORT = Int(1, 65535)
@@ -305,7 +144,4 @@ ROOT = Obj(
 
 def validate(config: Mapping[str, Any]) -> tuple[list[Issue], list[Issue]]:
     """Return C{(errors, warnings)} for a parsed config."""
-    errors: list[Issue] = []
-    warnings: list[Issue] = []
-    ROOT.check(config, "", errors, warnings)
-    return errors, warnings
+    return check(ROOT, config)
