@@ -21,13 +21,17 @@ from twisted.logger import Logger, LogPublisher, globalLogPublisher
 from twisted.web.server import Site
 
 from openclaw.config.settings import GatewaySettings
+from openclaw.gateway.hub import Hub
+from openclaw.gateway.methods import METHODS
 from openclaw.listen import ConnectionLimit, ListenService
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
 from openclaw.store import StateLock, clean_stray_temps, ensure_dir
 from openclaw.web.root import GatewayRoot
+from openclaw.ws import websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
+CLOSE_GRACE = 1.0  # seconds for clients to finish the close handshake on stop
 
 log = Logger(namespace="openclaw.gateway")
 
@@ -60,7 +64,11 @@ class GatewayService(MultiService):
                 logging.file, logging.level, self.redactor, publisher, logging.max_bytes, logging.max_files
             ).setServiceParent(self)
 
-        self.root = GatewayRoot()
+        gateway = settings.config.get("gateway", {}) or {}
+        self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
+        self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
+        self.hub = Hub(settings, reactor, METHODS)
+        self.root = GatewayRoot(websocket_resource(self))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:
@@ -115,6 +123,7 @@ class GatewayService(MultiService):
             self.lock.release()
             raise
         self.started_at = time.time()
+        self.hub.start()
         for listener in self.http:
             host = listener.listening.getHost()  # type: ignore[union-attr]
             log.info(
@@ -132,6 +141,17 @@ class GatewayService(MultiService):
 
     async def _stop(self) -> None:
         try:
+            # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
+            self.hub.stop()
+            await self._drain(CLOSE_GRACE)
             await super().stopService()
         finally:
             self.lock.release()
+
+    async def _drain(self, seconds: float) -> None:
+        from twisted.internet.task import deferLater
+
+        waited = 0.0
+        while self.hub.open_sockets() and waited < seconds:
+            await deferLater(self.reactor, 0.02, lambda: None)
+            waited += 0.02

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from twisted.application.service import IService
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -78,7 +78,7 @@ class MakeServiceTests(SynchronousTestCase):
         home = scratch_home(self)
         options = Options(env=base_env(home, OPENCLAW_GATEWAY_TOKEN="tok-123456"), tailnet=lambda: "100.64.0.7")
         options.parseOptions(["--bind", "tailnet", "--allow-unconfigured"])
-        reactor = MemoryReactor()
+        reactor = MemoryReactorClock()
         service = IService(makeService(options, reactor=reactor))
         for _ in range(2):
             service.privilegedStartService()
@@ -92,7 +92,7 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_two_services_in_one_process(self):
         """Two gateways on separate state dirs run side by side in one process."""
-        reactor = MemoryReactor()
+        reactor = MemoryReactorClock()
         services = []
         for name in ("a", "b"):
             options = Options(env=base_env(scratch_home(self)), tailnet=lambda: None)

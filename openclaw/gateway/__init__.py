@@ -1,0 +1,1 @@
+"""The gateway core: connections, auth, pairing, methods, events (no sockets here)."""

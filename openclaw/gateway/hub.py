@@ -1,0 +1,237 @@
+# -*- test-case-name: tests.test_ws -*-
+"""
+The gateway hub: live connections, presence, health, broadcasts with
+per-connection C{seq}, the tick and health timers, and the method table.
+
+No sockets here: connections reach their peers through the small
+L{openclaw.gateway.connection.Transport} interface; time comes from an
+injected clock.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from openclaw import __version__
+from openclaw.config.settings import GatewaySettings
+from openclaw.gateway.auth import FailureLimiter
+from openclaw.gateway.devices import PairingStore
+from openclaw.gateway.scopes import has_scope
+from openclaw.protocol import frames
+from openclaw.protocol.connect import APPROVALS, PAIRING, READ
+from openclaw.protocol.versions import HEALTH_REFRESH_MS, TICK_INTERVAL_MS
+
+if TYPE_CHECKING:
+    from openclaw.gateway.connection import Connection
+
+log = Logger(namespace="openclaw.gateway")
+
+EVENTS_V3 = [
+    "connect.challenge", "agent", "chat", "presence", "tick", "talk.mode", "shutdown", "health", "heartbeat",
+    "cron", "node.pair.requested", "node.pair.resolved", "node.invoke.request", "device.pair.requested",
+    "device.pair.resolved", "voicewake.changed", "exec.approval.requested", "exec.approval.resolved",
+]
+PRESENCE_MAX = 200
+_EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "exec.approval.": APPROVALS}
+_UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
+
+Handler = Callable[["Connection", dict[str, Any]], Any | Awaitable[Any]]
+
+
+def event_scope(name: str) -> str | None:
+    """The scope a broadcast needs (None: every authenticated socket)."""
+    if name in _UNGATED:
+        return None
+    for prefix, scope in _EVENT_SCOPE.items():
+        if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
+            return scope
+    return READ  # unknown families are gated
+
+
+class Hub:
+    """Everything connections share in one gateway process."""
+
+    def __init__(self, settings: GatewaySettings, clock: Any, methods: dict[str, Handler] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.boot_id = str(uuid.uuid4())
+        self.started_ms = self.now_ms()
+        self.pairing = PairingStore(settings.state_dir)
+        limit = (settings.config.get("gateway", {}).get("auth", {}) or {}).get("rateLimit", {}) or {}
+        self.limiter = FailureLimiter(
+            clock,
+            max_attempts=limit.get("maxAttempts", 10),
+            window=limit.get("windowMs", 60_000) / 1000,
+            lockout=limit.get("lockoutMs", 300_000) / 1000,
+        )
+        self.exempt_loopback = limit.get("exemptLoopback", True)
+        self.connections: set[Connection] = set()
+        self._sockets = 0
+        self.methods: dict[str, Handler] = dict(methods or {})
+        self.presence: dict[str, dict[str, Any]] = {}
+        self.presence_version = 1
+        self.health_version = 1
+        self.health_cache: dict[str, Any] | None = None
+        self.health_at_ms = 0
+        self.last_heartbeat: dict[str, Any] | None = None
+        self.heartbeats_enabled = True
+        self.hostname = socket.gethostname()
+        self._tick = LoopingCall(self._send_tick)
+        self._tick.clock = clock
+        self._health = LoopingCall(self.refresh_health)
+        self._health.clock = clock
+
+    # -- time
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    def uptime_ms(self) -> int:
+        return max(0, self.now_ms() - self.started_ms)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        self.refresh_health()
+        self._tick.start(TICK_INTERVAL_MS / 1000, now=False)
+        self._health.start(HEALTH_REFRESH_MS / 1000, now=False)
+
+    def stop(self, reason: str = "gateway stopping") -> None:
+        for loop in (self._tick, self._health):
+            if loop.running:
+                loop.stop()
+        self.broadcast("shutdown", {"reason": reason})
+        for conn in list(self.connections):
+            conn.close(1012, "service restart")
+
+    # -- connections
+
+    def open_sockets(self) -> int:
+        """Sockets still open (a closing connection leaves the set at once)."""
+        return self._sockets
+
+    def socket_opened(self) -> None:
+        self._sockets += 1
+
+    def socket_closed(self) -> None:
+        self._sockets -= 1
+
+    def add(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        entry = conn.presence_entry()
+        if entry is not None:
+            self._set_presence(conn.presence_key, entry)
+
+    def remove(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        if conn.presence_key and conn.presence_key in self.presence:
+            if not any(c.presence_key == conn.presence_key for c in self.connections):
+                del self.presence[conn.presence_key]
+                self.presence_version += 1
+                self.broadcast("presence", {"presence": self.presence_list()}, drop_if_slow=True)
+
+    def _set_presence(self, key: str | None, entry: dict[str, Any]) -> None:
+        if not key:
+            return
+        self.presence[key] = entry
+        while len(self.presence) > PRESENCE_MAX:
+            oldest = min(self.presence, key=lambda k: self.presence[k]["ts"])
+            del self.presence[oldest]
+        self.presence_version += 1
+        self.broadcast("presence", {"presence": self.presence_list()}, drop_if_slow=True)
+
+    def update_presence(self, key: str, entry: dict[str, Any]) -> None:
+        self._set_presence(key, {**self.presence.get(key, {}), **entry, "ts": self.now_ms()})
+
+    def self_presence(self) -> dict[str, Any]:
+        ip = "127.0.0.1"
+        version = __version__
+        return {
+            "host": self.hostname,
+            "ip": ip,
+            "version": version,
+            "platform": f"{platform.system().lower()} {platform.release()}",
+            "deviceFamily": platform.system() or "Linux",
+            "modelIdentifier": platform.machine() or "unknown",
+            "mode": "gateway",
+            "reason": "self",
+            "text": f"Gateway: {self.hostname} ({ip}) · app {version} · mode gateway · reason self",
+            "ts": self.now_ms(),
+        }
+
+    def presence_list(self) -> list[dict[str, Any]]:
+        return [self.self_presence(), *sorted(self.presence.values(), key=lambda e: e["ts"])]
+
+    def state_version(self) -> dict[str, int]:
+        return {"presence": self.presence_version, "health": self.health_version}
+
+    # -- health
+
+    def health_snapshot(self) -> dict[str, Any]:
+        if self.health_cache is None:
+            self.refresh_health()
+        assert self.health_cache is not None
+        return self.health_cache
+
+    def refresh_health(self) -> dict[str, Any]:
+        started = time.monotonic()
+        state = self.settings.state_dir
+        sessions_path = str(state / "agents" / "main" / "sessions" / "sessions.json")
+        heartbeat = {"enabled": self.heartbeats_enabled, "every": "30m", "everyMs": 1_800_000, "prompt": "", "target": "last", "ackMaxChars": 300}
+        snapshot = {
+            "ok": True,
+            "ts": self.now_ms(),
+            "durationMs": int((time.monotonic() - started) * 1000),
+            "channels": {},
+            "channelOrder": [],
+            "channelLabels": {},
+            "heartbeatSeconds": 1800,
+            "defaultAgentId": "main",
+            "agents": [
+                {
+                    "agentId": "main",
+                    "isDefault": True,
+                    "heartbeat": heartbeat,
+                    "sessions": {"path": sessions_path, "count": 0, "recent": []},
+                }
+            ],
+            "sessions": {"path": sessions_path, "count": 0, "recent": []},
+        }
+        self.health_cache = snapshot
+        self.health_at_ms = self.now_ms()
+        self.health_version += 1
+        self.broadcast("health", snapshot)
+        return snapshot
+
+    # -- events
+
+    def broadcast(self, name: str, payload: Any, drop_if_slow: bool = False) -> None:
+        """Send an event to every authenticated socket allowed to see it."""
+        scope = event_scope(name)
+        versioned = self.state_version() if name in ("presence", "health") else None
+        for conn in list(self.connections):
+            if scope is not None and not (conn.role == "operator" and has_scope(conn.scopes, scope)):
+                continue
+            conn.send_event(name, payload, versioned, drop_if_slow)
+
+    def _send_tick(self) -> None:
+        self.broadcast("tick", {"ts": self.now_ms()}, drop_if_slow=True)
+
+    # -- methods
+
+    def features(self) -> dict[str, list[str]]:
+        return {"methods": sorted(self.methods), "events": list(EVENTS_V3)}
+
+
+def process_info() -> dict[str, Any]:
+    return {"pid": os.getpid(), "platform": platform.system().lower(), "python": platform.python_version()}

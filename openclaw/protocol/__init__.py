@@ -1,0 +1,1 @@
+"""The OpenClaw gateway wire protocol (v3 and v4), as plain data and functions."""

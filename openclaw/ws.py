@@ -1,0 +1,189 @@
+# -*- test-case-name: tests.test_ws -*-
+"""
+The Autobahn adapter: bytes in and out of a L{Connection}.
+
+Upstream's close codes (1008, 1009, 1012, ...) go out through
+C{sendCloseFrame}, since C{sendClose} accepts only 1000 and 3000-4999.
+Origins are checked before the 101.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+import txaio
+
+txaio.use_twisted()
+
+from autobahn.twisted.resource import WebSocketResource  # noqa: E402
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol  # noqa: E402
+from autobahn.websocket.types import ConnectionDeny  # noqa: E402
+from twisted.logger import Logger  # noqa: E402
+from zope.interface import implementer  # noqa: E402
+from twisted.internet.interfaces import IPushProducer  # noqa: E402
+
+from openclaw.gateway.connection import Connection, Peer  # noqa: E402
+from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD  # noqa: E402
+
+log = Logger(namespace="openclaw.ws")
+
+# Twisted pauses producers once its send buffer passes 64 KiB; past that we count.
+_TCP_BUFFER = 65536
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def _in_networks(ip: str, networks: list[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    for net in networks:
+        try:
+            if address in ipaddress.ip_network(net, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def client_address(peer_ip: str, headers: dict[str, str], trusted: list[str]) -> tuple[str, bool]:
+    """
+    The client's IP and whether it is direct-local. Forwarding headers count
+    only from a trusted proxy; from anyone else they make the request remote.
+    """
+    forwarded = headers.get("x-forwarded-for") or headers.get("x-real-ip")
+    if forwarded:
+        if not _in_networks(peer_ip, trusted):
+            return peer_ip, False
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        client = next((h for h in reversed(hops) if not _in_networks(h, trusted)), hops[0] if hops else peer_ip)
+        return client, _is_loopback(client)
+    host = (headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
+    local_host = host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("127.")
+    return peer_ip, _is_loopback(peer_ip) and local_host
+
+
+def origin_allowed(origin: str, host_header: str | None, allowed: list[str]) -> bool:
+    if origin == "null" or not origin:
+        return False
+    if "*" in allowed or origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return bool(host_header) and parts.netloc.lower() == (host_header or "").lower()
+
+
+@implementer(IPushProducer)
+class GatewayWebSocket(WebSocketServerProtocol):
+    """Thin adapter: autobahn callbacks in, L{Connection} decides."""
+
+    maxMessagePayloadSize = PREAUTH_MAX_PAYLOAD
+    maxFramePayloadSize = 0
+    failByDrop = False
+    connection: Connection | None = None
+
+    def onConnect(self, request: Any) -> None:
+        try:
+            gateway = self.factory.gateway
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            peer_ip = self.transport.getPeer().host
+            ip, local = client_address(peer_ip, headers, gateway.trusted_proxies)
+            origin = headers.get("origin")
+            if origin is not None and not origin_allowed(origin, headers.get("host"), gateway.allowed_origins):
+                log.info("websocket from {ip} refused: origin {origin} not allowed", ip=ip, origin=origin)
+                raise ConnectionDeny(403, "origin not allowed")
+            self._peer = Peer(ip=ip, local=local, origin=origin)
+            self._paused = False
+            self._paused_bytes = 0
+        except ConnectionDeny:
+            raise
+        except Exception:
+            log.failure("websocket onConnect failed")
+            raise ConnectionDeny(500, "internal error")
+
+    def onOpen(self) -> None:
+        try:
+            # The HTTP channel that carried the upgrade is still the registered producer.
+            self.transport.unregisterProducer()
+            self.transport.registerProducer(self, True)
+            self.factory.gateway.hub.socket_opened()
+            self._counted = True
+            self.connection = Connection(self.factory.gateway.hub, self, self._peer)
+            self.connection.opened()
+        except Exception:
+            log.failure("websocket onOpen failed")
+            self.close(1011, "internal error")
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.connection is None:
+            return
+        try:
+            self.connection.received(payload)
+        except Exception:
+            log.failure("websocket message handling failed")
+            self.close(1011, "internal error")
+
+    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
+        # autobahn's own text for an oversize message; upstream says this before hello
+        if code == 1009 and (self.connection is None or self.connection.state != "ready"):
+            reason = "preauth payload too large"
+        super()._fail_connection(code, reason)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.factory.gateway.hub.socket_closed()
+        if self.connection is not None:
+            self.connection.closed()
+
+    # -- Transport for Connection
+
+    def send(self, text: str) -> None:
+        data = text.encode("utf-8")
+        if self._paused:
+            self._paused_bytes += len(data)
+        self.sendMessage(data, isBinary=False)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+            return
+        self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8") if reason else None, isReply=False)
+
+    def buffered(self) -> int:
+        return self._paused_bytes + (_TCP_BUFFER if self._paused else 0)
+
+    def set_max_payload(self, size: int) -> None:
+        self.maxMessagePayloadSize = size
+
+    # -- IPushProducer: the transport tells us when the peer stops reading
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._paused_bytes = 0
+
+    def stopProducing(self) -> None:
+        self._paused = False
+
+
+class GatewayWebSocketFactory(WebSocketServerFactory):
+    protocol = GatewayWebSocket
+
+    def __init__(self, gateway: Any) -> None:
+        super().__init__()
+        self.gateway = gateway
+        # every setProtocolOptions call resets allowNullOrigin; pass it each time
+        self.setProtocolOptions(failByDrop=False, allowNullOrigin=False, openHandshakeTimeout=10, closeHandshakeTimeout=1)
+
+
+def websocket_resource(gateway: Any) -> WebSocketResource:
+    return WebSocketResource(GatewayWebSocketFactory(gateway))
