@@ -68,6 +68,7 @@ class GatewayService(MultiService):
         self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
         self.hub = Hub(settings, reactor, METHODS)
+        self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.root = GatewayRoot(websocket_resource(self))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []

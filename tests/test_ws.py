@@ -182,6 +182,20 @@ class AuthTests(GatewayMixin, TestCase):
         _, res = await self.connect(connect_params())  # loopback is exempt
         self.assertTrue(res["ok"])
 
+    async def test_token_rotation(self):
+        """A new token in the config applies to new connections and ends shared-secret sessions (4001)."""
+        await self.gateway()
+        ws, _ = await self.connect()
+        path = self.service.settings.layout.config_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{gateway: {mode: "local", auth: {token: "rotated-token-5678"}}}')
+        self.service.hub.check_config()  # what the 2 s poll does
+        self.assertEqual(await ws.closed, (4001, "gateway auth changed"))
+        _, res = await self.connect(connect_params(token=TOKEN))
+        self.assertEqual(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH")
+        _, res = await self.connect(connect_params(token="rotated-token-5678"))
+        self.assertTrue(res["ok"])
+
     async def test_origin_checked_before_upgrade(self):
         """A foreign Origin (or "null") gets 403 before the 101; an allowed one connects."""
         await self.gateway(gateway={"controlUi": {"allowedOrigins": ["https://ui.example"]}})
@@ -459,25 +473,25 @@ class MethodTests(GatewayMixin, TestCase):
         await self.gateway()
         path = self.service.settings.layout.config_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text('{gateway: {mode: "local", auth: {token: "file-secret-1234"}}}')
+        path.write_text('{gateway: {mode: "local", auth: {token: "%s"}}}' % TOKEN)
         ws, _ = await self.connect()
         got = (await ws.request("config.get"))["payload"]
         self.assertTrue(got["hash"])
-        self.assertNotIn("file-secret-1234", json.dumps(got))
+        self.assertNotIn(TOKEN, json.dumps(got))
         self.assertEqual((await ws.request("config.set", {"raw": "{}"}))["error"]["message"], "config base hash required; re-run config.get and retry")
         stale = await ws.request("config.set", {"raw": "{}", "baseHash": "0" * 64})
         self.assertEqual(stale["error"]["message"], "config changed since last load; re-run config.get and retry")
         bad = await ws.request("config.patch", {"raw": '{gateway: {port: "x"}}', "baseHash": got["hash"]})
         self.assertIn("gateway.port", bad["error"]["message"])
-        self.assertIn("file-secret-1234", path.read_text())
+        self.assertIn(TOKEN, path.read_text())
         patched = await ws.request("config.patch", {"raw": "{gateway: {port: 18999}}", "baseHash": got["hash"]})
         self.assertTrue(patched["ok"], patched)
         written = json.loads(path.read_text())
-        self.assertEqual((written["gateway"]["port"], written["gateway"]["auth"]["token"]), (18999, "file-secret-1234"))
+        self.assertEqual((written["gateway"]["port"], written["gateway"]["auth"]["token"]), (18999, TOKEN))
         echoed = (await ws.request("config.get"))["payload"]
         again = await ws.request("config.set", {"raw": json.dumps(echoed["parsed"]), "baseHash": echoed["hash"]})
         self.assertTrue(again["ok"])
-        self.assertEqual(json.loads(path.read_text())["gateway"]["auth"]["token"], "file-secret-1234")
+        self.assertEqual(json.loads(path.read_text())["gateway"]["auth"]["token"], TOKEN)
 
     async def test_voicewake(self):
         """voicewake.set persists and broadcasts voicewake.changed."""

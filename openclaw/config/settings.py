@@ -79,6 +79,7 @@ class GatewaySettings:
     mode: str | None = None
     allow_unconfigured: bool = False
     force: bool = False
+    flags: Flags = Flags()
     config: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     warnings: tuple[Issue, ...] = ()
@@ -255,6 +256,7 @@ def resolve_settings(
         mode=mode,
         allow_unconfigured=flags.allow_unconfigured,
         force=flags.force,
+        flags=flags,
         config=config,
         env=env,
         warnings=warnings,

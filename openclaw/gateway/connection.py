@@ -221,7 +221,7 @@ class Connection:
             if wait is not None:
                 raise auth_failure("rate_limited", retry_after_ms=int(wait * 1000))
 
-        secret = check_shared_secret(hub.settings.auth, auth)
+        secret = check_shared_secret(hub.auth, auth)
         method = secret.method
         if not secret.ok and device is not None:
             candidate = auth.get("deviceToken") or auth.get("token")

@@ -21,7 +21,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from openclaw import __version__
-from openclaw.config.settings import GatewaySettings
+from openclaw.config.errors import ConfigError
+from openclaw.config.loader import load_config
+from openclaw.config.settings import GatewaySettings, check_config, resolve_auth
 from openclaw.gateway.auth import FailureLimiter
 from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.scopes import has_scope
@@ -40,6 +42,7 @@ EVENTS_V3 = [
     "device.pair.resolved", "voicewake.changed", "exec.approval.requested", "exec.approval.resolved",
 ]
 PRESENCE_MAX = 200
+CONFIG_POLL_SECONDS = 2.0
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
 
@@ -88,6 +91,11 @@ class Hub:
         self._tick.clock = clock
         self._health = LoopingCall(self.refresh_health)
         self._health.clock = clock
+        self.auth = settings.auth
+        self.on_secrets: Callable[[tuple[str, ...]], None] = lambda secrets: None
+        self._config_stamp = self._stat_config()
+        self._watch = LoopingCall(self.check_config)
+        self._watch.clock = clock
 
     # -- time
 
@@ -103,14 +111,51 @@ class Hub:
         self.refresh_health()
         self._tick.start(TICK_INTERVAL_MS / 1000, now=False)
         self._health.start(HEALTH_REFRESH_MS / 1000, now=False)
+        self._watch.start(CONFIG_POLL_SECONDS, now=False)
 
     def stop(self, reason: str = "gateway stopping") -> None:
-        for loop in (self._tick, self._health):
+        for loop in (self._tick, self._health, self._watch):
             if loop.running:
                 loop.stop()
         self.broadcast("shutdown", {"reason": reason})
         for conn in list(self.connections):
             conn.close(1012, "service restart")
+
+    # -- config reload (auth secrets take effect without a restart)
+
+    def _stat_config(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.settings.layout.config_path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def check_config(self) -> None:
+        stamp = self._stat_config()
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        self.reload_config()
+
+    def reload_config(self) -> None:
+        """Re-read the config; a changed token or password applies to new connections
+        and ends shared-secret sessions with 4001."""
+        self._config_stamp = self._stat_config()
+        try:
+            loaded = load_config(self.settings.layout.config_path, self.settings.env)
+            check_config(loaded)
+        except ConfigError as e:
+            log.warn("config reload skipped: {problem}", problem=e.describe())
+            return
+        auth = resolve_auth(loaded.config, loaded.env, self.settings.flags)
+        if auth == self.auth:
+            return
+        self.auth = auth
+        self.on_secrets(auth.secrets)
+        log.info("gateway auth changed; closing shared-secret sessions")
+        for conn in list(self.connections):
+            if conn.auth_method in ("token", "password"):
+                conn.close(4001, "gateway auth changed")
 
     # -- connections
 

@@ -255,6 +255,7 @@ def _write_config(conn: Any, path: Path, config: Any) -> dict[str, Any]:
     if errors:
         raise GatewayError(INVALID_REQUEST, "invalid config: " + "; ".join(str(i) for i in errors[:10]))
     atomic_write(path, (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    conn.hub.reload_config()
     return {"ok": True, "path": str(path), "config": redact_config(config)}
 
 

@@ -1,0 +1,148 @@
+"""Frames, negotiation, and property tests: arbitrary input never crashes a connection."""
+
+import json
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from openclaw.gateway.connection import Connection, Peer
+from openclaw.gateway.hub import Hub
+from openclaw.gateway.methods import METHODS
+from openclaw.protocol import frames
+from openclaw.protocol.versions import V3, V4, negotiate, truncate_reason
+from tests.wsclient import connect_params, gateway_settings
+
+# What a connection may do to its socket: the specified close codes only.
+ALLOWED_CLOSES = {1000, 1002, 1008, 1009}
+
+
+class FakeTransport:
+    def __init__(self):
+        self.sent = []
+        self.closes = []
+        self.max_payload = None
+
+    def send(self, text):
+        json.loads(text)  # everything we send is one JSON object
+        self.sent.append(text)
+
+    def close(self, code, reason):
+        self.closes.append((code, reason))
+
+    def buffered(self):
+        return 0
+
+    def set_max_payload(self, size):
+        self.max_payload = size
+
+
+class FrameTests(SynchronousTestCase):
+    def test_parse(self):
+        """A request frame parses; extra keys and bad ids are errors that keep the id."""
+        self.assertEqual(frames.parse_request({"type": "req", "id": "1", "method": "m", "params": {}}), frames.Request("1", "m", {}))
+        with self.assertRaises(frames.FrameError) as cm:
+            frames.parse_request({"type": "req", "id": "7", "method": "m", "x": 1})
+        self.assertEqual(cm.exception.id, "7")
+        self.assertRaises(frames.FrameError, frames.parse_request, {"type": "req", "id": "", "method": "m"})
+        self.assertRaises(frames.FrameError, frames.parse_request, {"type": "req", "id": "1", "method": "m", "traceparent": "t"}, allow_traceparent=False)
+        self.assertRaises(frames.FrameError, frames.parse_request, {"type": "req", "id": "1", "method": "m", "traceparent": "t" * 129})
+
+    def test_event_key_order(self):
+        """Broadcast frames keep upstream's key order: type, event, payload, seq, stateVersion."""
+        text = frames.event("presence", {"a": 1}, 3, {"presence": 1, "health": 2})
+        self.assertEqual(list(json.loads(text)), ["type", "event", "payload", "seq", "stateVersion"])
+
+    def test_negotiate(self):
+        """The highest common version wins; none is None."""
+        self.assertIs(negotiate(3, 3), V3)
+        self.assertIs(negotiate(1, 9), V4)
+        self.assertIsNone(negotiate(5, 6))
+        self.assertIsNone(negotiate(1, 2))
+
+    def test_truncate_reason(self):
+        """Close reasons are cut to 120 UTF-8 bytes on a character boundary."""
+        reason = truncate_reason("é" * 100)
+        self.assertLessEqual(len(reason.encode()), 120)
+        self.assertEqual(reason, "é" * 60)
+
+
+class ConnectionPropertyTests(SynchronousTestCase):
+    def setUp(self):
+        home = Path(self.mktemp()).resolve()
+        home.mkdir()
+        self.settings = gateway_settings(home)
+
+    def fresh(self):
+        clock = Clock()
+        hub = Hub(self.settings, clock, METHODS)
+        transport = FakeTransport()
+        conn = Connection(hub, transport, Peer("127.0.0.1", True))
+        conn.opened()
+        return conn, transport, clock
+
+    def check_outcome(self, transport):
+        for code, _ in transport.closes:
+            self.assertIn(code, ALLOWED_CLOSES)
+        for text in transport.sent[1:]:
+            frame = json.loads(text)
+            if frame["type"] == "res" and not frame["ok"]:
+                self.assertTrue(frame["error"]["code"] and frame["error"]["message"])
+
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.binary(max_size=300))
+    def test_arbitrary_bytes_before_hello(self, data):
+        """Any bytes as the first frame: a specified close or an error response, never an exception."""
+        conn, transport, _ = self.fresh()
+        conn.received(data)
+        self.assertTrue(transport.closes or len(transport.sent) > 1 or conn.state == "ready")
+        self.check_outcome(transport)
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+        max_leaves=20,
+    )
+
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @given(json_values)
+    def test_arbitrary_connect_params(self, params):
+        """Any JSON as connect params: refused with a response and a 1002/1008 close, or accepted."""
+        conn, transport, _ = self.fresh()
+        conn.received(json.dumps({"type": "req", "id": "c", "method": "connect", "params": params}).encode())
+        if conn.state != "ready":
+            self.assertEqual(len(transport.closes), 1)
+        self.check_outcome(transport)
+
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.text(max_size=30), json_values)
+    def test_arbitrary_requests_after_hello(self, method, params):
+        """After hello, any method and params get exactly one response; the socket stays open."""
+        conn, transport, _ = self.fresh()
+        conn.received(json.dumps({"type": "req", "id": "c", "method": "connect", "params": connect_params()}).encode())
+        self.assertEqual(conn.state, "ready")
+        before = len(transport.sent)
+        if method in ("set-heartbeats", "voicewake.set", "config.set", "config.patch", "config.apply", "device.pair.remove"):
+            method = "health"  # keep side effects on disk out of the fuzz loop
+        conn.received(json.dumps({"type": "req", "id": "q", "method": method or "x", "params": params}).encode())
+        responses = [json.loads(t) for t in transport.sent[before:] if json.loads(t)["type"] == "res"]
+        self.assertEqual([r["id"] for r in responses], ["q"])
+        self.assertEqual(transport.closes, [])
+        self.check_outcome(transport)
+
+    def test_handshake_timeout_on_clock(self):
+        """The handshake timer runs on the injected clock: 10 s, then close 1000."""
+        conn, transport, clock = self.fresh()
+        clock.advance(9.9)
+        self.assertEqual(transport.closes, [])
+        clock.advance(0.2)
+        self.assertEqual(transport.closes, [(1000, "")])
+
+    def test_preauth_limit_then_raised(self):
+        """The payload cap is 64 KiB before hello and the version's maxPayload after."""
+        conn, transport, _ = self.fresh()
+        self.assertEqual(transport.max_payload, 65536)
+        conn.received(json.dumps({"type": "req", "id": "c", "method": "connect", "params": connect_params()}).encode())
+        self.assertEqual(transport.max_payload, V3.max_payload)
