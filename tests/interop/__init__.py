@@ -1,0 +1,1 @@
+"""Interop: the real upstream `openclaw` CLI against this gateway."""

@@ -1,0 +1,129 @@
+"""
+The real upstream CLI (Node, from the npm registry) against our gateway on
+loopback: protocol v3 (2026.1.30) and v4 (2026.9.6).
+
+The CLI is installed by ../shared/tools/install-openclaw-cli.sh (cached in
+~/.cache/openclaw-cli). Where it cannot be installed (no npm, registry
+unreachable) the suite is skipped with the reason, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SkipTest, TestCase
+
+from tests.helpers import REPO
+from tests.wsclient import TOKEN, GatewayMixin
+
+INSTALLER = REPO.parent / "shared" / "tools" / "install-openclaw-cli.sh"
+VERSIONS = {"v3": "2026.1.30", "v4": "2026.9.6"}
+_installed: dict[str, str | Exception] = {}
+
+
+def install(version: str) -> str:
+    """Path of the CLI wrapper, or SkipTest saying why there is none."""
+    if version not in _installed:
+        try:
+            if not INSTALLER.exists():
+                raise SkipTest(f"interop skipped: installer not found at {INSTALLER}")
+            if shutil.which("npm") is None:
+                raise SkipTest("interop skipped: npm is not installed")
+            result = subprocess.run(["bash", str(INSTALLER), version], capture_output=True, text=True, timeout=1200)
+            if result.returncode != 0:
+                raise SkipTest(f"interop skipped: could not install openclaw@{version}: {result.stderr.strip()[-400:]}")
+            _installed[version] = result.stdout.strip().splitlines()[-1]
+        except SkipTest as e:
+            print(f"\n*** {e}")  # visible in the trial output, not only in the skip count
+            _installed[version] = e
+        except subprocess.TimeoutExpired:
+            _installed[version] = SkipTest(f"interop skipped: installing openclaw@{version} timed out")
+    found = _installed[version]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+class RealCLIMixin(GatewayMixin):
+    version: str
+    timeout = 300
+
+    async def run_cli(self, *args: str) -> tuple[int, str, str]:
+        cli = install(self.version)
+        state = Path(self.mktemp()).resolve()
+        state.mkdir()
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(state),
+            "OPENCLAW_STATE_DIR": str(state),
+            "OPENCLAW_GATEWAY_TOKEN": TOKEN,  # 2026.1.30 ignores --token with --url
+            "NO_COLOR": "1",
+        }
+        url = f"ws://127.0.0.1:{self.service.port}"
+        out, err, code = await getProcessOutputAndValue(cli, [*args, "--url", url, "--token", TOKEN, "--json"], env=env, reactor=reactor)
+        return code, out.decode(), err.decode()
+
+    async def check_json(self, *args: str):
+        code, out, err = await self.run_cli(*args)
+        self.assertEqual(code, 0, f"{args}: exit {code}\n{err[-2000:]}")
+        return json.loads(out)
+
+    async def test_gateway_call_health(self):
+        """`gateway call health` exits 0 with the health snapshot."""
+        await self.gateway()
+        self.assertTrue((await self.check_json("gateway", "call", "health"))["ok"])
+
+    async def test_gateway_call_status(self):
+        """`gateway call status` exits 0 with a status object."""
+        await self.gateway()
+        self.assertIn("runtimeVersion", await self.check_json("gateway", "call", "status"))
+
+    async def test_gateway_call_presence(self):
+        """`gateway call system-presence` exits 0 with a list that holds the gateway itself."""
+        await self.gateway()
+        presence = await self.check_json("gateway", "call", "system-presence")
+        self.assertIn("self", [e.get("reason") for e in presence])
+
+    async def test_gateway_call_config_get(self):
+        """`gateway call config.get` exits 0 with a hash-bearing snapshot."""
+        await self.gateway()
+        self.assertIn("hash", await self.check_json("gateway", "call", "config.get"))
+
+    async def test_devices_list(self):
+        """`devices list` exits 0 with pending and paired lists."""
+        await self.gateway()
+        listing = await self.check_json("devices", "list")
+        self.assertEqual(set(listing) >= {"pending", "paired"}, True, listing)
+
+    async def test_logs(self):
+        """`logs` exits 0 and prints JSON lines."""
+        await self.gateway()
+        code, out, err = await self.run_cli("logs", "--limit", "5")
+        self.assertEqual(code, 0, err[-2000:])
+        lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+        self.assertTrue(lines)
+
+    async def test_bad_token(self):
+        """A wrong token makes the CLI exit non-zero."""
+        await self.gateway()
+        cli = install(self.version)
+        state = Path(self.mktemp()).resolve()
+        state.mkdir()
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(state), "OPENCLAW_STATE_DIR": str(state), "OPENCLAW_GATEWAY_TOKEN": "wrong-token"}
+        url = f"ws://127.0.0.1:{self.service.port}"
+        _, _, code = await getProcessOutputAndValue(cli, ["gateway", "call", "health", "--url", url, "--token", "wrong-token", "--json"], env=env, reactor=reactor)
+        self.assertNotEqual(code, 0)
+
+
+class V3CLITests(RealCLIMixin, TestCase):
+    version = VERSIONS["v3"]
+
+
+class V4CLITests(RealCLIMixin, TestCase):
+    version = VERSIONS["v4"]
