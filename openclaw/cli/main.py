@@ -17,34 +17,13 @@ from typing import IO, Any, Mapping
 from twisted.python import usage
 
 from openclaw import __version__
+from openclaw.cli.base import EX_USAGE, CommandOptions
+from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_config
 from openclaw.config.settings import check_config
 from openclaw.paths import ProfileError, resolve_layout
 from openclaw.tap import Options as TapOptions
 from openclaw.tap import settings_from_options
-
-EX_USAGE = 2
-
-
-class CommandOptions(usage.Options):
-    """A command: parse, then C{run} returns an exit code."""
-
-    def root(self) -> "OpenClawOptions":
-        node: Any = self
-        while getattr(node, "parent", None) is not None:
-            node = node.parent
-        return node
-
-    def layout(self, env: Mapping[str, str]) -> Any:
-        root = self.root()
-        return resolve_layout(env, profile=root["profile"], dev=bool(root["dev"]), config_path=self.get("config"))
-
-    def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
-        if getattr(self, "subOptions", None) is not None:
-            return self.subOptions.run(env, out, err)
-        out.write(str(self))
-        return EX_USAGE
-
 
 class GatewayRunOptions(TapOptions, CommandOptions):
     synopsis = "[options]"
@@ -77,7 +56,7 @@ class GatewayRunOptions(TapOptions, CommandOptions):
 class GatewayOptions(GatewayRunOptions):
     synopsis = "[run] [options]"
     longdesc = "Run the gateway in the foreground (same as `openclaw gateway run`)."
-    subCommands = [["run", None, GatewayRunOptions, "Run the gateway in the foreground."]]
+    subCommands = [["run", None, GatewayRunOptions, "Run the gateway in the foreground."], *GATEWAY_CLIENT_COMMANDS]
 
     def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
         sub = getattr(self, "subOptions", None)
@@ -185,11 +164,16 @@ class ConfigOptions(CommandOptions):
 
 class OpenClawOptions(CommandOptions):
     synopsis = "[--profile NAME] [--dev] <command> [options]"
+    longdesc = "OpenClaw Gateway (Twisted): run it, configure it, and talk to it."
     optParameters = [["profile", None, None, "Profile NAME: state in ~/.openclaw-NAME."]]
     optFlags = [["dev", None, "Development profile (~/.openclaw-dev, port 19001)."]]
     subCommands = [
         ["gateway", None, GatewayOptions, "Run the gateway (and talk to it)."],
         ["config", None, ConfigOptions, "Check and read the config file."],
+        ["health", None, HealthOptions, "Ask the running gateway for its health."],
+        ["status", None, StatusOptions, "Gateway status (--deep adds local checks)."],
+        ["logs", None, LogsOptions, "Read the gateway log (-f to follow)."],
+        ["devices", None, DevicesOptions, "List, approve and manage paired devices."],
     ]
 
     def opt_version(self) -> None:

@@ -1,0 +1,443 @@
+# -*- test-case-name: tests.test_client -*-
+"""
+CLI commands that talk to a running gateway: C{gateway call|health|status|probe},
+C{health}, C{status}, C{logs}, C{devices ...}.
+
+Target: C{--url}, else C{OPENCLAW_GATEWAY_URL}, else the local gateway port.
+Credentials: C{--token}/C{--password}; without C{--url} also
+C{OPENCLAW_GATEWAY_TOKEN}/C{_PASSWORD} and the local config, then this
+machine's stored device token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from typing import IO, Any, Mapping
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectError, TimeoutError
+from twisted.python import usage
+
+from openclaw.cli.base import EX_USAGE, CommandOptions
+from openclaw.client.core import CLI_SCOPES, GatewayClosed, RequestFailed, cli_params
+from openclaw.client.identity import DeviceIdentity, DeviceTokens
+from openclaw.config import ConfigError, load_config
+from openclaw.config.settings import check_config
+
+LEVEL_ORDER = ["trace", "debug", "info", "warn", "error", "fatal"]
+
+
+def _ms(value: str) -> int:
+    try:
+        ms = int(value)
+    except ValueError:
+        ms = -1
+    if ms <= 0:
+        raise usage.UsageError(f"expected a positive number of milliseconds, got {value!r}")
+    return ms
+
+
+class Failed(Exception):
+    """A command failed; C{message} goes to stderr, C{code} is the exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RemoteOptions(CommandOptions):
+    """Options every gateway client command takes."""
+
+    optParameters = [
+        ["url", None, None, "Gateway WebSocket URL (ws:// or wss://)."],
+        ["token", None, None, "Gateway token."],
+        ["password", None, None, "Gateway password."],
+        ["timeout", None, 10000, "Timeout in milliseconds.", _ms],
+    ]
+    optFlags = [["json", None, "Print JSON."]]
+
+    def target(self, env: Mapping[str, str]) -> tuple[str, str | None, str | None]:
+        layout = self.layout(env)
+        config: dict[str, Any] = {}
+        try:
+            config = load_config(layout.config_path, env).config
+        except ConfigError:
+            pass
+        gateway = config.get("gateway") if isinstance(config.get("gateway"), dict) else {}
+        if self["url"]:
+            return self["url"], self["token"], self["password"]
+        url = env.get("OPENCLAW_GATEWAY_URL")
+        if not url and gateway.get("mode") == "remote" and isinstance((gateway.get("remote") or {}).get("url"), str):
+            url = gateway["remote"]["url"]
+            remote = gateway["remote"]
+            return url, self["token"] or remote.get("token"), self["password"] or remote.get("password")
+        if not url:
+            port = env.get("OPENCLAW_GATEWAY_PORT") or gateway.get("port") or layout.default_port
+            url = f"ws://127.0.0.1:{port}"
+        auth = gateway.get("auth") if isinstance(gateway.get("auth"), dict) else {}
+        token = self["token"] or env.get("OPENCLAW_GATEWAY_TOKEN") or auth.get("token")
+        password = self["password"] or env.get("OPENCLAW_GATEWAY_PASSWORD") or auth.get("password")
+        return url, token, password
+
+    def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
+        from twisted.internet import task
+
+        async def main(reactor: Any) -> None:
+            try:
+                await self.go(reactor, env, out)
+            except Failed as e:
+                err.write(f"{e}\n")
+                raise SystemExit(e.code)
+
+        try:
+            task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+        except SystemExit as e:
+            return int(e.code or 0)
+        return 0
+
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
+        """The command's work; a command without its own has nothing to do but show usage."""
+        raise Failed(str(self), EX_USAGE)
+
+    async def connection(self, reactor: Any, env: Mapping[str, str], scopes: list[str] = CLI_SCOPES) -> Any:
+        from openclaw.client.ws import open_gateway
+
+        url, token, password = self.target(env)
+        state = self.layout(env).state_dir
+        identity = DeviceIdentity.load_or_create(state)
+        tokens = DeviceTokens(state)
+        stored = None if (token or password) else tokens.get(identity.id, "operator")
+        params = cli_params(token, password, stored, scopes)
+        try:
+            connection = await open_gateway(reactor, url, params, identity, self["timeout"] / 1000)
+        except RequestFailed as e:
+            details = e.error.get("details") or {}
+            if details.get("code") == "AUTH_DEVICE_TOKEN_MISMATCH" or (stored and details.get("code") == "AUTH_TOKEN_MISMATCH"):
+                tokens.clear(identity.id, "operator")
+            raise Failed(f"Gateway connect failed: {e.error.get('code')}: {e.error.get('message')}\nGateway target: {url}")
+        except (GatewayClosed, ConnectError, TimeoutError, OSError, ValueError) as e:
+            raise Failed(f"Gateway not reachable at {url}: {_describe(e)}")
+        auth = connection.hello.get("auth") or {}
+        if auth.get("deviceToken"):
+            tokens.put(identity.id, auth.get("role", "operator"), auth["deviceToken"], auth.get("scopes", []))
+        self.url = url
+        return connection
+
+    async def call(self, connection: Any, method: str, params: Any = None, expect_final: bool = False) -> Any:
+        from twisted.internet import reactor
+
+        try:
+            return await connection.call(method, params, expect_final).addTimeout(self["timeout"] / 1000, reactor)
+        except RequestFailed as e:
+            raise Failed(f"Gateway call failed: {e.error.get('code')}: {e.error.get('message')}")
+        except GatewayClosed as e:
+            raise Failed(f"Gateway call failed: {e}")
+        except TimeoutError:
+            raise Failed(f"Gateway call failed: {method} timed out after {self['timeout']} ms")
+
+    def emit(self, out: IO[str], value: Any) -> None:
+        out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    return str(e) or type(e).__name__
+
+
+class CallOptions(RemoteOptions):
+    synopsis = "<method> [--params JSON] [--expect-final] [--url URL] [--token T] [--json]"
+    optParameters = [["params", None, "{}", "Params as a JSON object."]]
+    optFlags = [["expect-final", None, "Wait for the final response of a two-phase method."]]
+
+    def parseArgs(self, method: str) -> None:
+        self["method"] = method
+
+    def postOptions(self) -> None:
+        try:
+            self["parsed"] = json.loads(self["params"])
+        except ValueError as e:
+            raise usage.UsageError(f"--params is not JSON: {e}")
+
+    async def go(self, reactor, env, out):
+        connection = await self.connection(reactor, env)
+        try:
+            self.emit(out, await self.call(connection, self["method"], self["parsed"], self["expect-final"]))
+        finally:
+            connection.close()
+
+
+class HealthOptions(RemoteOptions):
+    optFlags = [["verbose", "v", "Probe instead of reading the cached snapshot."]]
+
+    async def go(self, reactor, env, out):
+        started = time.monotonic()
+        connection = await self.connection(reactor, env)
+        try:
+            health = await self.call(connection, "health", {"probe": True} if self["verbose"] else {})
+        finally:
+            connection.close()
+        if self["json"]:
+            self.emit(out, health)
+        else:
+            out.write(f"Gateway OK ({self.url}) in {int((time.monotonic() - started) * 1000)} ms\n")
+
+
+class StatusOptions(RemoteOptions):
+    optFlags = [["deep", None, "Also check the local port, config and state dir."]]
+
+    async def go(self, reactor, env, out):
+        connection = await self.connection(reactor, env)
+        try:
+            status = await self.call(connection, "status")
+        finally:
+            connection.close()
+        report: dict[str, Any] = {"url": self.url, "protocol": connection.hello.get("protocol"), "status": status}
+        if self["deep"]:
+            report["local"] = local_checks(self.layout(env), env)
+        if self["json"]:
+            self.emit(out, report)
+        else:
+            out.write(f"Gateway {self.url}: protocol {report['protocol']}, up {status.get('uptimeMs', 0) // 1000} s\n")
+            for name, check in report.get("local", {}).items():
+                out.write(f"  {name}: {'ok' if check['ok'] else 'PROBLEM'} - {check['detail']}\n")
+
+
+def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """What `status --deep` checks on this machine."""
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        loaded = load_config(layout.config_path, env)
+        warnings = check_config(loaded)
+        checks["config"] = {"ok": True, "detail": f"{layout.config_path} valid ({len(warnings)} warnings)" if loaded.exists else "no config file (defaults)"}
+    except ConfigError as e:
+        checks["config"] = {"ok": False, "detail": e.describe()}
+    try:
+        mode = stat.S_IMODE(os.stat(layout.state_dir).st_mode)
+        checks["stateDir"] = {"ok": mode & 0o077 == 0, "detail": f"{layout.state_dir} mode {mode:o}"}
+    except FileNotFoundError:
+        checks["stateDir"] = {"ok": False, "detail": f"{layout.state_dir} missing"}
+    from openclaw.portowner import listeners
+
+    port = int(env.get("OPENCLAW_GATEWAY_PORT") or layout.default_port)
+    owners = listeners(port)
+    checks["port"] = {"ok": bool(owners), "detail": f"port {port}: " + (", ".join(f"pid {p}" for p, _ in owners) or "nothing listening")}
+    return checks
+
+
+class ProbeOptions(RemoteOptions):
+    async def go(self, reactor, env, out):
+        started = time.monotonic()
+        result: dict[str, Any] = {"ok": False}
+        try:
+            connection = await self.connection(reactor, env)
+        except Failed as e:
+            result.update(url=self.target(env)[0], error=str(e))
+            self.emit(out, result)
+            raise Failed("probe failed", 1)
+        latency = int((time.monotonic() - started) * 1000)
+        try:
+            health = await self.call(connection, "health")
+            status = await self.call(connection, "status")
+        finally:
+            connection.close()
+        hello = connection.hello
+        result = {
+            "ok": True,
+            "url": self.url,
+            "connectLatencyMs": latency,
+            "protocol": hello.get("protocol"),
+            "server": hello.get("server"),
+            "auth": {k: v for k, v in (hello.get("auth") or {}).items() if k != "deviceToken"},
+            "health": health,
+            "status": status,
+        }
+        self.emit(out, result)
+
+
+class LogsOptions(RemoteOptions):
+    optParameters = [
+        ["limit", None, 200, "Lines per read.", int],
+        ["max-bytes", None, 250000, "Bytes per read.", int],
+        ["interval", None, 1000, "Follow poll interval (ms).", _ms],
+        ["level", None, None, "Only this level and above."],
+        ["channel", None, None, "Only lines whose subsystem contains this."],
+    ]
+    optFlags = [["follow", "f", "Keep reading new lines."]]
+
+    def postOptions(self) -> None:
+        if self["level"] and self["level"] not in LEVEL_ORDER:
+            raise usage.UsageError(f"--level: one of {', '.join(LEVEL_ORDER)}")
+
+    def keep(self, line: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = {"msg": line}
+        if not isinstance(record, dict):
+            record = {"msg": line}
+        level = record.get("level", "info")
+        if self["level"] and LEVEL_ORDER.index(level if level in LEVEL_ORDER else "info") < LEVEL_ORDER.index(self["level"]):
+            return None
+        if self["channel"] and self["channel"] not in str(record.get("subsystem", "")):
+            return None
+        return record
+
+    def show(self, out: IO[str], line: str) -> None:
+        record = self.keep(line)
+        if record is None:
+            return
+        if self["json"]:
+            out.write(json.dumps({"type": "log", **record}, ensure_ascii=False) + "\n")
+        else:
+            level = record.get("level", "info")
+            out.write(f"{record.get('ts', '')} {level} [{record.get('subsystem', '')}] {record.get('msg', '')}\n")
+        out.flush()
+
+    async def go(self, reactor, env, out):
+        from twisted.internet.task import deferLater
+
+        connection = await self.connection(reactor, env, ["operator.read"])
+        cursor = None
+        try:
+            while True:
+                params: dict[str, Any] = {"limit": min(max(self["limit"], 1), 5000), "maxBytes": min(max(self["max-bytes"], 1), 1_000_000)}
+                if cursor is not None:
+                    params["cursor"] = cursor
+                page = await self.call(connection, "logs.tail", params)
+                for line in page.get("lines", []):
+                    self.show(out, line)
+                cursor = page.get("cursor")
+                if not self["follow"]:
+                    return
+                await deferLater(reactor, self["interval"] / 1000, lambda: None)
+        finally:
+            connection.close()
+
+
+class DevicesListOptions(RemoteOptions):
+    async def go(self, reactor, env, out):
+        connection = await self.connection(reactor, env)
+        try:
+            listing = await self.call(connection, "device.pair.list")
+        finally:
+            connection.close()
+        if self["json"]:
+            self.emit(out, listing)
+            return
+        out.write(f"Pending ({len(listing['pending'])}):\n")
+        for r in listing["pending"]:
+            out.write(f"  {r['requestId']}  {r['deviceId'][:16]}…  {r.get('clientId', '')} {r.get('role', '')} {r.get('remoteIp', '')}\n")
+        out.write(f"Paired ({len(listing['paired'])}):\n")
+        for r in listing["paired"]:
+            out.write(f"  {r['deviceId'][:16]}…  {r.get('clientId', '')} roles={','.join(r.get('roles', []))} scopes={','.join(r.get('scopes', []))}\n")
+
+
+class _OneArg(RemoteOptions):
+    method = ""
+    key = ""
+
+    def parseArgs(self, value: str) -> None:
+        self["value"] = value
+
+    async def go(self, reactor, env, out):
+        connection = await self.connection(reactor, env)
+        try:
+            self.emit(out, await self.call(connection, self.method, {self.key: self["value"]}))
+        finally:
+            connection.close()
+
+
+class DevicesApproveOptions(_OneArg):
+    synopsis = "<requestId> | --latest"
+    method, key = "device.pair.approve", "requestId"
+    optFlags = [["latest", None, "Approve the newest pending request."]]
+
+    def parseArgs(self, value: str | None = None) -> None:
+        self["value"] = value
+
+    def postOptions(self) -> None:
+        if not self["value"] and not self["latest"]:
+            raise usage.UsageError("give a requestId or --latest")
+
+    async def go(self, reactor, env, out):
+        if self["latest"]:
+            connection = await self.connection(reactor, env)
+            try:
+                pending = (await self.call(connection, "device.pair.list"))["pending"]
+                if not pending:
+                    raise Failed("no pending pairing requests")
+                self.emit(out, await self.call(connection, self.method, {"requestId": pending[-1]["requestId"]}))
+            finally:
+                connection.close()
+            return
+        await super().go(reactor, env, out)
+
+
+class DevicesRejectOptions(_OneArg):
+    synopsis = "<requestId>"
+    method, key = "device.pair.reject", "requestId"
+
+
+class DevicesRemoveOptions(_OneArg):
+    synopsis = "<deviceId>"
+    method, key = "device.pair.remove", "deviceId"
+
+
+class DevicesTokenOptions(RemoteOptions):
+    method = ""
+    optParameters = [["device", None, None, "Device id."], ["role", None, "operator", "Role."]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["scopes"] = []
+
+    def opt_scope(self, scope: str) -> None:
+        """A scope for the rotated token (repeatable)."""
+        self["scopes"].append(scope)
+
+    def postOptions(self) -> None:
+        if not self["device"]:
+            raise usage.UsageError("--device is required")
+
+    async def go(self, reactor, env, out):
+        params: dict[str, Any] = {"deviceId": self["device"], "role": self["role"]}
+        if self.method == "device.token.rotate" and self["scopes"]:
+            params["scopes"] = self["scopes"]
+        connection = await self.connection(reactor, env)
+        try:
+            self.emit(out, await self.call(connection, self.method, params))
+        finally:
+            connection.close()
+
+
+class DevicesRotateOptions(DevicesTokenOptions):
+    method = "device.token.rotate"
+
+
+class DevicesRevokeOptions(DevicesTokenOptions):
+    method = "device.token.revoke"
+
+
+class DevicesOptions(CommandOptions):
+    synopsis = "list|approve|reject|remove|rotate|revoke"
+    subCommands = [
+        ["list", None, DevicesListOptions, "Pending and paired devices."],
+        ["approve", None, DevicesApproveOptions, "Approve a pairing request."],
+        ["reject", None, DevicesRejectOptions, "Reject a pairing request."],
+        ["remove", None, DevicesRemoveOptions, "Remove a paired device."],
+        ["rotate", None, DevicesRotateOptions, "Rotate a device token."],
+        ["revoke", None, DevicesRevokeOptions, "Revoke a device token."],
+    ]
+
+
+GATEWAY_CLIENT_COMMANDS = [
+    ["call", None, CallOptions, "Call one gateway method and print the result."],
+    ["health", None, HealthOptions, "Ask the gateway for its health."],
+    ["status", None, StatusOptions, "Gateway status (--deep adds local checks)."],
+    ["probe", None, ProbeOptions, "Connect, then read health and status."],
+]

@@ -1,0 +1,1 @@
+"""Gateway clients: device identity, the protocol core, and the WebSocket adapter."""
