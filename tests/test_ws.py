@@ -400,7 +400,6 @@ class EventTests(GatewayMixin, TestCase):
         self.assertEqual(conn.state, "closed")
         ws.protocol.transport.resumeProducing()
         await ws.closed
-        await later(1.1)  # let autobahn's close-handshake timer (global reactor) run out
 
 
 class MethodTests(GatewayMixin, TestCase):

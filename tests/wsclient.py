@@ -167,6 +167,17 @@ def gateway_settings(home, env_extra=None, **config):
     return resolve_settings(loaded, resolve_layout(env), Flags(port=0))
 
 
+async def autobahn_timers_done(limit: float = 3.0) -> None:
+    """
+    Wait for autobahn's handshake timers to run out: they live on the global
+    reactor (txaio batched timers), so trial would call the reactor unclean.
+    """
+    waited = 0.0
+    while waited < limit and any("_notify_bucket" in repr(c.func) for c in reactor.getDelayedCalls()):
+        await deferLater(reactor, 0.05, lambda: None)
+        waited += 0.05
+
+
 class GatewayMixin:
     """For trial TestCases: C{await self.gateway()} and C{await self.connect()}."""
 
@@ -187,6 +198,8 @@ class GatewayMixin:
             if not service.hub.open_sockets():
                 break
             await deferLater(reactor, 0.01, lambda: None)
+        await autobahn_timers_done()
+
 
     async def ws(self, headers: dict[str, str] | None = None) -> WS:
         ws = await open_ws(self.service.port, headers)
