@@ -25,7 +25,7 @@ test: $(STAMP)
 	status=$$?; $(BIN)/python tools/trial_summary.py < .trial.out; exit $$status
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/connect_health.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp* .trial.out twisted/plugins/dropin.cache

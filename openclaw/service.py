@@ -31,6 +31,7 @@ from openclaw.web.root import GatewayRoot
 from openclaw.ws import websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
+LISTEN_BACKLOG = 511  # Twisted's default of 50 drops SYNs under a burst of connects
 CLOSE_GRACE = 1.0  # seconds for clients to finish the close handshake on stop
 
 log = Logger(namespace="openclaw.gateway")
@@ -73,7 +74,7 @@ class GatewayService(MultiService):
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:
-            endpoint = TCP4ServerEndpoint(reactor, settings.port, interface=host)
+            endpoint = TCP4ServerEndpoint(reactor, settings.port, backlog=LISTEN_BACKLOG, interface=host)
             listener = ListenService(endpoint, ConnectionLimit(self.site, settings.max_connections), "the gateway", settings.port)
             listener.setName(f"http:{host}")
             listener.setServiceParent(self)
