@@ -145,7 +145,7 @@ class GatewayCommandTests(SynchronousTestCase):
         self.assertEqual(second.returncode, 1)
         self.assertIn("another gateway is already running", second.stderr)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
+        out, err = proc.communicate(timeout=60)
         self.assertEqual(proc.returncode, 0, err)
         self.assertIn(f"listening on ws://127.0.0.1:{port}", out)
         self.assertNotIn("Traceback", out + err)
