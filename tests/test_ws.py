@@ -211,6 +211,19 @@ class AuthTests(GatewayMixin, TestCase):
         _, res = await self.connect(connect_params(), headers={"X-Forwarded-For": "127.0.0.1, 198.51.100.4"})
         self.assertEqual(res["payload"].get("auth", {}).get("scopes", []), [])
 
+    async def test_control_ui_needs_device_unless_insecure_allowed(self):
+        """A Control UI without device identity is refused unless gateway.allowInsecureAuth."""
+        ui = {"Origin": "http://127.0.0.1"}
+        params = connect_params(protocol=4, client_id="openclaw-control-ui", mode="ui", scopes=["operator.read"])
+        await self.gateway(gateway={"controlUi": {"allowedOrigins": ["http://127.0.0.1"]}})
+        ws, res = await self.connect(params, headers=ui)
+        self.assertEqual(res["error"]["details"]["code"], "CONTROL_UI_DEVICE_IDENTITY_REQUIRED")
+        self.assertEqual((await ws.closed)[0], 1008)
+        await self.service.stopService()
+        await self.gateway(gateway={"allowInsecureAuth": True, "controlUi": {"allowedOrigins": ["http://127.0.0.1"]}})
+        _, res = await self.connect(params, headers=ui)
+        self.assertEqual(res["payload"]["auth"]["scopes"], ["operator.read"])
+
     async def test_token_only_scopes(self):
         """Token-only connections keep scopes only as the local cli; others get []."""
         await self.gateway()

@@ -20,7 +20,7 @@ from openclaw.gateway.auth import auth_failure, check_shared_secret
 from openclaw.gateway.devices import verify_device
 from openclaw.gateway.scopes import RoleError, authorize
 from openclaw.protocol import frames
-from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, ROLE_NODE, ROLE_OPERATOR
+from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, CONTROL_UI_CLIENTS, ROLE_NODE, ROLE_OPERATOR
 from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, UNAVAILABLE, GatewayError, HandshakeFailed
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, negotiate, truncate_reason
 from openclaw.shape import check
@@ -241,10 +241,18 @@ class Connection:
         self.auth_method = method
         device_token: dict[str, Any] | None = None
         if device is None:
+            insecure_ui = client["id"] in CONTROL_UI_CLIENTS
+            if insecure_ui and not hub.auth.allow_insecure:
+                raise HandshakeFailed(
+                    INVALID_REQUEST,
+                    "control ui requires device identity (use HTTPS or localhost secure context)",
+                    details={"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"},
+                )
             local_helper = self.peer.local and self.peer.origin is None and (
                 (client["id"] == "cli" and client["mode"] == "cli") or (client["id"] == "gateway-client" and client["mode"] == "backend")
             )
-            self.scopes = requested if (local_helper or method == "none") and role == ROLE_OPERATOR else []
+            trusted = local_helper or method == "none" or insecure_ui  # insecure_ui: allowInsecureAuth opted in
+            self.scopes = requested if trusted and role == ROLE_OPERATOR else []
         else:
             token_in_payload = auth.get("token") or auth.get("deviceToken") or auth.get("bootstrapToken") or ""
             verify_device(

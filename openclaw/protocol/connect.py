@@ -30,6 +30,8 @@ CLIENT_IDS = (
 )
 CLIENT_MODES = ("webchat", "cli", "ui", "backend", "node", "worker", "probe", "test")
 BROWSER_CLIENTS = ("webchat-ui", "openclaw-control-ui", "clawdbot-control-ui", "webchat", "openclaw-browser-copilot")
+# Operator UIs that must prove a device identity unless allowInsecureAuth is set.
+CONTROL_UI_CLIENTS = ("webchat-ui", "openclaw-control-ui", "clawdbot-control-ui", "openclaw-tui")
 
 ROLE_OPERATOR = "operator"
 ROLE_NODE = "node"
