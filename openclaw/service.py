@@ -109,21 +109,20 @@ class GatewayService(MultiService):
                 return
             time.sleep(0.05)
 
-    def privilegedStartService(self) -> None:
+    def _holding_state(self, start: Any) -> None:
+        """Run a start step with the state dir claimed; a failure gives it back."""
         self._claim_state()
         try:
-            super().privilegedStartService()
+            start()
         except BaseException:
             self.lock.release()
             raise
 
+    def privilegedStartService(self) -> None:
+        self._holding_state(super().privilegedStartService)
+
     def startService(self) -> None:
-        self._claim_state()
-        try:
-            super().startService()
-        except BaseException:
-            self.lock.release()
-            raise
+        self._holding_state(super().startService)
         self.started_at = time.time()
         self.hub.start()
         for listener in self.http:

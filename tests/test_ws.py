@@ -118,6 +118,15 @@ class HandshakeTests(GatewayMixin, TestCase):
             self.assertEqual(hello["policy"], {"maxPayload": expected.max_payload, "maxBufferedBytes": expected.max_buffered, "tickIntervalMs": 30000})
             schemas.validate(expected.number, "HelloOk", hello)
 
+    async def test_node_v3(self):
+        """9. A node (role node, mode node) with 3..3 is accepted; node-only methods are its alone."""
+        await self.gateway()
+        params = {**connect_params(client_id="node-host", mode="node", scopes=[]), "role": "node", "commands": ["system.run"]}
+        ws, res = await self.connect(params)
+        self.assertEqual(res["payload"]["protocol"], 3)
+        self.assertEqual((await ws.request("status"))["error"]["message"], "unauthorized role: node")
+        self.assertTrue((await ws.request("health"))["ok"])
+
     async def test_invalid_role(self):
         """10. role "superuser": INVALID_REQUEST "invalid role", close 1008."""
         await self.gateway()

@@ -139,6 +139,14 @@ class RemoteOptions(CommandOptions):
         except TimeoutError:
             raise Failed(f"Gateway call failed: {method} timed out after {self['timeout']} ms")
 
+    async def call_once(self, reactor: Any, env: Mapping[str, str], method: str, params: Any = None, expect_final: bool = False) -> Any:
+        """Connect, make one call, close; return the payload."""
+        connection = await self.connection(reactor, env)
+        try:
+            return await self.call(connection, method, params, expect_final)
+        finally:
+            connection.close()
+
     def emit(self, out: IO[str], value: Any) -> None:
         out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
@@ -164,11 +172,7 @@ class CallOptions(RemoteOptions):
             raise usage.UsageError(f"--params is not JSON: {e}")
 
     async def go(self, reactor, env, out):
-        connection = await self.connection(reactor, env)
-        try:
-            self.emit(out, await self.call(connection, self["method"], self["parsed"], self["expect-final"]))
-        finally:
-            connection.close()
+        self.emit(out, await self.call_once(reactor, env, self["method"], self["parsed"], self["expect-final"]))
 
 
 class HealthOptions(RemoteOptions):
@@ -176,11 +180,7 @@ class HealthOptions(RemoteOptions):
 
     async def go(self, reactor, env, out):
         started = time.monotonic()
-        connection = await self.connection(reactor, env)
-        try:
-            health = await self.call(connection, "health", {"probe": True} if self["verbose"] else {})
-        finally:
-            connection.close()
+        health = await self.call_once(reactor, env, "health", {"probe": True} if self["verbose"] else {})
         if self["json"]:
             self.emit(out, health)
         else:
@@ -321,11 +321,7 @@ class LogsOptions(RemoteOptions):
 
 class DevicesListOptions(RemoteOptions):
     async def go(self, reactor, env, out):
-        connection = await self.connection(reactor, env)
-        try:
-            listing = await self.call(connection, "device.pair.list")
-        finally:
-            connection.close()
+        listing = await self.call_once(reactor, env, "device.pair.list")
         if self["json"]:
             self.emit(out, listing)
             return
@@ -345,11 +341,7 @@ class _OneArg(RemoteOptions):
         self["value"] = value
 
     async def go(self, reactor, env, out):
-        connection = await self.connection(reactor, env)
-        try:
-            self.emit(out, await self.call(connection, self.method, {self.key: self["value"]}))
-        finally:
-            connection.close()
+        self.emit(out, await self.call_once(reactor, env, self.method, {self.key: self["value"]}))
 
 
 class DevicesApproveOptions(_OneArg):
@@ -408,11 +400,7 @@ class DevicesTokenOptions(RemoteOptions):
         params: dict[str, Any] = {"deviceId": self["device"], "role": self["role"]}
         if self.method == "device.token.rotate" and self["scopes"]:
             params["scopes"] = self["scopes"]
-        connection = await self.connection(reactor, env)
-        try:
-            self.emit(out, await self.call(connection, self.method, params))
-        finally:
-            connection.close()
+        self.emit(out, await self.call_once(reactor, env, self.method, params))
 
 
 class DevicesRotateOptions(DevicesTokenOptions):

@@ -54,26 +54,21 @@ class SecretCheck:
 
 
 def check_shared_secret(auth: AuthSettings, given: dict[str, Any]) -> SecretCheck:
-    """Check C{connect.params.auth} against the configured mode."""
+    """Check C{connect.params.auth} against the configured mode (token or password)."""
     if auth.mode == "none":
         return SecretCheck(True, "none")
-    if auth.mode == "password":
-        if not auth.password:
-            return SecretCheck(False, reason="password_missing_config")
-        password = given.get("password")
-        if not password:
-            return SecretCheck(False, reason="password_missing")
-        ok = secret_equal(password, auth.password)
-        return SecretCheck(ok, "password" if ok else None, None if ok else "password_mismatch")
-    if auth.mode == "token":
-        if not auth.token:
-            return SecretCheck(False, reason="token_missing_config")
-        token = given.get("token")
-        if not token:
-            return SecretCheck(False, reason="token_missing")
-        ok = secret_equal(token, auth.token)
-        return SecretCheck(ok, "token" if ok else None, None if ok else "token_mismatch")
-    return SecretCheck(False, reason="unsupported_mode")
+    if auth.mode not in ("token", "password"):
+        return SecretCheck(False, reason="unsupported_mode")
+    kind = auth.mode
+    expected = auth.token if kind == "token" else auth.password
+    if not expected:
+        return SecretCheck(False, reason=f"{kind}_missing_config")
+    supplied = given.get(kind)
+    if not supplied:
+        return SecretCheck(False, reason=f"{kind}_missing")
+    if secret_equal(supplied, expected):
+        return SecretCheck(True, kind)
+    return SecretCheck(False, reason=f"{kind}_mismatch")
 
 
 def auth_failure(reason: str, retry_after_ms: int | None = None, can_retry_with_device_token: bool = False) -> HandshakeFailed:
