@@ -23,6 +23,7 @@ from twisted.web.server import Site
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.hub import Hub
 from openclaw.gateway.methods import METHODS
+from openclaw.nodes.methods import NODE_METHODS
 from openclaw.listen import ConnectionLimit, ListenService
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
@@ -68,7 +69,7 @@ class GatewayService(MultiService):
         gateway = settings.config.get("gateway", {}) or {}
         self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
-        self.hub = Hub(settings, reactor, METHODS)
+        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS})
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.root = GatewayRoot(websocket_resource(self))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)

@@ -19,6 +19,7 @@ from openclaw import __version__
 from openclaw.gateway.auth import auth_failure, check_shared_secret
 from openclaw.gateway.devices import verify_device
 from openclaw.gateway.scopes import RoleError, authorize
+from openclaw.nodes.methods import node_info_from_connect
 from openclaw.protocol import frames
 from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, CONTROL_UI_CLIENTS, ROLE_NODE, ROLE_OPERATOR
 from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, UNAVAILABLE, GatewayError, HandshakeFailed
@@ -70,6 +71,9 @@ class Connection:
         self.device_id: str | None = None
         self.auth_method: str | None = None
         self.presence_key: str | None = None
+        self.node_id: str | None = None
+        self.node_info: Any = None
+        self.subscriptions: set[str] = set()
         self.seq = 0
         self.role_failures = 0
         self._timeout: Any = None
@@ -85,7 +89,12 @@ class Connection:
     def closed(self) -> None:
         self._cancel_timeout()
         self.state = "closed"
+        self._leave()
+
+    def _leave(self) -> None:
         self.hub.remove(self)
+        if self.node_id is not None:
+            self.hub.nodes.detach(self.node_id, self)
 
     def received(self, payload: bytes) -> None:
         if self.state == "challenged":
@@ -100,7 +109,7 @@ class Connection:
             return
         self._cancel_timeout()
         self.state = "closed"
-        self.hub.remove(self)
+        self._leave()
         self.transport.close(code, truncate_reason(reason))
 
     def respond(self, id: str, payload: Any) -> None:
@@ -127,6 +136,19 @@ class Connection:
         """An event for this socket only: no C{seq}."""
         if self.state == "ready":
             self.transport.send(frames.event(name, payload))
+
+    # -- NodeLink (when this connection is a node)
+
+    transport_name = "ws"
+
+    def send_invoke(self, invoke_id: str, command: str, params_json: str | None, timeout_ms: int, idempotency_key: str | None) -> None:
+        payload: dict[str, Any] = {"id": invoke_id, "nodeId": self.node_id, "command": command, "paramsJSON": params_json, "timeoutMs": timeout_ms}
+        if idempotency_key:
+            payload["idempotencyKey"] = idempotency_key
+        self.send_direct("node.invoke.request", payload)
+
+    def disconnect(self, reason: str) -> None:
+        self.close(1000, reason)
 
     # -- handshake
 
@@ -172,6 +194,9 @@ class Connection:
         self.transport.set_max_payload(self.version.max_payload)
         self.respond(request.id, hello)
         self.hub.add(self)
+        if self.node_info is not None:
+            self.hub.nodes.attach(self.node_info, self)
+            self.send_direct("voicewake.changed", {"triggers": self.hub.voicewake_triggers()})
 
     def _connect(self, params: Any) -> dict[str, Any]:
         errors, _ = check(CONNECT_PARAMS, params)
@@ -273,6 +298,9 @@ class Connection:
             device_token = hub.pairing.ensure_token(device["id"], role, self.scopes, now)
 
         self.presence_key = None if client["id"] == "cli" else (self.device_id or client.get("instanceId") or self.conn_id)
+        if role == ROLE_NODE:
+            self.node_id = self.device_id or client.get("instanceId") or client["id"]
+            self.node_info = node_info_from_connect(self.node_id, client, params, self.peer.ip)
         return self._hello(device_token)
 
     def _pair(self, device: dict[str, Any], client: dict[str, Any], role: str, scopes: list[str], now: int) -> dict[str, Any]:

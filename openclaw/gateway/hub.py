@@ -10,6 +10,7 @@ injected clock.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -27,7 +28,9 @@ from openclaw.config.settings import GatewaySettings, check_config, resolve_auth
 from openclaw.gateway.auth import FailureLimiter
 from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.scopes import has_scope
-from openclaw.protocol import frames
+from openclaw.nodes.pairing import NodePairingStore
+from openclaw.nodes.registry import NodeRegistry
+from openclaw.store import read_json, write_json
 from openclaw.protocol.connect import APPROVALS, PAIRING, READ
 from openclaw.protocol.versions import HEALTH_REFRESH_MS, TICK_INTERVAL_MS
 
@@ -42,6 +45,8 @@ EVENTS_V3 = [
     "device.pair.resolved", "voicewake.changed", "exec.approval.requested", "exec.approval.resolved",
 ]
 PRESENCE_MAX = 200
+MAX_NODE_SUBSCRIPTIONS = 64
+DEFAULT_TRIGGERS = ["openclaw", "claude", "computer"]
 CONFIG_POLL_SECONDS = 2.0
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
@@ -78,6 +83,8 @@ class Hub:
         self.exempt_loopback = limit.get("exemptLoopback", True)
         self.connections: set[Connection] = set()
         self._sockets = 0
+        self.nodes = NodeRegistry(clock, settings.state_dir, (settings.config.get("gateway") or {}).get("nodes") or {})
+        self.node_pairing = NodePairingStore(settings.state_dir)
         self.methods: dict[str, Handler] = dict(methods or {})
         self.presence: dict[str, dict[str, Any]] = {}
         self.presence_version = 1
@@ -271,6 +278,52 @@ class Hub:
 
     def _send_tick(self) -> None:
         self.broadcast("tick", {"ts": self.now_ms()}, drop_if_slow=True)
+
+    # -- voice wake words (shared by operators and nodes)
+
+    def _voicewake_path(self) -> Any:
+        return self.settings.state_dir / "settings" / "voicewake.json"
+
+    def voicewake_triggers(self) -> list[str]:
+        stored = read_json(self._voicewake_path(), None)
+        triggers = stored.get("triggers") if isinstance(stored, dict) else None
+        return triggers if isinstance(triggers, list) else list(DEFAULT_TRIGGERS)
+
+    def set_voicewake_triggers(self, triggers: list[str]) -> list[str]:
+        cleaned = [t.strip() for t in triggers if t.strip()][:32] or list(DEFAULT_TRIGGERS)
+        write_json(self._voicewake_path(), {"triggers": cleaned, "updatedAtMs": self.now_ms()})
+        self.broadcast("voicewake.changed", {"triggers": cleaned})
+        return cleaned
+
+    # -- node events
+
+    def node_event(self, node_id: str | None, event: str, payload: Any, payload_json: Any, conn: Any = None) -> dict[str, Any]:
+        """What the gateway does with a node's event; says whether it was handled."""
+        if payload is None and isinstance(payload_json, str):
+            try:
+                payload = json.loads(payload_json)
+            except ValueError:
+                return {"ok": False, "event": event, "handled": False, "reason": "payloadJSON is not JSON"}
+        data = payload if isinstance(payload, dict) else {}
+        if event in ("chat.subscribe", "chat.unsubscribe") and conn is not None:
+            key = data.get("sessionKey")
+            if not isinstance(key, str) or not key:
+                return {"ok": False, "event": event, "handled": False, "reason": "sessionKey required"}
+            subscriptions = conn.subscriptions
+            if event == "chat.subscribe" and len(subscriptions) < MAX_NODE_SUBSCRIPTIONS:
+                subscriptions.add(key)
+            else:
+                subscriptions.discard(key)
+            return {"ok": True, "event": event, "handled": True}
+        if event in ("exec.started", "exec.finished", "exec.denied"):
+            log.info("node {node} {event}: {command}", node=node_id, event=event, command=str(data.get("command", ""))[:200], exitCode=data.get("exitCode"))
+            return {"ok": True, "event": event, "handled": True}
+        if event == "node.presence.alive" and node_id:
+            self.update_presence(node_id, {k: v for k, v in data.items() if k in ("displayName", "version", "platform", "deviceFamily", "modelIdentifier") and isinstance(v, str)} | {"mode": "node", "reason": "alive", "deviceId": node_id})
+            return {"ok": True, "event": event, "handled": True}
+        if event in ("voice.transcript", "agent.request"):
+            return {"ok": True, "event": event, "handled": False, "reason": "no agent runtime in this gateway yet"}
+        return {"ok": True, "event": event, "handled": False, "reason": "unknown event"}
 
     # -- methods
 

@@ -22,7 +22,7 @@ from openclaw.gateway.scopes import has_scope
 from openclaw.protocol.connect import ADMIN
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
 from openclaw.shape import Any_, Bool, Int, List, Obj, Str, check
-from openclaw.store import atomic_write, read_json, write_json
+from openclaw.store import atomic_write
 
 MASK = "__OPENCLAW_REDACTED__"
 _SECRET_KEYS = {"token", "password", "apikey", "api_key", "secret", "bottoken", "apptoken", "signingsecret", "webhooksecret"}
@@ -37,15 +37,15 @@ def params_of(method: str, shape: Obj, params: Any) -> dict[str, Any]:
     return params
 
 
-def method(name: str, shape: Obj = Obj(closed=True)) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a handler with its params shape in L{METHODS}."""
+def method(name: str, shape: Obj = Obj(closed=True), table: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a handler with its params shape in C{table} (default L{METHODS})."""
 
     def register(f: Callable[..., Any]) -> Callable[..., Any]:
         def handler(conn: Any, params: Any) -> Any:
             return f(conn, params_of(name, shape, params))
 
         handler.__name__ = f.__name__
-        METHODS[name] = handler
+        (METHODS if table is None else table)[name] = handler
         return f
 
     return register
@@ -428,23 +428,11 @@ def channels_status(conn, params):
     return {"ts": conn.hub.now_ms(), "channelOrder": [], "channelLabels": {}, "channels": {}, "channelAccounts": {}, "channelDefaultAccountId": {}}
 
 
-DEFAULT_TRIGGERS = ["openclaw", "claude", "computer"]
-
-
-def _voicewake_path(conn: Any) -> Path:
-    return conn.hub.settings.state_dir / "settings" / "voicewake.json"
-
-
 @method("voicewake.get")
 def voicewake_get(conn, params):
-    stored = read_json(_voicewake_path(conn), None)
-    triggers = stored.get("triggers") if isinstance(stored, dict) else None
-    return {"triggers": triggers if isinstance(triggers, list) else list(DEFAULT_TRIGGERS)}
+    return {"triggers": conn.hub.voicewake_triggers()}
 
 
 @method("voicewake.set", Obj({"triggers": List(Str(nonempty=True, max_length=64))}, required=("triggers",), closed=True))
 def voicewake_set(conn, params):
-    triggers = [t.strip() for t in params["triggers"] if t.strip()][:32] or list(DEFAULT_TRIGGERS)
-    write_json(_voicewake_path(conn), {"triggers": triggers, "updatedAtMs": conn.hub.now_ms()})
-    conn.hub.broadcast("voicewake.changed", {"triggers": triggers})
-    return {"triggers": triggers}
+    return {"triggers": conn.hub.set_voicewake_triggers(params["triggers"])}

@@ -1,0 +1,146 @@
+# -*- test-case-name: tests.test_nodes -*-
+"""The node methods: listing, invoking, results and events, node pairing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openclaw.gateway.methods import method
+from openclaw.nodes.registry import NodeInfo
+from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
+from openclaw.shape import Any_, Bool, Int, List, Obj, Str
+
+NODE_METHODS: dict[str, Any] = {}
+
+_NODE_ID = Str(nonempty=True)
+_STRINGS = List(Str())
+
+
+def known_nodes(hub: Any) -> dict[str, dict[str, Any]]:
+    """Paired nodes: the bridge store's, and devices approved with role node."""
+    known = {r["nodeId"]: r for r in hub.node_pairing.paired()}
+    for record in hub.pairing.all_paired():
+        if "node" in record.get("roles", []):
+            known.setdefault(record["deviceId"], {**record, "displayName": record.get("displayName")})
+    return known
+
+
+@method("node.list", table=NODE_METHODS)
+def node_list(conn, params):
+    hub = conn.hub
+    known = known_nodes(hub)
+    ids = sorted(set(known) | set(hub.nodes.links))
+    return {"ts": hub.now_ms(), "nodes": [hub.nodes.describe(i, known.get(i)) for i in ids]}
+
+
+@method("node.describe", Obj({"nodeId": _NODE_ID}, required=("nodeId",), closed=True), table=NODE_METHODS)
+def node_describe(conn, params):
+    hub = conn.hub
+    known = known_nodes(hub)
+    node_id = params["nodeId"]
+    if node_id not in known and not hub.nodes.connected(node_id):
+        raise GatewayError(INVALID_REQUEST, f"unknown nodeId: {node_id}")
+    return hub.nodes.describe(node_id, known.get(node_id))
+
+
+_INVOKE = Obj(
+    {"nodeId": _NODE_ID, "command": Str(nonempty=True), "params": Any_(), "timeoutMs": Int(1), "idempotencyKey": Str(nonempty=True), "sessionKey": Str()},
+    required=("nodeId", "command", "idempotencyKey"),
+    closed=True,
+)
+
+
+@method("node.invoke", _INVOKE, table=NODE_METHODS)
+def node_invoke(conn, params):
+    return conn.hub.nodes.invoke(params["nodeId"], params["command"], params.get("params"), params.get("timeoutMs"), params["idempotencyKey"])
+
+
+_RESULT = Obj(
+    {"id": Str(nonempty=True), "nodeId": _NODE_ID, "ok": Bool(), "payload": Any_(), "payloadJSON": Any_(), "error": Any_()},
+    required=("id", "nodeId", "ok"),
+    closed=True,
+)
+
+
+@method("node.invoke.result", _RESULT, table=NODE_METHODS)
+def node_invoke_result(conn, params):
+    if params["nodeId"] != conn.node_id:
+        raise GatewayError(INVALID_REQUEST, "nodeId does not match this connection")
+    payload_json = params.get("payloadJSON") if isinstance(params.get("payloadJSON"), str) else None
+    if not conn.hub.nodes.result(params["id"], params["nodeId"], params["ok"], params.get("payload"), payload_json, params.get("error")):
+        return {"ok": True, "ignored": True}  # late (timed out) or unknown: nothing waits for it
+    return {"ok": True}
+
+
+@method("node.event", Obj({"event": Str(nonempty=True), "payload": Any_(), "payloadJSON": Any_()}, required=("event",), closed=True), table=NODE_METHODS)
+def node_event(conn, params):
+    return conn.hub.node_event(conn.node_id, params["event"], params.get("payload"), params.get("payloadJSON"), conn)
+
+
+@method("node.rename", Obj({"nodeId": _NODE_ID, "displayName": Str(nonempty=True, max_length=120)}, required=("nodeId", "displayName"), closed=True), table=NODE_METHODS)
+def node_rename(conn, params):
+    conn.hub.nodes.rename(params["nodeId"], params["displayName"])
+    return {"nodeId": params["nodeId"], "displayName": params["displayName"]}
+
+
+_PAIR_REQUEST = Obj(
+    {
+        "nodeId": _NODE_ID,
+        **{k: Str() for k in ("displayName", "platform", "version", "coreVersion", "uiVersion", "deviceFamily", "modelIdentifier", "remoteIp")},
+        "caps": _STRINGS,
+        "commands": _STRINGS,
+        "silent": Bool(),
+    },
+    required=("nodeId",),
+    closed=True,
+)
+
+
+@method("node.pair.request", _PAIR_REQUEST, table=NODE_METHODS)
+def node_pair_request(conn, params):
+    hub = conn.hub
+    request, created = hub.node_pairing.request(params["nodeId"], params, hub.now_ms())
+    if created:
+        hub.broadcast("node.pair.requested", request, drop_if_slow=True)
+    return {"status": "pending", "request": request, "created": created}
+
+
+@method("node.pair.list", table=NODE_METHODS)
+def node_pair_list(conn, params):
+    hub = conn.hub
+    return {"pending": hub.node_pairing.pending(hub.now_ms()), "paired": hub.node_pairing.paired()}
+
+
+_REQUEST_ID = Obj({"requestId": Str(nonempty=True)}, required=("requestId",), closed=True)
+
+
+@method("node.pair.approve", _REQUEST_ID, table=NODE_METHODS)
+def node_pair_approve(conn, params):
+    hub = conn.hub
+    record = hub.node_pairing.approve(params["requestId"], hub.now_ms())
+    if record is None:
+        raise GatewayError(INVALID_REQUEST, "unknown requestId")
+    hub.broadcast("node.pair.resolved", {"requestId": params["requestId"], "nodeId": record["nodeId"], "decision": "approved", "ts": hub.now_ms()}, drop_if_slow=True)
+    return {"requestId": params["requestId"], "node": {k: v for k, v in record.items() if k != "token"}}
+
+
+@method("node.pair.reject", _REQUEST_ID, table=NODE_METHODS)
+def node_pair_reject(conn, params):
+    hub = conn.hub
+    request = hub.node_pairing.reject(params["requestId"])
+    if request is None:
+        raise GatewayError(INVALID_REQUEST, "unknown requestId")
+    hub.broadcast("node.pair.resolved", {"requestId": params["requestId"], "nodeId": request["nodeId"], "decision": "rejected", "ts": hub.now_ms()}, drop_if_slow=True)
+    return {"requestId": params["requestId"], "nodeId": request["nodeId"]}
+
+
+@method("node.pair.verify", Obj({"nodeId": _NODE_ID, "token": Str(nonempty=True)}, required=("nodeId", "token"), closed=True), table=NODE_METHODS)
+def node_pair_verify(conn, params):
+    return {"ok": conn.hub.node_pairing.verify(params["nodeId"], params["token"]), "nodeId": params["nodeId"]}
+
+
+def node_info_from_connect(node_id: str, client: dict[str, Any], params: dict[str, Any], ip: str) -> NodeInfo:
+    fields = {**{k: client.get(k) for k in ("displayName", "platform", "version", "deviceFamily", "modelIdentifier")}}
+    fields.update({k: params.get(k) for k in ("caps", "commands", "permissions", "pathEnv")})
+    return NodeInfo.from_fields(node_id, fields, ip)
+
