@@ -21,8 +21,14 @@ from openclaw.portowner import describe_port_owner
 
 log = Logger(namespace="openclaw.listen")
 
+LISTEN_BACKLOG = 511  # Twisted's default of 50 drops SYNs under a burst of connects
 
-class PortInUse(Exception):
+
+class StartupError(Exception):
+    """The gateway cannot start as configured (the message says why)."""
+
+
+class PortInUse(StartupError):
     """The gateway cannot bind its port."""
 
 
@@ -86,3 +92,24 @@ class ListenService(Service):
         if listening is None:
             return None
         return listening.stopListening()
+
+
+def bridge_endpoint(reactor: Any, port: int, host: str, tls: Any, state_dir: Any) -> IStreamServerEndpoint:
+    """TCP, or TLS with C{bridge.tls.certPath}/C{keyPath} (PEM) when enabled."""
+    from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
+
+    if not tls:
+        return TCP4ServerEndpoint(reactor, port, backlog=LISTEN_BACKLOG, interface=host)
+    from pathlib import Path
+
+    from twisted.internet.ssl import PrivateCertificate
+
+    folder = Path(state_dir) / "bridge" / "tls"
+    cert = Path(tls.get("certPath") or folder / "bridge-cert.pem").expanduser()
+    key = Path(tls.get("keyPath") or folder / "bridge-key.pem").expanduser()
+    try:
+        pem = key.read_bytes() + b"\n" + cert.read_bytes()
+    except OSError as e:
+        raise StartupError(f"bridge TLS is enabled but its certificate cannot be read: {e.strerror}: {e.filename}")
+    options = PrivateCertificate.loadPEM(pem).options()
+    return SSL4ServerEndpoint(reactor, port, options, backlog=LISTEN_BACKLOG, interface=host)

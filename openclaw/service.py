@@ -24,7 +24,8 @@ from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.hub import Hub
 from openclaw.gateway.methods import METHODS
 from openclaw.nodes.methods import NODE_METHODS
-from openclaw.listen import ConnectionLimit, ListenService
+from openclaw.bridge.protocol import BridgeFactory
+from openclaw.listen import LISTEN_BACKLOG, ConnectionLimit, ListenService, bridge_endpoint
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
 from openclaw.store import StateLock, clean_stray_temps, ensure_dir
@@ -32,7 +33,6 @@ from openclaw.web.root import GatewayRoot
 from openclaw.ws import websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
-LISTEN_BACKLOG = 511  # Twisted's default of 50 drops SYNs under a burst of connects
 CLOSE_GRACE = 1.0  # seconds for clients to finish the close handshake on stop
 
 log = Logger(namespace="openclaw.gateway")
@@ -81,6 +81,20 @@ class GatewayService(MultiService):
             listener.setServiceParent(self)
             self.http.append(listener)
 
+        self.bridge: list[ListenService] = []
+        if settings.bridge_enabled:
+            bridge_factory = BridgeFactory(self.hub, self.canvas_url)
+            for host in settings.hosts:
+                endpoint = bridge_endpoint(reactor, settings.bridge_port, host, settings.bridge_tls, settings.state_dir)
+                listener = ListenService(endpoint, ConnectionLimit(bridge_factory, settings.max_connections), "the node bridge", settings.bridge_port)
+                listener.setName(f"bridge:{host}")
+                listener.setServiceParent(self)
+                self.bridge.append(listener)
+
+    def canvas_url(self) -> str | None:
+        """Where nodes load canvas pages (none until a canvas host runs)."""
+        return None
+
     @property
     def port(self) -> int:
         """The bound gateway port (differs from settings when asked for port 0)."""
@@ -128,11 +142,10 @@ class GatewayService(MultiService):
         self.hub.start()
         for listener in self.http:
             host = listener.listening.getHost()  # type: ignore[union-attr]
-            log.info(
-                "listening on ws://{host}:{port} (http + websocket)",
-                host=host.host,
-                port=host.port,
-            )
+            log.info("listening on ws://{host}:{port} (http + websocket)", host=host.host, port=host.port)
+        for listener in self.bridge:
+            host = listener.listening.getHost()  # type: ignore[union-attr]
+            log.info("node bridge on {host}:{port} (JSON lines)", host=host.host, port=host.port)
         for warning in self.settings.warnings:
             log.warn("config: {issue}", issue=str(warning))
 

@@ -66,8 +66,10 @@ class FreshVenvTests(SynchronousTestCase):
         self.assertTrue((site / "twisted" / "plugins" / "openclaw_plugin.py").exists())
         self.assertFalse((site / "twisted" / "plugins" / "__init__.py").exists())
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work)}
+        # every subpackage made it into the wheel: the whole service and CLI import
         where = subprocess.run(
-            [str(python), "-c", "import openclaw; print(openclaw.__file__)"], env=env, cwd=str(work), capture_output=True, text=True, check=True
+            [str(python), "-c", "import openclaw, openclaw.service, openclaw.cli.main; print(openclaw.__file__)"],
+            env=env, cwd=str(work), capture_output=True, text=True, check=True,
         ).stdout
         self.assertTrue(where.startswith(str(site)), where)
         twistd = [str(python), "-c", "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"]

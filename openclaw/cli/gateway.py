@@ -8,7 +8,7 @@ from typing import IO
 from twisted.logger import globalLogBeginner, globalLogPublisher
 
 from openclaw.config.settings import GatewaySettings
-from openclaw.listen import PortInUse
+from openclaw.listen import StartupError
 from openclaw.logs import Redactor, console_observer
 from openclaw.store import StateLocked
 
@@ -27,7 +27,7 @@ def run_gateway(settings: GatewaySettings, out: IO[str], err: IO[str]) -> int:
     try:
         service.privilegedStartService()
         service.startService()
-    except (PortInUse, StateLocked) as e:
+    except (StartupError, StateLocked) as e:
         err.write(f"openclaw gateway: {e}\n")
         return 1
     except OSError as e:

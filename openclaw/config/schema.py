@@ -21,6 +21,8 @@ LOG_LEVELS = ("silent", "fatal", "error", "warn", "info", "debug", "trace")
 BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
 AUTH_MODES = ("none", "token", "password", "trusted-proxy")
 
+TLS = Obj({"enabled": Bool(), "autoGenerate": Bool(), "certPath": Str(), "keyPath": Str(), "caPath": Str()})
+
 GATEWAY = Obj(
     {
         "mode": Str(("local", "remote")),
@@ -71,18 +73,18 @@ GATEWAY = Obj(
             }
         ),
         "tailscale": Obj({"mode": Str(("off", "serve", "funnel")), "resetOnExit": Bool()}),
-        "tls": Obj(
+        "tls": TLS,
+        "nodes": Obj(
             {
-                "enabled": Bool(),
-                "autoGenerate": Bool(),
-                "certPath": Str(),
-                "keyPath": Str(),
-                "caPath": Str(),
+                "pairing": Obj({"autoApproveLocal": Bool(), "autoApproveCidrs": STRINGS, "sshVerify": Bool()}),
+                "commands": Obj({"allow": STRINGS, "deny": STRINGS}),
+                "browser": FREE,
+                "pluginTools": FREE,
+                "allowSkills": Any_(),
             }
         ),
         "http": FREE,
         "tools": Obj({"deny": STRINGS, "allow": STRINGS}),
-        "nodes": FREE,
         "reload": Obj({"mode": Str(("hybrid", "hot", "restart", "off")), "debounceMs": Int(0)}),
         "sandbox": Obj(
             {
@@ -112,6 +114,8 @@ LOGGING = Obj(
 
 PAIRING = Obj({"enabled": Bool(), "codeExpiry": Duration(), "maxPending": Int(1, 1000)})
 
+BRIDGE = Obj({"enabled": Bool(), "port": PORT, "bind": Str(BIND_MODES), "tls": TLS})
+
 CANVAS_HOST = Obj({"enabled": Bool(), "root": Str(), "port": PORT, "liveReload": Bool()})
 
 DISCOVERY = Obj(
@@ -124,7 +128,7 @@ DISCOVERY = Obj(
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
     "meta wizard auth agents channels tools messages commands web talk models session skills "
-    "plugins browser ui hooks bridge cron broadcast diagnostics update audio approvals routing "
+    "plugins browser ui hooks cron broadcast diagnostics update audio approvals routing "
     "identity whatsapp telegram discord slack signal imessage memory secrets"
 ).split()
 
@@ -136,6 +140,7 @@ ROOT = Obj(
         "logging": LOGGING,
         "pairing": PAIRING,
         "canvasHost": CANVAS_HOST,
+        "bridge": BRIDGE,
         "discovery": DISCOVERY,
         **{name: Any_() for name in _OTHER_SECTIONS},
     }

@@ -86,7 +86,23 @@ class GatewaySettings:
 
     @property
     def ports(self) -> Ports:
+        """Derived ports; a gateway on port 0 (tests) gets port 0 for each sibling too."""
+        if self.port == 0:
+            return Ports(0, 0, 0)
         return derive_ports(self.port)
+
+    @property
+    def bridge_enabled(self) -> bool:
+        return bool(_get(self.config, "bridge.enabled", True))
+
+    @property
+    def bridge_port(self) -> int:
+        return _first(_get(self.config, "bridge.port"), self.ports.bridge)
+
+    @property
+    def bridge_tls(self) -> Mapping[str, Any] | None:
+        tls = _get(self.config, "bridge.tls")
+        return tls if isinstance(tls, dict) and tls.get("enabled") else None
 
     @property
     def state_dir(self) -> Path:

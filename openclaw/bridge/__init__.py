@@ -1,0 +1,1 @@
+"""The legacy TCP JSONL node bridge (gateway port + 1)."""
