@@ -18,6 +18,7 @@ from twisted.python import usage
 
 from openclaw import __version__
 from openclaw.cli.base import EX_USAGE, CommandOptions
+from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_config
 from openclaw.config.settings import check_config
@@ -174,6 +175,8 @@ class OpenClawOptions(CommandOptions):
         ["status", None, StatusOptions, "Gateway status (--deep adds local checks)."],
         ["logs", None, LogsOptions, "Read the gateway log (-f to follow)."],
         ["devices", None, DevicesOptions, "List, approve and manage paired devices."],
+        ["nodes", None, NodesOptions, "List nodes and run commands on them."],
+        ["node", None, NodeOptions, "Run this machine as a node host."],
     ]
 
     def opt_version(self) -> None:

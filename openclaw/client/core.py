@@ -68,6 +68,7 @@ class ClientCore:
         self.closed_with: GatewayClosed | None = None
         self.events: list[dict[str, Any]] = []
         self.on_event: Callable[[dict[str, Any]], None] | None = None
+        self.on_closed: Callable[[GatewayClosed], None] | None = None
 
     def received(self, text: bytes | str) -> None:
         try:
@@ -137,3 +138,5 @@ class ClientCore:
             d.errback(self.closed_with)
         if not self.ready.called:
             self.ready.errback(self.closed_with)
+        if self.on_closed is not None:
+            self.on_closed(self.closed_with)

@@ -1,0 +1,1 @@
+"""`openclaw node run`: a headless node host for Linux and macOS."""
