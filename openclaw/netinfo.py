@@ -35,3 +35,12 @@ def tailnet_address() -> str | None:
         if ipaddress.IPv4Address(address) in _TAILNET:
             return address
     return None
+
+
+def lan_address() -> str | None:
+    """The first IPv4 address that is neither loopback nor link-local."""
+    for address in interface_addresses().values():
+        ip = ipaddress.IPv4Address(address)
+        if not ip.is_loopback and not ip.is_link_local:
+            return address
+    return None

@@ -29,6 +29,8 @@ from openclaw.listen import LISTEN_BACKLOG, ConnectionLimit, ListenService, brid
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
 from openclaw.store import StateLock, clean_stray_temps, ensure_dir
+from openclaw.netinfo import lan_address
+from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.root import GatewayRoot
 from openclaw.ws import websocket_resource
 
@@ -71,6 +73,7 @@ class GatewayService(MultiService):
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
         self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS})
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
+        self.hub.canvas_url = self.canvas_url
         self.root = GatewayRoot(websocket_resource(self))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
@@ -80,6 +83,20 @@ class GatewayService(MultiService):
             listener.setName(f"http:{host}")
             listener.setServiceParent(self)
             self.http.append(listener)
+
+        self.canvas: CanvasHost | None = None
+        self.canvas_listeners: list[ListenService] = []
+        if settings.canvas_enabled:
+            self.canvas = CanvasHost(settings.canvas_root, settings.canvas_live_reload, reactor)
+            self.canvas.setServiceParent(self)
+            self.root.putChild(b"__openclaw__", self.canvas.tree)
+            canvas_site = GatewaySite(self.canvas.site_root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
+            for host in settings.hosts:
+                endpoint = TCP4ServerEndpoint(reactor, settings.canvas_port, backlog=LISTEN_BACKLOG, interface=host)
+                listener = ListenService(endpoint, ConnectionLimit(canvas_site, settings.max_connections), "the canvas host", settings.canvas_port)
+                listener.setName(f"canvas:{host}")
+                listener.setServiceParent(self)
+                self.canvas_listeners.append(listener)
 
         self.bridge: list[ListenService] = []
         if settings.bridge_enabled:
@@ -92,8 +109,13 @@ class GatewayService(MultiService):
                 self.bridge.append(listener)
 
     def canvas_url(self) -> str | None:
-        """Where nodes load canvas pages (none until a canvas host runs)."""
-        return None
+        """Where nodes load canvas pages: the gateway's origin (paths under /__openclaw__/)."""
+        if self.canvas is None or not self.http or self.http[0].listening is None:
+            return None
+        host = self.settings.hosts[0]
+        if host == "0.0.0.0":
+            host = lan_address() or "127.0.0.1"
+        return f"http://{host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -143,6 +165,9 @@ class GatewayService(MultiService):
         for listener in self.http:
             host = listener.listening.getHost()  # type: ignore[union-attr]
             log.info("listening on ws://{host}:{port} (http + websocket)", host=host.host, port=host.port)
+        for listener in self.canvas_listeners:
+            host = listener.listening.getHost()  # type: ignore[union-attr]
+            log.info("canvas host on http://{host}:{port}/ (root {root})", host=host.host, port=host.port, root=str(self.settings.canvas_root))
         for listener in self.bridge:
             host = listener.listening.getHost()  # type: ignore[union-attr]
             log.info("node bridge on {host}:{port} (JSON lines)", host=host.host, port=host.port)

@@ -74,7 +74,7 @@ class OptionsTests(SynchronousTestCase):
 
 class MakeServiceTests(SynchronousTestCase):
     def test_listeners_on_memory_reactor(self):
-        """makeService listens on the gateway port and the bridge (P+1) per bind host; start and stop work twice."""
+        """makeService listens on the gateway port, canvas (P+4) and bridge (P+1) per bind host; start and stop work twice."""
         home = scratch_home(self)
         options = Options(env=base_env(home, OPENCLAW_GATEWAY_TOKEN="tok-123456"), tailnet=lambda: "100.64.0.7")
         options.parseOptions(["--bind", "tailnet", "--allow-unconfigured"])
@@ -86,7 +86,7 @@ class MakeServiceTests(SynchronousTestCase):
             self.successResultOf(service.stopService())
         self.assertEqual(
             [(port, iface) for (port, _f, _b, iface) in reactor.tcpServers],
-            [(18789, "100.64.0.7"), (18789, "127.0.0.1"), (18790, "100.64.0.7"), (18790, "127.0.0.1")] * 2,
+            [(18789, "100.64.0.7"), (18789, "127.0.0.1"), (18793, "100.64.0.7"), (18793, "127.0.0.1"), (18790, "100.64.0.7"), (18790, "127.0.0.1")] * 2,
         )
         self.assertTrue((home / ".openclaw" / "logs" / "gateway.log").exists())
 
@@ -102,4 +102,4 @@ class MakeServiceTests(SynchronousTestCase):
             s.startService()
         for s in services:
             self.successResultOf(s.stopService())
-        self.assertEqual(len(reactor.tcpServers), 4)  # gateway + bridge each
+        self.assertEqual(len(reactor.tcpServers), 6)  # gateway, canvas and bridge each

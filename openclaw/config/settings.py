@@ -100,6 +100,23 @@ class GatewaySettings:
         return _first(_get(self.config, "bridge.port"), self.ports.bridge)
 
     @property
+    def canvas_enabled(self) -> bool:
+        return bool(_get(self.config, "canvasHost.enabled", True)) and self.env.get("OPENCLAW_SKIP_CANVAS_HOST") != "1"
+
+    @property
+    def canvas_port(self) -> int:
+        return _first(_get(self.config, "canvasHost.port"), self.ports.canvas)
+
+    @property
+    def canvas_root(self) -> Path:
+        root = _get(self.config, "canvasHost.root")
+        return Path(root).expanduser() if root else self.state_dir / "canvas"
+
+    @property
+    def canvas_live_reload(self) -> bool:
+        return bool(_get(self.config, "canvasHost.liveReload", True))
+
+    @property
     def bridge_tls(self) -> Mapping[str, Any] | None:
         tls = _get(self.config, "bridge.tls")
         return tls if isinstance(tls, dict) and tls.get("enabled") else None

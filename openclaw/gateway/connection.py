@@ -376,6 +376,9 @@ class Connection:
             "snapshot": snapshot,
             "policy": self.version.policy(),
         }
+        canvas = hub.canvas_url()
+        if canvas and self.version.number == 3:
+            hello["canvasHostUrl"] = canvas  # v4 moved canvas to plugin surface URLs
         if self.version.number >= 4:
             hello["server"] = {"version": __version__, "bootId": hub.boot_id, "connId": self.conn_id}
             hello["auth"] = {"role": self.role, "scopes": list(self.scopes)}

@@ -100,6 +100,7 @@ class Hub:
         self._health.clock = clock
         self.auth = settings.auth
         self.on_secrets: Callable[[tuple[str, ...]], None] = lambda secrets: None
+        self.canvas_url: Callable[[], str | None] = lambda: None
         self._config_stamp = self._stat_config()
         self._watch = LoopingCall(self.check_config)
         self._watch.clock = clock

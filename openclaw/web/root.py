@@ -29,7 +29,8 @@ class GatewayRoot(Resource):
         self.putChild(b"healthz", health)
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
-        if self.websocket is not None and wants_websocket(request):
+        # /__openclaw__/ has sockets of its own (canvas live reload)
+        if self.websocket is not None and wants_websocket(request) and path != b"__openclaw__":
             return self.websocket
         return super().getChildWithDefault(path, request)
 
