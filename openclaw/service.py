@@ -29,6 +29,7 @@ from openclaw.listen import LISTEN_BACKLOG, ConnectionLimit, ListenService, brid
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
 from openclaw.store import StateLock, clean_stray_temps, ensure_dir
+from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
 from openclaw.netinfo import lan_address
 from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.root import GatewayRoot
@@ -54,7 +55,13 @@ class GatewaySite(Site):
 class GatewayService(MultiService):
     """One gateway: state dir, log file, and the gateway-port listeners."""
 
-    def __init__(self, settings: GatewaySettings, reactor: Any, publisher: LogPublisher = globalLogPublisher) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        reactor: Any,
+        publisher: LogPublisher = globalLogPublisher,
+        advertiser: IAdvertiser | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.reactor = reactor
@@ -107,6 +114,28 @@ class GatewayService(MultiService):
                 listener.setName(f"bridge:{host}")
                 listener.setServiceParent(self)
                 self.bridge.append(listener)
+
+        if settings.mdns_enabled:
+            # Last child: it starts after every listener is bound, and stops first.
+            MdnsService(advertiser or ZeroconfAdvertiser(), self.mdns_record).setServiceParent(self)
+
+    def mdns_record(self) -> GatewayRecord:
+        host = self.settings.hosts[0]
+        lan = lan_address() if host == "0.0.0.0" else host
+        addresses = tuple(a for a in (lan,) if a) or ("127.0.0.1",)
+        bridge = str(self.bridge[0].port) if self.bridge and self.bridge[0].listening else ""
+        canvas = str(self.canvas_listeners[0].port) if self.canvas_listeners and self.canvas_listeners[0].listening else ""
+        name = f"{self.hub.hostname.split('.')[0]}-{self.port}"
+        txt = {
+            "role": "gateway",
+            "displayName": self.hub.hostname,
+            "lanHost": addresses[0],
+            "gatewayPort": str(self.port),
+            "bridgePort": bridge,
+            "canvasPort": canvas,
+            "transport": "ws",
+        }
+        return GatewayRecord(name=name, addresses=addresses, port=self.port, txt=txt)
 
     def canvas_url(self) -> str | None:
         """Where nodes load canvas pages: the gateway's origin (paths under /__openclaw__/)."""

@@ -55,6 +55,7 @@ class Options(usage.Options):
         ["allow-unconfigured", None, "Start even when gateway.mode is not \"local\"."],
         ["force", None, "Stop whatever listens on the gateway port first."],
         ["verbose", "v", "Debug output on the console."],
+        ["mdns", None, "Announce the gateway on the LAN (mDNS _openclaw._tcp)."],
     ]
 
     def __init__(self, env: Mapping[str, str] | None = None, tailnet: Any = tailnet_address) -> None:
@@ -93,6 +94,7 @@ def settings_from_options(options: Mapping[str, Any], env: Mapping[str, str], ta
         allow_unconfigured=bool(options.get("allow-unconfigured")),
         verbose=bool(options.get("verbose")),
         force=bool(options.get("force")),
+        mdns=bool(options.get("mdns")),
     )
     return resolve_settings(loaded, layout, flags, tailnet_address=tailnet)
 

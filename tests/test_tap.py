@@ -38,6 +38,7 @@ class OptionsTests(SynchronousTestCase):
                 "allow-unconfigured": 1,
                 "force": 0,
                 "verbose": 1,
+                "mdns": 0,
             },
         )
         self.assertEqual((settings.port, settings.hosts), (1234, ("127.0.0.1",)))

@@ -423,9 +423,34 @@ class DevicesOptions(CommandOptions):
     ]
 
 
+class DiscoverOptions(CommandOptions):
+    synopsis = "[--timeout MS] [--json]"
+    longdesc = "Browse the LAN (mDNS) for gateways announcing _openclaw._tcp or _openclaw-gw._tcp."
+    optParameters = [["timeout", None, 2000, "How long to listen (ms).", _ms]]
+    optFlags = [["json", None, "Print JSON."]]
+
+    def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
+        from openclaw.discovery import browse
+
+        try:
+            gateways = browse(self["timeout"] / 1000)
+        except OSError as e:
+            err.write(f"mDNS browse failed: {e}\n")
+            return 1
+        if self["json"]:
+            out.write(json.dumps({"gateways": gateways}, indent=2) + "\n")
+        elif not gateways:
+            out.write("No gateways found.\n")
+        for g in [] if self["json"] else gateways:
+            txt = g["txt"]
+            out.write(f"{txt.get('displayName', g['name'])}  ws://{txt.get('lanHost') or g['addresses'][0]}:{txt.get('gatewayPort', g['port'])}  bridge={txt.get('bridgePort', '')} canvas={txt.get('canvasPort', '')}\n")
+        return 0
+
+
 GATEWAY_CLIENT_COMMANDS = [
     ["call", None, CallOptions, "Call one gateway method and print the result."],
     ["health", None, HealthOptions, "Ask the gateway for its health."],
     ["status", None, StatusOptions, "Gateway status (--deep adds local checks)."],
     ["probe", None, ProbeOptions, "Connect, then read health and status."],
+    ["discover", None, DiscoverOptions, "Find gateways on the LAN (mDNS)."],
 ]

@@ -43,6 +43,7 @@ class Flags:
     allow_unconfigured: bool = False
     verbose: bool = False
     force: bool = False
+    mdns: bool = False
 
 
 @attrs.frozen
@@ -115,6 +116,14 @@ class GatewaySettings:
     @property
     def canvas_live_reload(self) -> bool:
         return bool(_get(self.config, "canvasHost.liveReload", True))
+
+    @property
+    def mdns_enabled(self) -> bool:
+        """--mdns, or discovery.mdns.enabled (a mode of "off" wins over both)."""
+        mdns = _get(self.config, "discovery.mdns", {}) or {}
+        if mdns.get("mode") == "off":
+            return False
+        return bool(self.flags.mdns or mdns.get("enabled", False))
 
     @property
     def bridge_tls(self) -> Mapping[str, Any] | None:
