@@ -153,3 +153,38 @@ class GatewayCommandTests(SynchronousTestCase):
         records = [json.loads(line) for line in log]
         self.assertTrue(any(r["msg"].startswith("listening on") for r in records))
         self.assertTrue(all({"ts", "level", "subsystem", "msg"} <= set(r) for r in records))
+
+
+class TwistdTests(SynchronousTestCase):
+    def test_twistd_runs_the_gateway(self):
+        """`twistd -n --pidfile= openclaw` serves /health and stops on SIGTERM."""
+        home = scratch_home(self)
+        port = free_port()
+        twistd = [sys.executable, "-c", "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"]
+        proc = subprocess.Popen(
+            [*twistd, "-n", "--pidfile=", "openclaw", "--allow-unconfigured", "--port", str(port)],
+            env={**base_env(home), "PYTHONPATH": str(REPO)},
+            cwd=str(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        deadline = time.monotonic() + 20
+        health = None
+        while time.monotonic() < deadline and health is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    health = json.loads(r.read())
+            except OSError:
+                if proc.poll() is not None:
+                    self.fail(proc.stderr.read())
+                time.sleep(0.1)
+        self.assertEqual(health, {"ok": True, "status": "live"})
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        # twistd shuts down cleanly, then re-raises the signal so its exit status says SIGTERM
+        self.assertEqual(proc.returncode, -signal.SIGTERM, err)
+        self.assertIn("Server Shut Down", out)
+        self.assertIn("listening on ws://127.0.0.1", out)
+        self.assertTrue((home / ".openclaw" / "logs" / "gateway.log").exists())
