@@ -11,7 +11,7 @@ from pathlib import Path
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from openclaw.backoff import Backoff
 from openclaw.nodehost.commands import OUTPUT_CAP, ApprovalPolicy, CommandError, NodeCommands
@@ -178,3 +178,64 @@ class EndToEndTests(GatewayMixin, TestCase):
                 break
         self.assertTrue(any("reconnecting" in s for s in statuses), statuses)
         self.assertEqual(len(self.service.hub.nodes.links), 1)
+
+
+class MediaTests(TestCase):
+    timeout = 60
+
+    def setUp(self):
+        self.state = Path(self.mktemp()).resolve()
+        self.state.mkdir()
+
+    def test_offered_only_with_backend(self):
+        """Capture commands are declared only where ffmpeg and the device exist."""
+        from openclaw.nodehost.media import FfmpegMedia
+
+        none = FfmpegMedia(None, "/nonexistent", env={"DISPLAY": ":0"})
+        self.assertEqual(none.commands(), [])
+        commands = NodeCommands(reactor, self.state, {})
+        commands.media = none
+        self.assertNotIn("screen.record", commands.declared())
+
+    async def test_jpeg_size(self):
+        """The JPEG header parser reads width and height (checked on an ffmpeg test image)."""
+        from openclaw.nodehost.media import _jpeg_size
+
+        commands = NodeCommands(reactor, self.state, {})
+        if commands.media.ffmpeg is None:
+            raise SkipTest("ffmpeg is not installed here: the capture backend is untested on this machine")
+        out = self.state / "t.jpg"
+        ran = await commands.run_process([commands.media.ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48", "-frames:v", "1", str(out)], 20)
+        self.assertEqual(ran.code, 0, ran.stderr)
+        self.assertEqual(_jpeg_size(out.read_bytes()), {"width": 64, "height": 48})
+
+    async def test_screen_record_on_xvfb(self):
+        """screen.record captures an mp4 from an X display (a private Xvfb)."""
+        import base64
+        import shutil
+        import subprocess
+
+        commands = NodeCommands(reactor, self.state, {})
+        xvfb = shutil.which("Xvfb")
+        if commands.media.ffmpeg is None or xvfb is None:
+            raise SkipTest("ffmpeg and Xvfb are needed for screen.record (not installed here)")
+        display = ":%d" % (90 + os.getpid() % 100)
+        server = subprocess.Popen([xvfb, display, "-screen", "0", "320x240x24", "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.terminate)
+        from twisted.internet.task import deferLater
+
+        await deferLater(reactor, 0.5, lambda: None)
+        commands.media.env = {"DISPLAY": display}
+        self.assertIn("screen.record", commands.declared())
+        result = await commands.handle("screen.record", {"durationMs": 500, "fps": 5})
+        data = base64.b64decode(result["base64"])
+        self.assertEqual((result["format"], data[4:8]), ("mp4", b"ftyp"))
+
+    async def test_camera_snap(self):
+        """camera.snap grabs a JPEG from the first /dev/video* camera."""
+        commands = NodeCommands(reactor, self.state, {})
+        if "camera.snap" not in commands.declared():
+            raise SkipTest("no camera (/dev/video*) or no ffmpeg on this machine: camera.snap is untested here")
+        result = await commands.handle("camera.snap", {"maxWidth": 320})
+        self.assertEqual(result["format"], "jpg")

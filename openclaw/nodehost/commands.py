@@ -15,11 +15,13 @@ import signal
 from pathlib import Path
 from typing import Any, Callable
 
+import attrs
 from twisted.internet import error as twisted_error
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
+from openclaw.nodehost.media import FfmpegMedia, MediaError
 from openclaw.store import read_json, write_json
 
 log = Logger(namespace="openclaw.nodehost")
@@ -76,8 +78,17 @@ class ApprovalPolicy:
         return "approval required (send approvalDecision, or add it to exec-approvals.json)"
 
 
+@attrs.frozen
+class ProcessResult:
+    code: int | None
+    stdout: bytes
+    stderr: bytes
+    truncated: bool
+    timed_out: bool = False
+
+
 class _Collector(ProcessProtocol):
-    def __init__(self, done: Deferred[tuple[int | None, bytes, bytes, bool]]) -> None:
+    def __init__(self, done: Deferred[ProcessResult]) -> None:
         self.done = done
         self.out = bytearray()
         self.err = bytearray()
@@ -99,7 +110,7 @@ class _Collector(ProcessProtocol):
         code = getattr(reason.value, "exitCode", None)
         if code is None and getattr(reason.value, "signal", None) is not None:
             code = -reason.value.signal
-        self.done.callback((code, bytes(self.out), bytes(self.err), self.truncated))
+        self.done.callback(ProcessResult(code, bytes(self.out), bytes(self.err), self.truncated))
 
 
 class NodeCommands:
@@ -117,8 +128,34 @@ class NodeCommands:
         self.emit = emit
         self.path_env = self.settings.get("pathEnv") or os.environ.get("PATH", "/usr/bin:/bin")
 
+        self.media = FfmpegMedia(self.run_process, self.path_env)
+
     def declared(self) -> list[str]:
-        return list(COMMANDS)
+        """What this host offers: the system commands, plus capture where ffmpeg can."""
+        return [*COMMANDS, *self.media.commands()]
+
+    async def run_process(self, argv: list[str], timeout: float, env: dict[str, str] | None = None, cwd: str | None = None, executable: str | None = None) -> ProcessResult:
+        """Run argv (no shell); past C{timeout} seconds SIGTERM, then SIGKILL after a grace."""
+        done: Deferred[ProcessResult] = Deferred()
+        if env is None:
+            env = {"PATH": self.path_env, **{k: v for k, v in os.environ.items() if k in ("HOME", "DISPLAY", "LANG")}}
+        process = self.reactor.spawnProcess(_Collector(done), executable or argv[0], argv, env=env, path=cwd)
+        timed_out: list[bool] = []
+        kills: list[Any] = []
+
+        def expire() -> None:
+            timed_out.append(True)
+            _signal(process, signal.SIGTERM)
+            kills.append(self.reactor.callLater(KILL_GRACE, _signal, process, signal.SIGKILL))
+
+        timer = self.reactor.callLater(timeout, expire)
+        try:
+            result = await done
+        finally:
+            for call in (timer, *kills):
+                if call.active():
+                    call.cancel()
+        return attrs.evolve(result, timed_out=bool(timed_out))
 
     async def handle(self, command: str, params: Any) -> Any:
         params = params if isinstance(params, dict) else {}
@@ -127,10 +164,16 @@ class NodeCommands:
             "system.which": self.system_which,
             "system.notify": self.system_notify,
             "location.get": self.location_get,
+            "camera.list": self.media.camera_list,
+            "camera.snap": self.media.camera_snap,
+            "screen.record": self.media.screen_record,
         }.get(command)
-        if handler is None:
+        if handler is None or (command not in COMMANDS and command not in self.media.commands()):
             raise CommandError("UNAVAILABLE", "command not supported")
-        return await handler(params)
+        try:
+            return await handler(params)
+        except MediaError as e:
+            raise CommandError(e.code, e.message)
 
     # -- system.which
 
@@ -172,38 +215,22 @@ class NodeCommands:
             raise CommandError("INVALID_REQUEST", f"command not found: {argv[0]}")
 
         env = {"PATH": self.path_env, "HOME": os.environ.get("HOME", "/"), "LANG": os.environ.get("LANG", "C.UTF-8"), **extra_env}
-        done: Deferred[tuple[int | None, bytes, bytes, bool]] = Deferred()
-        collector = _Collector(done)
         self.emit("exec.started", session)
         try:
-            process = self.reactor.spawnProcess(collector, resolved, argv, env=env, path=cwd or str(self.state_dir))
+            ran = await self.run_process(argv, timeout, env=env, cwd=cwd or str(self.state_dir), executable=resolved)
         except OSError as e:
             raise CommandError("UNAVAILABLE", f"cannot start {argv[0]}: {e.strerror}")
-        timed_out = []
-
-        def expire() -> None:
-            timed_out.append(True)
-            _signal(process, signal.SIGTERM)
-            kills.append(self.reactor.callLater(KILL_GRACE, _signal, process, signal.SIGKILL))
-
-        kills: list[Any] = []
-        timer = self.reactor.callLater(timeout, expire)
-        try:
-            code, out, err, truncated = await done
-        finally:
-            for call in (timer, *kills):
-                if call.active():
-                    call.cancel()
+        code, out, err, truncated, timed_out = ran.code, ran.stdout, ran.stderr, ran.truncated, ran.timed_out
         result = {
             "exitCode": code,
-            "timedOut": bool(timed_out),
+            "timedOut": timed_out,
             "success": code == 0 and not timed_out,
             "stdout": out.decode("utf-8", "replace"),
             "stderr": err.decode("utf-8", "replace"),
             "error": f"timed out after {timeout_ms} ms" if timed_out else None,
             "truncated": truncated,
         }
-        self.emit("exec.finished", {**session, "exitCode": code, "timedOut": bool(timed_out), "output": result["stdout"][-2000:]})
+        self.emit("exec.finished", {**session, "exitCode": code, "timedOut": timed_out, "output": result["stdout"][-2000:]})
         return result
 
     # -- system.notify
@@ -217,11 +244,10 @@ class NodeCommands:
             raise CommandError("UNAVAILABLE", "system.notify unavailable: notify-send not found on this host")
         title = params.get("title") if isinstance(params.get("title"), str) else "OpenClaw"
         urgency = {"timeSensitive": "critical", "active": "normal", "passive": "low"}.get(params.get("priority"), "normal")
-        done: Deferred[Any] = Deferred()
-        self.reactor.spawnProcess(_Collector(done), notify, [notify, "-u", urgency, title, body], env={"PATH": self.path_env, **{k: v for k, v in os.environ.items() if k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")}})
-        code, _, err, _ = await done
-        if code != 0:
-            raise CommandError("UNAVAILABLE", f"notify-send failed: {err.decode('utf-8', 'replace').strip()[:200]}")
+        env = {"PATH": self.path_env, **{k: v for k, v in os.environ.items() if k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")}}
+        ran = await self.run_process([notify, "-u", urgency, title, body], 10, env=env)
+        if ran.code != 0:
+            raise CommandError("UNAVAILABLE", f"notify-send failed: {ran.stderr.decode('utf-8', 'replace').strip()[:200]}")
         return {"ok": True}
 
     # -- location.get
