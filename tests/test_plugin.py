@@ -65,6 +65,7 @@ class FreshVenvTests(SynchronousTestCase):
         )
         self.assertTrue((site / "twisted" / "plugins" / "openclaw_plugin.py").exists())
         self.assertFalse((site / "twisted" / "plugins" / "__init__.py").exists())
+        self.assertTrue((site / "openclaw" / "web" / "a2ui" / "a2ui.js").exists())  # package data ships
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work)}
         # every subpackage made it into the wheel: the whole service and CLI import
         where = subprocess.run(

@@ -209,9 +209,17 @@ class Watcher:
         self.changed()
 
 
+def a2ui_assets() -> Path:
+    """Our A2UI v0.8 host page and renderer, shipped in the package."""
+    from importlib.resources import files
+
+    return Path(str(files("openclaw.web") / "a2ui"))
+
+
 def canvas_tree(root: Path, live_reload: bool, reload_resource: Resource | None) -> Resource:
-    """The C{/__openclaw__/} tree: C{canvas/} files and the C{ws} live-reload socket."""
+    """The C{/__openclaw__/} tree: C{canvas/} files, C{a2ui/} assets, the C{ws} live-reload socket."""
     tree = Resource()
     tree.putChild(b"canvas", CanvasFiles(root, live_reload))
+    tree.putChild(b"a2ui", CanvasFiles(a2ui_assets(), live_reload=False))
     tree.putChild(b"ws", reload_resource if reload_resource is not None else UpgradeRequired())
     return tree
