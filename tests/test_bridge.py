@@ -249,3 +249,63 @@ class LoopbackTests(GatewayMixin, TestCase):
         self.assertEqual([(n["nodeId"], n["connected"], n.get("transport")) for n in listing], [("tcp-node", True, "bridge")])
         bridge.transport.loseConnection()
         self.assertIsNone(await frames.get())
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for localhost (PEM files)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class TLSTests(GatewayMixin, TestCase):
+    async def test_bridge_over_tls(self):
+        """With bridge.tls enabled the bridge speaks TLS (a client trusting the cert gets frames)."""
+        from twisted.internet.endpoints import wrapClientTLS
+        from twisted.internet.ssl import Certificate, optionsForClientTLS
+
+        folder = Path(self.mktemp()).resolve()
+        folder.mkdir()
+        cert, key = self_signed(folder)
+        service = await self.gateway(bridge={"tls": {"enabled": True, "certPath": str(cert), "keyPath": str(key)}})
+        factory = Factory.forProtocol(LineClient)
+        factory.connected = Deferred()
+        factory.frames = DeferredQueue()
+        trust = Certificate.loadPEM(cert.read_bytes())
+        endpoint = wrapClientTLS(optionsForClientTLS("localhost", trustRoot=trust), TCP4ClientEndpoint(reactor, "127.0.0.1", service.bridge[0].port))
+        client = await endpoint.connect(factory)
+        client.send({"type": "hello", "nodeId": "tls-node"})
+        self.assertEqual(await factory.frames.get(), {"type": "error", "code": "NOT_PAIRED", "message": "pairing required"})
+        client.transport.loseConnection()
+        self.assertIsNone(await factory.frames.get())  # closed (TLS close needs a round trip)
+
+    async def test_missing_certificate(self):
+        """TLS enabled without a readable certificate refuses to start, naming the file."""
+        from openclaw.listen import StartupError
+
+        with self.assertRaises(StartupError) as cm:
+            await self.gateway(bridge={"tls": {"enabled": True, "certPath": "/nonexistent/cert.pem", "keyPath": "/nonexistent/key.pem"}})
+        self.assertIn("/nonexistent/", str(cm.exception))
