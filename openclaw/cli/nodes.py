@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from openclaw.cli.base import CommandOptions
-from openclaw.cli.remote import Failed, RemoteOptions
+from openclaw.cli.remote import Failed, OneArgCommand, RemoteOptions
 from openclaw.config import ConfigError, load_config
 
 
@@ -164,24 +164,14 @@ class NodesPendingOptions(RemoteOptions):
         self.emit(out, await self.call_once(reactor, env, "node.pair.list"))
 
 
-class _RequestIdCommand(RemoteOptions):
-    method = ""
-
-    def parseArgs(self, request_id: str) -> None:
-        self["requestId"] = request_id
-
-    async def go(self, reactor, env, out):
-        self.emit(out, await self.call_once(reactor, env, self.method, {"requestId": self["requestId"]}))
-
-
-class NodesApproveOptions(_RequestIdCommand):
+class NodesApproveOptions(OneArgCommand):
     synopsis = "<requestId>"
-    method = "node.pair.approve"
+    method, key = "node.pair.approve", "requestId"
 
 
-class NodesRejectOptions(_RequestIdCommand):
+class NodesRejectOptions(OneArgCommand):
     synopsis = "<requestId>"
-    method = "node.pair.reject"
+    method, key = "node.pair.reject", "requestId"
 
 
 class NodesOptions(CommandOptions):

@@ -333,7 +333,9 @@ class DevicesListOptions(RemoteOptions):
             out.write(f"  {r['deviceId'][:16]}…  {r.get('clientId', '')} roles={','.join(r.get('roles', []))} scopes={','.join(r.get('scopes', []))}\n")
 
 
-class _OneArg(RemoteOptions):
+class OneArgCommand(RemoteOptions):
+    """A command whose one positional argument is the method's one param."""
+
     method = ""
     key = ""
 
@@ -344,7 +346,7 @@ class _OneArg(RemoteOptions):
         self.emit(out, await self.call_once(reactor, env, self.method, {self.key: self["value"]}))
 
 
-class DevicesApproveOptions(_OneArg):
+class DevicesApproveOptions(OneArgCommand):
     synopsis = "<requestId> | --latest"
     method, key = "device.pair.approve", "requestId"
     optFlags = [["latest", None, "Approve the newest pending request."]]
@@ -370,12 +372,12 @@ class DevicesApproveOptions(_OneArg):
         await super().go(reactor, env, out)
 
 
-class DevicesRejectOptions(_OneArg):
+class DevicesRejectOptions(OneArgCommand):
     synopsis = "<requestId>"
     method, key = "device.pair.reject", "requestId"
 
 
-class DevicesRemoveOptions(_OneArg):
+class DevicesRemoveOptions(OneArgCommand):
     synopsis = "<deviceId>"
     method, key = "device.pair.remove", "deviceId"
 

@@ -114,7 +114,7 @@ LOGGING = Obj(
 
 PAIRING = Obj({"enabled": Bool(), "codeExpiry": Duration(), "maxPending": Int(1, 1000)})
 
-BRIDGE = Obj({"enabled": Bool(), "port": PORT, "bind": Str(BIND_MODES), "tls": TLS})
+BRIDGE = Obj({"enabled": Bool(), "port": PORT, "tls": TLS})  # binds where gateway.bind says
 
 CANVAS_HOST = Obj({"enabled": Bool(), "root": Str(), "port": PORT, "liveReload": Bool()})
 
