@@ -1,0 +1,1 @@
+"""The agent runtime: sessions and transcripts, model providers, the agent loop, streaming."""
