@@ -22,6 +22,8 @@ from twisted.web.server import Site
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.hub import Hub
+from openclaw.agent.methods import AGENT_METHODS
+from openclaw.agent.runtime import AgentRuntime
 from openclaw.gateway.methods import METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.bridge.protocol import BridgeFactory
@@ -78,7 +80,8 @@ class GatewayService(MultiService):
         gateway = settings.config.get("gateway", {}) or {}
         self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
-        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS})
+        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS})
+        self.hub.agent = AgentRuntime(self.hub, reactor)
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.hub.canvas_url = self.canvas_url
         self.root = GatewayRoot(websocket_resource(self))
@@ -211,6 +214,7 @@ class GatewayService(MultiService):
     async def _stop(self) -> None:
         try:
             # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
+            self.hub.agent.stop()
             self.hub.stop()
             await self._drain(CLOSE_GRACE)
             await super().stopService()

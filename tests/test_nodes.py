@@ -176,13 +176,17 @@ class WebSocketNodeTests(GatewayMixin, TestCase):
         self.assertEqual(res["error"]["message"], "nodeId does not match this connection")
 
     async def test_node_events(self):
-        """node.event: chat.subscribe is handled; agent.request says no runtime; bad JSON refused."""
+        """node.event: chat.subscribe is handled; agent.request starts a run; bad JSON refused."""
         await self.gateway()
         node, _ = await self.node()
         res = await node.request("node.event", {"event": "chat.subscribe", "payloadJSON": '{"sessionKey": "main"}'})
         self.assertEqual(res["payload"], {"ok": True, "event": "chat.subscribe", "handled": True})
         res = await node.request("node.event", {"event": "agent.request", "payload": {"message": "hi"}})
-        self.assertFalse(res["payload"]["handled"])
+        self.assertTrue(res["payload"]["handled"])
+        run = self.service.hub.agent.lookup(res["payload"]["runId"])
+        self.assertTrue(run.session_key.startswith("agent:main:node-"))
+        res = await node.request("node.event", {"event": "voice.transcript", "payload": {}})
+        self.assertEqual(res["payload"]["reason"], "text required")
         res = await node.request("node.event", {"event": "x", "payloadJSON": "{bad"})
         self.assertEqual(res["payload"]["reason"], "payloadJSON is not JSON")
 

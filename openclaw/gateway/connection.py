@@ -31,6 +31,14 @@ log = Logger(namespace="openclaw.ws")
 MAX_ROLE_FAILURES = 10
 
 
+@attrs.frozen
+class TwoPhase:
+    """A method result answered twice: C{accepted} at once, then C{final}."""
+
+    accepted: Any
+    final: Deferred
+
+
 class Transport(Protocol):
     def send(self, text: str) -> None: ...
 
@@ -458,6 +466,11 @@ class Connection:
         except Exception as e:
             log.failure("method {method} failed", method=request.method)
             self.fail(request.id, GatewayError(UNAVAILABLE, str(e) or type(e).__name__))
+            return
+        if isinstance(result, TwoPhase):
+            # e.g. `agent`: "accepted" now, the final payload later, under the same id
+            self.respond(request.id, result.accepted)
+            result.final.addCallbacks(lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
             return
         if inspect.isawaitable(result):
             d = Deferred.fromCoroutine(result) if inspect.iscoroutine(result) else result

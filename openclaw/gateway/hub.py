@@ -101,6 +101,7 @@ class Hub:
         self.auth = settings.auth
         self.on_secrets: Callable[[tuple[str, ...]], None] = lambda secrets: None
         self.canvas_url: Callable[[], str | None] = lambda: None
+        self.agent: Any = None  # the AgentRuntime, set by the service
         self._config_stamp = self._stat_config()
         self._watch = LoopingCall(self.check_config)
         self._watch.clock = clock
@@ -277,6 +278,13 @@ class Hub:
                 continue
             conn.send_event(name, payload, versioned, drop_if_slow)
 
+    def broadcast_session(self, name: str, payload: Any, session_key: str, drop_if_slow: bool = False) -> None:
+        """A session's chat/agent event: to readers, and to nodes subscribed to that session."""
+        self.broadcast(name, payload, drop_if_slow)
+        for conn in list(self.connections):
+            if conn.role == "node" and session_key in conn.subscriptions:
+                conn.send_event(name, payload, None, drop_if_slow)
+
     def _send_tick(self) -> None:
         self.broadcast("tick", {"ts": self.now_ms()}, drop_if_slow=True)
 
@@ -323,7 +331,17 @@ class Hub:
             self.update_presence(node_id, {k: v for k, v in data.items() if k in ("displayName", "version", "platform", "deviceFamily", "modelIdentifier") and isinstance(v, str)} | {"mode": "node", "reason": "alive", "deviceId": node_id})
             return {"ok": True, "event": event, "handled": True}
         if event in ("voice.transcript", "agent.request"):
-            return {"ok": True, "event": event, "handled": False, "reason": "no agent runtime in this gateway yet"}
+            text = data.get("text") if event == "voice.transcript" else data.get("message")
+            if not isinstance(text, str) or not text.strip():
+                return {"ok": False, "event": event, "handled": False, "reason": "text required" if event == "voice.transcript" else "message required"}
+            default_key = "main" if event == "voice.transcript" else f"node-{node_id}"
+            key = data.get("sessionKey") if isinstance(data.get("sessionKey"), str) and data.get("sessionKey") else default_key
+            run_id = data.get("idempotencyKey") if isinstance(data.get("idempotencyKey"), str) else f"{event}-{uuid.uuid4()}"
+            try:
+                run, _ = self.agent.submit(key, text, run_id)
+            except Exception as e:  # a bad key or a full queue: say so, keep the node connected
+                return {"ok": False, "event": event, "handled": False, "reason": str(e)}
+            return {"ok": True, "event": event, "handled": True, "runId": run.run_id}
         return {"ok": True, "event": event, "handled": False, "reason": "unknown event"}
 
     # -- methods

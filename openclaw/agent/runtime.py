@@ -1,0 +1,341 @@
+# -*- test-case-name: tests.test_agent -*-
+"""
+The agent runtime: one L{Run} per message, streamed as C{agent} events
+(lifecycle, assistant, tool) with a per-run C{seq}, and the derived C{chat}
+events (C{delta} at most every 150 ms, then C{final}, C{error} or
+C{aborted}). C{runId} is the caller's idempotency key; a repeated key within
+5 minutes starts nothing new.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import treq
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+
+from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, provider_for, resolve_models
+from openclaw.agent.sessions import SessionStore, agent_of, canonical_key
+from openclaw.nodes.registry import Outcome
+
+log = Logger(namespace="openclaw.agent")
+
+DELTA_INTERVAL = 0.150
+DEDUPE_TTL = 300.0
+DEDUPE_MAX = 1000
+DEFAULT_TIMEOUT = 600.0
+MAX_TURNS = 12
+MAX_QUEUED_PER_SESSION = 10
+HISTORY_LIMIT = 200
+WORKSPACE_FILES = ("AGENTS.md", "SOUL.md", "USER.md", "TOOLS.md", "IDENTITY.md", "HEARTBEAT.md")
+WORKSPACE_FILE_CAP = 20_000
+SILENT_REPLY = "NO_REPLY"
+RESET_COMMAND = ("/new", "/reset")
+
+
+def is_reset(message: str) -> bool:
+    first = message.strip().split(None, 1)[0].lower() if message.strip() else ""
+    return first in RESET_COMMAND
+
+
+def text_message(role: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"role": role, "content": [{"type": "text", "text": text}], "timestamp": int(time.time() * 1000), **extra}
+
+
+@attrs.define
+class Run:
+    run_id: str
+    session_key: str
+    agent_id: str
+    message: str
+    timeout: float
+    started_at: int = 0
+    ended_at: int | None = None
+    seq: int = 0
+    text: str = ""
+    status: str = "queued"  # queued → running → ok | error | timeout | aborted
+    error: str | None = None
+    error_kind: str | None = None
+    usage: dict[str, int] = attrs.field(factory=dict)
+    stop_reason: str | None = None
+    model: str | None = None
+    outcome: Outcome = attrs.field(factory=Outcome)
+    current: Deferred[Any] | None = None
+    last_delta_at: float = 0.0
+    delta_timer: Any = None
+    timer: Any = None
+
+    def summary(self) -> dict[str, Any]:
+        """What C{agent}'s final response and C{agent.wait} say."""
+        payload: dict[str, Any] = {
+            "runId": self.run_id,
+            "status": {"aborted": "error"}.get(self.status, self.status),
+            "summary": {"ok": "completed", "aborted": "aborted", "timeout": "timeout"}.get(self.status, self.error or "failed"),
+            "startedAt": self.started_at,
+            "endedAt": self.ended_at,
+        }
+        if self.status == "ok":
+            texts = [] if self.text.strip() == SILENT_REPLY else [{"text": self.text}]
+            payload["result"] = {"payloads": texts, "meta": {"durationMs": (self.ended_at or 0) - self.started_at, "agentMeta": {"model": self.model, "usage": self.usage}}}
+        if self.error:
+            payload["error"] = self.error
+        return payload
+
+
+class AgentRuntime:
+    def __init__(self, hub: Any, reactor: Any, http: Any = treq) -> None:
+        self.hub = hub
+        self.reactor = reactor
+        self.http = http
+        self._stores: dict[str, SessionStore] = {}
+        self.active: dict[str, Run] = {}  # session key → running run
+        self.queued: dict[str, list[Run]] = {}
+        self.runs: OrderedDict[str, tuple[float, Run]] = OrderedDict()  # run id → (started, run): dedupe window
+        self.usage: dict[str, dict[str, int]] = {}
+
+    # -- configuration
+
+    @property
+    def settings(self) -> Any:
+        return self.hub.settings
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.settings.config)
+
+    def workspace(self) -> Path:
+        agents = self.config().get("agents") or {}
+        configured = (agents.get("defaults") or {}).get("workspace")
+        return Path(configured).expanduser() if isinstance(configured, str) else self.settings.state_dir / "workspace"
+
+    def store(self, agent_id: str = "main") -> SessionStore:
+        if agent_id not in self._stores:
+            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()))
+        return self._stores[agent_id]
+
+    def key(self, session_key: str | None, agent_id: str | None = None) -> str:
+        return canonical_key(session_key or "main", agent_id or "main")
+
+    # -- starting
+
+    def lookup(self, run_id: str) -> Run | None:
+        self._expire()
+        found = self.runs.get(run_id)
+        return found[1] if found else None
+
+    def _expire(self) -> None:
+        now = self.reactor.seconds()
+        while self.runs:
+            started, run = next(iter(self.runs.values()))
+            if now - started <= DEDUPE_TTL and len(self.runs) <= DEDUPE_MAX:
+                break
+            if not run.outcome.done and len(self.runs) <= DEDUPE_MAX:
+                break
+            self.runs.popitem(last=False)
+
+    def submit(self, session_key: str, message: str, run_id: str, agent_id: str | None = None, timeout: float | None = None, queue_mode: str = "followup") -> tuple[Run, bool]:
+        """Start (or queue) a run; returns C{(run, created)}. A known run id creates nothing."""
+        existing = self.lookup(run_id)
+        if existing is not None:
+            return existing, False
+        key = self.key(session_key, agent_id)
+        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0))
+        self.runs[run_id] = (self.reactor.seconds(), run)
+        active = self.active.get(key)
+        if active is not None and queue_mode == "interrupt":
+            self.abort(key, active.run_id)
+            active = None
+        if active is None:
+            self._start(run)
+        else:
+            queue = self.queued.setdefault(key, [])
+            if len(queue) >= MAX_QUEUED_PER_SESSION:
+                del self.runs[run_id]
+                from openclaw.protocol.errors import UNAVAILABLE, GatewayError
+
+                raise GatewayError(UNAVAILABLE, "too many queued messages for this session", retryable=True, retry_after_ms=2000)
+            queue.append(run)
+        return run, True
+
+    def _start(self, run: Run) -> None:
+        self.active[run.session_key] = run
+        run.status = "running"
+        run.started_at = self.hub.now_ms()
+        run.timer = self.reactor.callLater(run.timeout, self._timed_out, run)
+        run.current = Deferred.fromCoroutine(self._execute(run))
+        run.current.addErrback(self._crashed, run)
+
+    def _next(self, session_key: str) -> None:
+        self.active.pop(session_key, None)
+        queue = self.queued.get(session_key) or []
+        while queue:
+            run = queue.pop(0)
+            if run.status == "queued":
+                self._start(run)
+                return
+
+    # -- events
+
+    def agent_event(self, run: Run, stream: str, data: dict[str, Any]) -> int:
+        run.seq += 1
+        payload = {"runId": run.run_id, "seq": run.seq, "stream": stream, "ts": self.hub.now_ms(), "data": data, "sessionKey": run.session_key}
+        self.hub.broadcast_session("agent", payload, run.session_key, drop_if_slow=stream == "assistant")
+        return run.seq
+
+    def chat_event(self, run: Run, state: str, **fields: Any) -> None:
+        payload = {"runId": run.run_id, "sessionKey": run.session_key, "seq": run.seq, "state": state, **fields}
+        self.hub.broadcast_session("chat", payload, run.session_key, drop_if_slow=state == "delta")
+
+    def _delta(self, run: Run, piece: str) -> None:
+        if run.status != "running":
+            return  # an aborted run says nothing more
+        run.text += piece
+        self.agent_event(run, "assistant", {"text": run.text, "delta": piece})
+        now = self.reactor.seconds()
+        if now - run.last_delta_at >= DELTA_INTERVAL:
+            self._flush_delta(run)
+        elif run.delta_timer is None or not run.delta_timer.active():
+            run.delta_timer = self.reactor.callLater(run.last_delta_at + DELTA_INTERVAL - now, self._flush_delta, run)
+
+    def _flush_delta(self, run: Run) -> None:
+        if run.status != "running" or not run.text:
+            return
+        run.last_delta_at = self.reactor.seconds()
+        self.chat_event(run, "delta", message=text_message("assistant", run.text))
+
+    # -- the loop
+
+    def system_prompt(self, extra: str | None = None) -> str:
+        parts = ["You are OpenClaw, a personal assistant. Answer the user directly and concisely."]
+        workspace = self.workspace()
+        for name in WORKSPACE_FILES:
+            try:
+                text = (workspace / name).read_text(encoding="utf-8", errors="replace")[:WORKSPACE_FILE_CAP]
+            except OSError:
+                continue
+            if text.strip():
+                parts.append(f"## {name}\n{text.strip()}")
+        if extra:
+            parts.append(extra)
+        return "\n\n".join(parts)
+
+    async def _execute(self, run: Run) -> None:
+        store = self.store(run.agent_id)
+        self.agent_event(run, "lifecycle", {"phase": "start", "startedAt": run.started_at})
+        try:
+            message = run.message
+            if is_reset(message):
+                store.reset(run.session_key)
+                message = message.strip()[len(message.strip().split(None, 1)[0]) :].strip()
+                if not message:
+                    run.text = "New session started."
+                    self._finish(run, "ok")
+                    return
+            store.append_message(run.session_key, text_message("user", message))
+            models = resolve_models(self.config(), self.settings.env, run.agent_id)
+            if not models:
+                raise ProviderError(NO_PROVIDER_MESSAGE, kind="unknown")
+            request = ModelRequest(system=self.system_prompt(), messages=store.messages(run.session_key, HISTORY_LIMIT))
+            reply = await self._complete(run, models, request)
+            run.usage = reply.usage
+            run.stop_reason = reply.stop_reason
+            run.model = reply.model
+            self._count_usage(reply)
+            if run.status != "running":
+                return
+            store.append_message(run.session_key, text_message("assistant", reply.text, model=reply.model, usage=reply.usage, stopReason=reply.stop_reason))
+            self._finish(run, "ok")
+        except CancelledError:
+            if run.status == "running":
+                self._finish(run, "aborted")
+        except ProviderError as e:
+            self._finish(run, "error", str(e), e.kind)
+
+    async def _complete(self, run: Run, models: list[Any], request: ModelRequest) -> Any:
+        """Try the primary model, then fallbacks, while nothing has been streamed yet."""
+        last: ProviderError | None = None
+        for model in models:
+            provider = provider_for(model.api, self.reactor, self.http)
+            try:
+                return await provider.stream(model, request, lambda piece: self._delta(run, piece))
+            except ProviderError as e:
+                last = e
+                if run.text:
+                    raise
+                log.warn("model {model} failed: {error}; trying the next", model=model.label, error=str(e))
+        assert last is not None
+        raise last
+
+    def _count_usage(self, reply: Any) -> None:
+        bucket = self.usage.setdefault(reply.model or "unknown", {"requests": 0, "input": 0, "output": 0})
+        bucket["requests"] += 1
+        bucket["input"] += reply.usage.get("input", 0)
+        bucket["output"] += reply.usage.get("output", 0)
+
+    def _finish(self, run: Run, status: str, error: str | None = None, kind: str | None = None) -> None:
+        if run.outcome.done:
+            return
+        run.status = status
+        run.error = error
+        run.error_kind = kind
+        run.ended_at = self.hub.now_ms()
+        for timer in (run.timer, run.delta_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        if status == "ok":
+            self.agent_event(run, "lifecycle", {"phase": "end", "endedAt": run.ended_at})
+            fields: dict[str, Any] = {}
+            if run.text and run.text.strip() != SILENT_REPLY:
+                fields["message"] = text_message("assistant", run.text)
+            if run.usage:
+                fields["usage"] = run.usage
+            if run.stop_reason:
+                fields["stopReason"] = run.stop_reason
+            self.chat_event(run, "final", **fields)
+        elif status == "aborted":
+            self.agent_event(run, "lifecycle", {"phase": "end", "endedAt": run.ended_at, "aborted": True})
+            self.chat_event(run, "aborted", stopReason="aborted")
+        else:
+            self.agent_event(run, "lifecycle", {"phase": "error", "error": error or status})
+            self.chat_event(run, "error", errorMessage=error or status)
+        run.outcome.fire(run.summary())
+        self._next(run.session_key)
+
+    def _crashed(self, failure: Any, run: Run) -> None:
+        log.failure("agent run {run} crashed", failure, run=run.run_id)
+        self._finish(run, "error", f"internal error: {failure.getErrorMessage()}")
+
+    def _timed_out(self, run: Run) -> None:
+        run.timer = None
+        if run.status == "running":
+            self._finish(run, "timeout", f"agent run timed out after {int(run.timeout)} s", "timeout")
+            if run.current is not None:
+                run.current.cancel()
+
+    # -- aborting
+
+    def abort(self, session_key: str, run_id: str | None = None) -> list[str]:
+        """Abort the session's queued runs (first, so none starts) and its active run."""
+        aborted = []
+        for run in list(self.queued.get(session_key) or []):
+            if run_id is None or run.run_id == run_id:
+                self.queued[session_key].remove(run)
+                run.status = "aborted"
+                run.ended_at = self.hub.now_ms()
+                run.outcome.fire(run.summary())
+                aborted.append(run.run_id)
+        active = self.active.get(session_key)
+        if active is not None and (run_id is None or active.run_id == run_id):
+            self._finish(active, "aborted")
+            if active.current is not None:
+                active.current.cancel()
+            aborted.insert(0, active.run_id)
+        return aborted
+
+    def stop(self) -> None:
+        for key in list(self.active):
+            self.abort(key)

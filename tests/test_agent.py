@@ -1,0 +1,205 @@
+"""The agent runtime end to end: WebSocket → fake provider → events → transcript (spec §13 items 31-34)."""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from openclaw.agent.sessions import SessionStore
+from openclaw.service import GatewayService
+from tests import schemas
+from tests.fakes import Reply, openai_text, start_fake
+from tests.wsclient import GatewayMixin, connect_params, gateway_settings
+
+
+def model_config(url, fallback_url=None):
+    providers = {"fake": {"baseUrl": url, "apiKey": "sk-fake-key-123456", "api": "openai-completions", "models": [{"id": "m1"}]}}
+    model = {"primary": "fake/m1"}
+    if fallback_url:
+        providers["backup"] = {"baseUrl": fallback_url, "api": "openai-completions", "models": [{"id": "m2"}]}
+        model["fallbacks"] = ["backup/m2"]
+    return {"models": {"providers": providers}, "agents": {"defaults": {"model": model}}}
+
+
+class AgentTests(GatewayMixin, TestCase):
+    timeout = 60
+
+    async def setUp(self):
+        self.fake, self.url = await start_fake(self)
+
+    async def operator(self, scopes=("operator.admin",)):
+        ws, res = await self.connect(connect_params(protocol=3, scopes=list(scopes)))
+        self.assertTrue(res["ok"], res)
+        return ws
+
+    async def chat_until(self, ws, run_id, terminal=("final", "error", "aborted")):
+        events = []
+        while True:
+            event = await ws.event("chat")
+            if event["payload"]["runId"] != run_id:
+                continue
+            events.append(event["payload"])
+            if event["payload"]["state"] in terminal:
+                return events
+
+    async def test_chat_send_stream_history(self):
+        """33. chat.send → started; cumulative deltas ≥150 ms apart; final; transcript; chat.history."""
+        slow = openai_text("Hel", "lo ", "the", "re", "!", " ok")
+        slow.delay = 0.06
+        self.fake.replies.append(slow)
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        res = await ws.request("chat.send", {"sessionKey": "main", "message": "hi", "idempotencyKey": "c1"})
+        self.assertEqual(res["payload"], {"runId": "c1", "status": "started"})
+        events = await self.chat_until(ws, "c1")
+        for payload in events:
+            schemas.validate(3, "ChatEvent", payload)
+        deltas = [e for e in events if e["state"] == "delta"]
+        final = events[-1]
+        self.assertEqual(final["state"], "final")
+        self.assertEqual(final["message"]["content"][0]["text"], "Hello there! ok")
+        self.assertTrue(deltas)
+        texts = [d["message"]["content"][0]["text"] for d in deltas]
+        self.assertTrue(all("Hello there! ok".startswith(t) for t in texts))  # cumulative
+        self.assertLess(len(deltas), 6)  # throttled
+        history = (await ws.request("chat.history", {"sessionKey": "main"}))["payload"]
+        self.assertEqual([(m["role"], m["content"][0]["text"]) for m in history["messages"]], [("user", "hi"), ("assistant", "Hello there! ok")])
+        sent = self.fake.requests[0]["body"]["messages"]
+        self.assertEqual(sent[-1], {"role": "user", "content": "hi"})
+        store = SessionStore(self.service.settings.state_dir)
+        self.assertEqual(len(store.messages("agent:main:main")), 2)
+
+    async def test_agent_two_responses_and_replay(self):
+        """31/32. agent: accepted then final (same id); per-run seq from 1 with lifecycle start/end; a repeat starts nothing."""
+        self.fake.replies.append(openai_text("done"))
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        ws.protocol.send_json({"type": "req", "id": "a1", "method": "agent", "params": {"message": "go", "idempotencyKey": "k1"}})
+        first = await ws.response("a1")
+        self.assertEqual((first["payload"]["runId"], first["payload"]["status"]), ("k1", "accepted"))
+        self.assertIsInstance(first["payload"]["acceptedAt"], int)
+        second = await ws.response("a1")
+        final = second["payload"]
+        self.assertEqual((final["runId"], final["status"], final["summary"]), ("k1", "ok", "completed"))
+        self.assertEqual(final["result"]["payloads"], [{"text": "done"}])
+        agent_events = [e["payload"] for e in ws.events if e.get("event") == "agent" and e["payload"]["runId"] == "k1"]
+        self.assertEqual([e["seq"] for e in agent_events], list(range(1, len(agent_events) + 1)))
+        self.assertEqual((agent_events[0]["stream"], agent_events[0]["data"]["phase"]), ("lifecycle", "start"))
+        self.assertEqual((agent_events[-1]["stream"], agent_events[-1]["data"]["phase"]), ("lifecycle", "end"))
+        for e in agent_events:
+            schemas.validate(3, "AgentEvent", {k: v for k, v in e.items() if k != "sessionKey"})
+        ws.protocol.send_json({"type": "req", "id": "a2", "method": "agent", "params": {"message": "go", "idempotencyKey": "k1"}})
+        again = await ws.response("a2")
+        self.assertEqual(again["payload"]["runId"], "k1")
+        self.assertEqual((await ws.response("a2"))["payload"]["status"], "ok")
+        self.assertEqual(len(self.fake.requests), 1)
+        waited = await ws.request("agent.wait", {"runId": "k1"})
+        self.assertEqual(waited["payload"]["status"], "ok")
+        self.assertEqual((await ws.request("agent.wait", {"runId": "nope"}))["error"]["message"], "agent run was not found")
+
+    async def test_abort_mid_stream(self):
+        """34. chat.abort during a run: aborted:true with the runId; no final afterwards."""
+        hanging = openai_text("partial", "never")
+        hanging.chunks = hanging.chunks[:2]
+        hanging.hang = True
+        self.fake.replies.append(hanging)
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        await ws.request("chat.send", {"sessionKey": "main", "message": "long", "idempotencyKey": "r1"})
+        while not self.fake.requests:
+            await deferLater(reactor, 0.01, lambda: None)
+        await deferLater(reactor, 0.1, lambda: None)
+        res = await ws.request("chat.abort", {"sessionKey": "main", "runId": "r1"})
+        self.assertEqual(res["payload"], {"ok": True, "aborted": True, "runIds": ["r1"]})
+        events = await self.chat_until(ws, "r1")
+        self.assertEqual(events[-1]["state"], "aborted")
+        self.assertNotIn("final", [e["state"] for e in events])
+        other = await ws.request("chat.abort", {"sessionKey": "other", "runId": "r1"})
+        self.assertEqual(other["error"]["message"], "runId does not match sessionKey")
+
+    async def test_no_provider(self):
+        """No provider configured: the run ends with a clear error saying what to set."""
+        await self.gateway()
+        ws = await self.operator()
+        await ws.request("chat.send", {"sessionKey": "main", "message": "hi", "idempotencyKey": "n1"})
+        events = await self.chat_until(ws, "n1")
+        self.assertEqual(events[-1]["state"], "error")
+        self.assertIn("agents.defaults.model.primary", events[-1]["errorMessage"])
+
+    async def test_failover(self):
+        """A primary that fails before output falls back to the next model."""
+        backup, backup_url = await start_fake(self)
+        self.fake.replies.append(Reply([b'{"error":{"message":"bad model"}}'], status=400))
+        backup.replies.append(openai_text("from backup"))
+        await self.gateway(**model_config(self.url, backup_url))
+        ws = await self.operator()
+        ws.protocol.send_json({"type": "req", "id": "f", "method": "agent", "params": {"message": "x", "idempotencyKey": "f1"}})
+        await ws.response("f")
+        final = (await ws.response("f"))["payload"]
+        self.assertEqual(final["result"]["payloads"], [{"text": "from backup"}])
+        self.assertEqual(final["result"]["meta"]["agentMeta"]["model"], "backup/m2")
+
+    async def test_timeout(self):
+        """A run past its timeout ends with status timeout."""
+        hanging = openai_text("x")
+        hanging.chunks = hanging.chunks[:1]
+        hanging.hang = True
+        self.fake.replies.append(hanging)
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        ws.protocol.send_json({"type": "req", "id": "t", "method": "agent", "params": {"message": "x", "idempotencyKey": "t1", "timeout": 1}})
+        await ws.response("t")
+        final = (await ws.response("t"))["payload"]
+        self.assertEqual(final["status"], "timeout")
+
+    async def test_reset_and_restart(self):
+        """/new starts a new session; after a gateway restart the session (and its history) continues."""
+        self.fake.replies += [openai_text("one"), openai_text("two")]
+        service = await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        await ws.request("chat.send", {"sessionKey": "main", "message": "first", "idempotencyKey": "s1"})
+        await self.chat_until(ws, "s1")
+        await service.stopService()
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        await ws.request("chat.send", {"sessionKey": "main", "message": "second", "idempotencyKey": "s2"})
+        await self.chat_until(ws, "s2")
+        sent = [m["content"] for m in self.fake.requests[1]["body"]["messages"] if m["role"] != "system"]
+        self.assertEqual(sent, ["first", "one", "second"])
+        await ws.request("chat.send", {"sessionKey": "main", "message": "/new", "idempotencyKey": "s3"})
+        events = await self.chat_until(ws, "s3")
+        self.assertEqual(events[-1]["message"]["content"][0]["text"], "New session started.")
+        self.assertEqual((await ws.request("chat.history", {"sessionKey": "main"}))["payload"]["messages"], [])
+
+    async def test_sessions_methods(self):
+        """sessions.list/preview/patch/reset/delete/resolve over a real session."""
+        self.fake.replies.append(openai_text("hello"))
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        await ws.request("chat.send", {"sessionKey": "telegram:dm:42", "message": "hi", "idempotencyKey": "q1"})
+        await self.chat_until(ws, "q1")
+        listing = (await ws.request("sessions.list"))["payload"]
+        self.assertEqual([r["key"] for r in listing["sessions"]], ["agent:main:telegram:dm:42"])
+        preview = (await ws.request("sessions.preview", {"keys": ["telegram:dm:42", "nope"]}))["payload"]["previews"]
+        self.assertEqual([p["status"] for p in preview], ["ok", "missing"])
+        patched = (await ws.request("sessions.patch", {"key": "telegram:dm:42", "label": "Alice"}))["payload"]
+        self.assertEqual(patched["entry"]["label"], "Alice")
+        self.assertEqual((await ws.request("sessions.resolve", {"label": "Alice"}))["payload"]["key"], "agent:main:telegram:dm:42")
+        before = patched["entry"]["sessionId"]
+        reset = (await ws.request("sessions.reset", {"key": "telegram:dm:42"}))["payload"]
+        self.assertNotEqual(reset["entry"]["sessionId"], before)
+        self.assertTrue((await ws.request("sessions.delete", {"key": "telegram:dm:42"}))["payload"]["deleted"])
+        self.assertEqual((await ws.request("sessions.list"))["payload"]["sessions"], [])
+        usage = (await ws.request("usage.status"))["payload"]
+        self.assertEqual(usage["providers"][0]["model"], "fake/m1")
+
+    async def test_scopes(self):
+        """chat.send needs write; chat.history read; a reader cannot send."""
+        await self.gateway(**model_config(self.url))
+        ws, _ = await self.connect(connect_params(protocol=4, scopes=["operator.read"]))
+        self.assertTrue((await ws.request("chat.history", {"sessionKey": "main"}))["ok"])
+        res = await ws.request("chat.send", {"sessionKey": "main", "message": "x", "idempotencyKey": "z"})
+        self.assertEqual(res["error"]["message"], "missing scope: operator.write")
