@@ -18,6 +18,7 @@ from twisted.python import usage
 
 from openclaw import __version__
 from openclaw.cli.base import EX_USAGE, CommandOptions
+from openclaw.cli.agent import AgentOptions, ChatOptions, SessionsOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_config
@@ -176,6 +177,9 @@ class OpenClawOptions(CommandOptions):
         ["logs", None, LogsOptions, "Read the gateway log (-f to follow)."],
         ["devices", None, DevicesOptions, "List, approve and manage paired devices."],
         ["nodes", None, NodesOptions, "List nodes and run commands on them."],
+        ["agent", None, AgentOptions, "Run one agent turn and print the reply."],
+        ["chat", None, ChatOptions, "Chat with the agent in the terminal."],
+        ["sessions", None, SessionsOptions, "List sessions (local store)."],
         ["node", None, NodeOptions, "Run this machine as a node host."],
     ]
 
