@@ -121,6 +121,31 @@ class RealCLIMixin(GatewayMixin):
         self.assertNotEqual(code, 0)
 
 
+    async def test_agent(self):
+        """`openclaw agent --message` gets the reply through the two-phase `agent` method."""
+        from tests.fakes import openai_text, start_fake
+        from tests.test_agent import model_config
+
+        fake, url = await start_fake(self)
+        fake.replies.append(openai_text("Hello from the fake model"))
+        await self.gateway(**model_config(url))
+        cli = install(self.version)
+        state = Path(self.mktemp()).resolve()
+        state.mkdir()
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(state),
+            "OPENCLAW_STATE_DIR": str(state),
+            "OPENCLAW_GATEWAY_URL": f"ws://127.0.0.1:{self.service.port}",
+            "OPENCLAW_GATEWAY_PORT": str(self.service.port),  # 2026.1.30 reads the port, not the URL
+            "OPENCLAW_GATEWAY_TOKEN": TOKEN,
+            "NO_COLOR": "1",
+        }
+        out, err, code = await getProcessOutputAndValue(cli, ["agent", "--agent", "main", "--message", "hi", "--json", "--timeout", "60"], env=env, reactor=reactor)
+        self.assertEqual(code, 0, f"{out.decode()[-1500:]}\n{err.decode()[-1500:]}")
+        self.assertIn("Hello from the fake model", out.decode())
+
+
 class V3CLITests(RealCLIMixin, TestCase):
     version = VERSIONS["v3"]
 
