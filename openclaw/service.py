@@ -18,7 +18,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import Logger, LogPublisher, globalLogPublisher
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.hub import Hub
@@ -34,20 +34,47 @@ from openclaw.store import StateLock, clean_stray_temps, ensure_dir
 from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
 from openclaw.netinfo import lan_address
 from openclaw.web.canvas_host import CanvasHost
+from openclaw.web.openai_api import OpenAIApi
 from openclaw.web.root import GatewayRoot
 from openclaw.ws import websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
+MAX_REQUEST_BODY = 22 * 1024 * 1024  # the chat-completions limit (20 MB) plus headroom
 CLOSE_GRACE = 1.0  # seconds for clients to finish the close handshake on stop
 
 log = Logger(namespace="openclaw.gateway")
 
 
+class BoundedRequest(Request):
+    """A request whose body may not grow past C{MAX_REQUEST_BODY} (413, then hang up)."""
+
+    def gotLength(self, length: int | None) -> None:
+        self._received = 0
+        if length is not None and length > MAX_REQUEST_BODY:
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._received = getattr(self, "_received", 0) + len(data)
+        if self._received > MAX_REQUEST_BODY:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def _refuse(self) -> None:
+        if self.channel is not None and self.channel.transport is not None:
+            body = b'{"error":{"message":"request body too large","type":"invalid_request_error"}}'
+            self.channel.transport.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.channel.transport.loseConnection()
+
+
 class GatewaySite(Site):
-    """A Site that never shows tracebacks and keeps request lines out of the log."""
+    """A Site that never shows tracebacks, bounds request bodies, and keeps request lines out of the log."""
 
     displayTracebacks = False
     noisy = False
+    requestFactory = BoundedRequest
 
     def log(self, request: Any) -> None:
         # Access logs could carry secrets in paths; requests are logged by handlers.
@@ -85,6 +112,7 @@ class GatewayService(MultiService):
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.hub.canvas_url = self.canvas_url
         self.root = GatewayRoot(websocket_resource(self))
+        self.root.putChild(b"v1", OpenAIApi(self.hub))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:
@@ -218,6 +246,10 @@ class GatewayService(MultiService):
             self.hub.stop()
             await self._drain(CLOSE_GRACE)
             await super().stopService()
+            # Stopping a listener leaves its connections (HTTP keep-alive, bridge) open.
+            for listener in [*self.http, *self.bridge, *self.canvas_listeners]:
+                for protocol in list(getattr(listener.factory, "protocols", ())):
+                    protocol.transport.loseConnection()
         finally:
             self.lock.release()
 

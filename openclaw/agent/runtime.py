@@ -69,6 +69,7 @@ class Run:
     last_delta_at: float = 0.0
     delta_timer: Any = None
     timer: Any = None
+    listeners: list[Callable[[str, dict[str, Any]], None]] = attrs.field(factory=list)
 
     def summary(self) -> dict[str, Any]:
         """What C{agent}'s final response and C{agent.wait} say."""
@@ -183,6 +184,8 @@ class AgentRuntime:
     def agent_event(self, run: Run, stream: str, data: dict[str, Any]) -> int:
         run.seq += 1
         payload = {"runId": run.run_id, "seq": run.seq, "stream": stream, "ts": self.hub.now_ms(), "data": data, "sessionKey": run.session_key}
+        for listener in list(run.listeners):
+            listener(stream, data)
         self.hub.broadcast_session("agent", payload, run.session_key, drop_if_slow=stream == "assistant")
         return run.seq
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_web -*-
+# -*- test-case-name: tests.test_service -*-
 """C{GET/HEAD /health} and C{/healthz}: liveness, no auth, no state."""
 
 from __future__ import annotations

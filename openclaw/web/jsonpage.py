@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_web -*-
+# -*- test-case-name: tests.test_service -*-
 """JSON responses and the JSON 404 every unknown path gets."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_web -*-
+# -*- test-case-name: tests.test_service -*-
 """
 The root of the gateway port: WebSocket upgrades on any path go to the
 WebSocket resource; everything else is routed by path.

@@ -1,0 +1,231 @@
+# -*- test-case-name: tests.test_openai_api -*-
+"""
+The OpenAI-compatible HTTP API on the gateway port (off unless
+C{gateway.http.endpoints.chatCompletions.enabled}): C{GET /v1/models} and
+C{POST /v1/chat/completions}, non-streaming and SSE, behind the gateway's
+bearer token or password. The C{model} names an agent, not a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from openclaw.agent.runtime import text_message
+from openclaw.agent.sessions import SessionError, canonical_key
+from openclaw.gateway.auth import secret_equal
+
+log = Logger(namespace="openclaw.openai")
+
+MAX_BODY = 20 * 1024 * 1024
+RESERVED_PREFIXES = ("subagent:", "cron:", "acp:")
+
+
+def enabled(config: dict[str, Any]) -> bool:
+    endpoints = (((config.get("gateway") or {}).get("http") or {}).get("endpoints") or {})
+    return bool((endpoints.get("chatCompletions") or {}).get("enabled"))
+
+
+def _error(request: Request, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry: bool | None = None) -> bytes:
+    body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json")
+    if retry is not None:
+        request.setHeader(b"x-should-retry", b"true" if retry else b"false")
+    return body
+
+
+def _json(request: Request, value: Any) -> bytes:
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(value).encode()
+
+
+def agent_from_model(model: str) -> str | None:
+    """openclaw, openclaw/default → main; openclaw/<id>, openclaw:<id>, agent:<id> → id."""
+    if model in ("openclaw", "openclaw/default"):
+        return "main"
+    for prefix in ("openclaw/", "openclaw:", "agent:"):
+        if model.startswith(prefix) and model[len(prefix) :]:
+            return model[len(prefix) :]
+    return None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text"))
+    return ""
+
+
+class OpenAIApi(Resource):
+    """C{/v1}: bearer auth, then C{models} and C{chat/completions}."""
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return _Route(self, path)
+
+    def authorized(self, request: Request) -> bool:
+        auth = self.hub.auth
+        if auth.mode == "none":
+            return True
+        header = (request.getHeader(b"authorization") or b"").decode("utf-8", "replace")
+        if not header.lower().startswith("bearer "):
+            return False
+        given = header[7:].strip()
+        expected = auth.token if auth.mode == "token" else auth.password
+        return bool(expected) and secret_equal(given, expected)
+
+    def agents(self) -> list[str]:
+        listed = [a.get("id") for a in ((self.hub.settings.config.get("agents") or {}).get("list") or []) if isinstance(a, dict)]
+        return sorted({"main", *[a for a in listed if isinstance(a, str)]})
+
+
+class _Route(Resource):
+    isLeaf = True
+
+    def __init__(self, api: OpenAIApi, first: bytes) -> None:
+        super().__init__()
+        self.api = api
+        self.first = first
+
+    def render(self, request: Request) -> Any:
+        if not enabled(self.api.hub.settings.config):
+            return _error(request, 404, "The OpenAI-compatible API is disabled (gateway.http.endpoints.chatCompletions.enabled).", code="not_found")
+        if not self.api.authorized(request):
+            request.setHeader(b"WWW-Authenticate", b"Bearer")
+            return _error(request, 401, "Invalid or missing bearer token.", "authentication_error", "invalid_api_key")
+        path = [self.first, *request.postpath]
+        if path[0] == b"models" and request.method == b"GET":
+            return self.models(request, path[1].decode() if len(path) > 1 and path[1] else None)
+        if path == [b"chat", b"completions"]:
+            if request.method != b"POST":
+                request.setHeader(b"Allow", b"POST")
+                return _error(request, 405, "Use POST.")
+            return self.completions(request)
+        return _error(request, 404, "Unknown API path.", code="not_found")
+
+    def models(self, request: Request, one: str | None) -> bytes:
+        created = int(self.api.hub.started_ms / 1000)
+        names = ["openclaw", "openclaw/default", *[f"openclaw/{a}" for a in self.api.agents()]]
+        entries = [{"id": n, "object": "model", "created": created, "owned_by": "openclaw"} for n in names]
+        if one is not None:
+            for entry in entries:
+                if entry["id"] == one:
+                    return _json(request, entry)
+            return _error(request, 404, f"The model '{one}' does not exist.", code="model_not_found")
+        return _json(request, {"object": "list", "data": entries})
+
+    def completions(self, request: Request) -> Any:
+        try:
+            body = json.loads(request.content.read(MAX_BODY + 1) or b"{}")
+        except ValueError:
+            return _error(request, 400, "The body is not valid JSON.")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+            return _error(request, 400, "messages must be a non-empty array.")
+        model = body.get("model") if isinstance(body.get("model"), str) else "openclaw"
+        header_agent = request.getHeader(b"x-openclaw-agent-id")
+        agent_id = header_agent.decode() if header_agent else agent_from_model(model)
+        if agent_id is None:
+            return _error(request, 400, f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId>.", code="model_not_found")
+        key_header = request.getHeader(b"x-openclaw-session-key")
+        if key_header:
+            raw_key = key_header.decode("utf-8", "replace")
+            if raw_key.startswith(RESERVED_PREFIXES):
+                return _error(request, 400, f"x-openclaw-session-key may not start with {', '.join(RESERVED_PREFIXES)}")
+        elif isinstance(body.get("user"), str) and body["user"]:
+            raw_key = "openai-user:" + hashlib.sha256(body["user"].encode()).hexdigest()[:24]
+        else:
+            raw_key = f"openai:{uuid.uuid4()}"
+        try:
+            key = canonical_key(raw_key, agent_id)
+        except SessionError as e:
+            return _error(request, 400, str(e))
+        messages = [m for m in body["messages"] if isinstance(m, dict)]
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+        if last_user is None or not _text(last_user.get("content")).strip():
+            return _error(request, 400, "messages must end with a user message that has text.")
+        runtime = self.api.hub.agent
+        store = runtime.store(agent_id)
+        if not store.messages(key):
+            # A stateless client sends the whole conversation: seed it once.
+            for m in messages[: messages.index(last_user)]:
+                if m.get("role") in ("user", "assistant") and _text(m.get("content")):
+                    store.append_message(key, text_message(m["role"], _text(m.get("content"))))
+        run_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        try:
+            run, _ = runtime.submit(key, _text(last_user.get("content")), run_id, agent_id)
+        except Exception as e:
+            return _error(request, 503, str(e), "server_error", retry=True)
+        created = int(time.time())
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            self._stream(request, run, model, created, include_usage)
+        else:
+            run.outcome.wait().addCallback(self._finish_json, request, run, model, created)
+        request.notifyFinish().addErrback(lambda _: runtime.abort(key, run.run_id))  # client went away
+        return NOT_DONE_YET
+
+    def _finish_json(self, summary: dict[str, Any], request: Request, run: Any, model: str, created: int) -> None:
+        if request.finished or request._disconnected:
+            return
+        if run.status != "ok":
+            request.write(_error(request, 500, run.error or f"agent run {run.status}", "server_error", retry=False))
+        else:
+            usage = run.usage or {}
+            request.write(
+                _json(
+                    request,
+                    {
+                        "id": run.run_id,
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": model,
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": run.text}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": usage.get("input", 0), "completion_tokens": usage.get("output", 0), "total_tokens": usage.get("total", 0)},
+                    },
+                )
+            )
+        request.finish()
+
+    def _stream(self, request: Request, run: Any, model: str, created: int, include_usage: bool) -> None:
+        request.setHeader(b"Content-Type", b"text/event-stream")
+        request.setHeader(b"Cache-Control", b"no-store")
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> None:
+            if request.finished or request._disconnected:
+                return
+            body: dict[str, Any] = {"id": run.run_id, "object": "chat.completion.chunk", "created": created, "model": model}
+            body["choices"] = [] if usage is not None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+            if usage is not None:
+                body["usage"] = usage
+            request.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+
+        chunk({"role": "assistant", "content": ""})
+        run.listeners.append(lambda stream, data: stream == "assistant" and chunk({"content": data.get("delta", "")}))
+
+        def done(_: Any) -> None:
+            if request.finished or request._disconnected:
+                return
+            if run.status != "ok":
+                request.write(b"data: " + json.dumps({"error": {"message": run.error or f"agent run {run.status}", "type": "server_error"}}).encode() + b"\n\n")
+            else:
+                chunk({}, "stop")
+                if include_usage:
+                    u = run.usage or {}
+                    chunk({}, usage={"prompt_tokens": u.get("input", 0), "completion_tokens": u.get("output", 0), "total_tokens": u.get("total", 0)})
+            request.write(b"data: [DONE]\n\n")
+            request.finish()
+
+        run.outcome.wait().addCallback(done)
