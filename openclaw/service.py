@@ -18,6 +18,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import Logger, LogPublisher, globalLogPublisher
+from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from openclaw.config.settings import GatewaySettings
@@ -35,6 +36,7 @@ from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, Zeroconf
 from openclaw.netinfo import lan_address
 from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.openai_api import OpenAIApi
+from openclaw.web.tools_invoke import ToolsInvoke
 from openclaw.web.root import GatewayRoot
 from openclaw.ws import websocket_resource
 
@@ -112,7 +114,11 @@ class GatewayService(MultiService):
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.hub.canvas_url = self.canvas_url
         self.root = GatewayRoot(websocket_resource(self))
-        self.root.putChild(b"v1", OpenAIApi(self.hub))
+        api = OpenAIApi(self.hub)
+        self.root.putChild(b"v1", api)
+        tools = Resource()
+        tools.putChild(b"invoke", ToolsInvoke(self.hub, api))
+        self.root.putChild(b"tools", tools)
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:

@@ -9,6 +9,7 @@ C{aborted}). C{runId} is the caller's idempotency key; a repeated key within
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -20,7 +21,10 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, provider_for, resolve_models
+from openclaw.agent.sandbox import sandbox_from_config
 from openclaw.agent.sessions import SessionStore, agent_of, canonical_key
+from openclaw.agent.tools import ToolContext, run_tool, tools_for
+from openclaw.agent.webfetch import WebFetcher
 from openclaw.nodes.registry import Outcome
 
 log = Logger(namespace="openclaw.agent")
@@ -98,6 +102,7 @@ class AgentRuntime:
         self.queued: dict[str, list[Run]] = {}
         self.runs: OrderedDict[str, tuple[float, Run]] = OrderedDict()  # run id → (started, run): dedupe window
         self.usage: dict[str, dict[str, int]] = {}
+        self.fetcher = WebFetcher(reactor)
 
     # -- configuration
 
@@ -186,7 +191,11 @@ class AgentRuntime:
         payload = {"runId": run.run_id, "seq": run.seq, "stream": stream, "ts": self.hub.now_ms(), "data": data, "sessionKey": run.session_key}
         for listener in list(run.listeners):
             listener(stream, data)
-        self.hub.broadcast_session("agent", payload, run.session_key, drop_if_slow=stream == "assistant")
+        if stream == "tool":
+            verbose = (self.store(run.agent_id).get(run.session_key) or {}).get("verboseLevel") == "on"
+            self.hub.broadcast_tool(payload, run.session_key, verbose)
+        else:
+            self.hub.broadcast_session("agent", payload, run.session_key, drop_if_slow=stream == "assistant")
         return run.seq
 
     def chat_event(self, run: Run, state: str, **fields: Any) -> None:
@@ -242,21 +251,55 @@ class AgentRuntime:
             models = resolve_models(self.config(), self.settings.env, run.agent_id)
             if not models:
                 raise ProviderError(NO_PROVIDER_MESSAGE, kind="unknown")
-            request = ModelRequest(system=self.system_prompt(), messages=store.messages(run.session_key, HISTORY_LIMIT))
-            reply = await self._complete(run, models, request)
-            run.usage = reply.usage
-            run.stop_reason = reply.stop_reason
-            run.model = reply.model
-            self._count_usage(reply)
-            if run.status != "running":
-                return
-            store.append_message(run.session_key, text_message("assistant", reply.text, model=reply.model, usage=reply.usage, stopReason=reply.stop_reason))
-            self._finish(run, "ok")
+            await self._turns(run, store, models)
         except CancelledError:
             if run.status == "running":
                 self._finish(run, "aborted")
         except ProviderError as e:
             self._finish(run, "error", str(e), e.kind)
+
+    def tool_context(self, run: Run) -> ToolContext:
+        sandbox_config = dict((self.config().get("gateway") or {}).get("sandbox") or {})
+        mode = sandbox_config.get("mode", "off")
+        main = canonical_key("main", run.agent_id)
+        confined = mode == "all" or (mode == "non-main" and run.session_key != main)
+        workspace = self.workspace()
+        if confined:
+            workspace = workspace / "sandboxes" / hashlib.sha256(run.session_key.encode()).hexdigest()[:16]
+            workspace.mkdir(parents=True, exist_ok=True)
+        return ToolContext(workspace, run.session_key, sandbox_from_config(sandbox_config) if confined else None, self, self.reactor)
+
+    async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
+        """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
+        tools = {t.spec.name: t for t in tools_for(self.config())}
+        context = self.tool_context(run)
+        system = self.system_prompt()
+        for _ in range(MAX_TURNS):
+            request = ModelRequest(system=system, messages=store.messages(run.session_key, HISTORY_LIMIT), tools=[t.spec for t in tools.values()])
+            reply = await self._complete(run, models, request)
+            self._count_usage(reply)
+            for name, value in reply.usage.items():
+                run.usage[name] = run.usage.get(name, 0) + value
+            run.stop_reason, run.model = reply.stop_reason, reply.model
+            if run.status != "running":
+                return
+            content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
+            content += [{"type": "toolCall", "id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in reply.tool_calls]
+            store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "model": reply.model, "usage": reply.usage, "stopReason": reply.stop_reason})
+            if not reply.tool_calls:
+                self._finish(run, "ok")
+                return
+            for call in reply.tool_calls:
+                tool = tools.get(call["name"])
+                self.agent_event(run, "tool", {"phase": "start", "name": call["name"], "toolCallId": call["id"], "args": call["arguments"]})
+                text, is_error = await run_tool(tool, context, call["arguments"]) if tool else (f"unknown tool: {call['name']}", True)
+                if run.status != "running":
+                    return
+                self.agent_event(run, "tool", {"phase": "result", "name": call["name"], "toolCallId": call["id"], "result": text[:4000], "isError": is_error})
+                store.append_message(run.session_key, {"role": "toolResult", "toolCallId": call["id"], "toolName": call["name"], "content": [{"type": "text", "text": text}], "isError": is_error, "timestamp": int(time.time() * 1000)})
+            if run.text and not run.text.endswith("\n\n"):
+                run.text += "\n\n"  # the next turn's words start a new paragraph
+        raise ProviderError(f"the agent used more than {MAX_TURNS} tool turns without answering")
 
     async def _complete(self, run: Run, models: list[Any], request: ModelRequest) -> Any:
         """Try the primary model, then fallbacks, while nothing has been streamed yet."""
@@ -289,6 +332,7 @@ class AgentRuntime:
         for timer in (run.timer, run.delta_timer):
             if timer is not None and timer.active():
                 timer.cancel()
+        run.text = run.text.strip()
         if status == "ok":
             self.agent_event(run, "lifecycle", {"phase": "end", "endedAt": run.ended_at})
             fields: dict[str, Any] = {}

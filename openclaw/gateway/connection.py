@@ -82,6 +82,7 @@ class Connection:
         self.node_id: str | None = None
         self.node_info: Any = None
         self.subscriptions: set[str] = set()
+        self.caps: set[str] = set()
         self.seq = 0
         self.role_failures = 0
         self._timeout: Any = None
@@ -271,6 +272,7 @@ class Connection:
 
         self.client = client
         self.role = role
+        self.caps = set(_scopes_list(params.get("caps")))
         self.auth_method = method
         device_token: dict[str, Any] | None = None
         if device is None:

@@ -285,6 +285,14 @@ class Hub:
             if conn.role == "node" and session_key in conn.subscriptions:
                 conn.send_event(name, payload, None, drop_if_slow)
 
+    def broadcast_tool(self, payload: Any, session_key: str, verbose: bool) -> None:
+        """Tool events: to readers that advertised cap "tool-events", or to all when the session is verbose."""
+        for conn in list(self.connections):
+            if conn.role == "operator" and has_scope(conn.scopes, READ) and (verbose or "tool-events" in conn.caps):
+                conn.send_event("agent", payload, None, False)
+            elif conn.role == "node" and session_key in conn.subscriptions:
+                conn.send_event("agent", payload, None, False)
+
     def _send_tick(self) -> None:
         self.broadcast("tick", {"ts": self.now_ms()}, drop_if_slow=True)
 
