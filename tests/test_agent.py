@@ -203,3 +203,64 @@ class AgentTests(GatewayMixin, TestCase):
         self.assertTrue((await ws.request("chat.history", {"sessionKey": "main"}))["ok"])
         res = await ws.request("chat.send", {"sessionKey": "main", "message": "x", "idempotencyKey": "z"})
         self.assertEqual(res["error"]["message"], "missing scope: operator.write")
+
+
+class MoreMethodTests(GatewayMixin, TestCase):
+    timeout = 60
+
+    async def setUp(self):
+        self.fake, self.url = await start_fake(self)
+
+    async def test_wake_and_system_events(self):
+        """wake now runs the main session; next-heartbeat and system-event reach the next run's prompt."""
+        self.fake.replies += [openai_text("awake"), openai_text("noted")]
+        await self.gateway(**model_config(self.url))
+        ws, _ = await self.connect()
+        self.assertEqual((await ws.request("wake", {"mode": "now", "text": "check mail"}))["payload"], {"ok": True})
+        while len(self.fake.requests) < 1 or self.service.hub.agent.active:
+            await deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual(self.fake.requests[0]["body"]["messages"][-1]["content"], "[Wake] check mail")
+        await ws.request("wake", {"mode": "next-heartbeat", "text": "backup finished"})
+        await ws.request("system-event", {"text": "node came online"})
+        ws.protocol.send_json({"type": "req", "id": "n", "method": "agent", "params": {"message": "hello", "idempotencyKey": "w2"}})
+        await ws.response("n")
+        await ws.response("n")
+        prompt = self.fake.requests[1]["body"]["messages"][-1]["content"]
+        self.assertEqual(prompt, "[System event] backup finished\n[System event] node came online\n\nhello")
+
+    async def test_send_without_channels(self):
+        """send names the channel it cannot reach."""
+        await self.gateway()
+        ws, _ = await self.connect()
+        error = (await ws.request("send", {"to": "+15551234", "message": "hi", "channel": "whatsapp", "idempotencyKey": "s"}))["error"]
+        self.assertEqual(error["code"], "UNAVAILABLE")
+        self.assertIn("'whatsapp' is not available", error["message"])
+
+    async def test_compact(self):
+        """sessions.compact summarises older messages with the model; history then starts with the summary."""
+        self.fake.replies += [openai_text(f"answer {i}") for i in range(4)] + [openai_text("SUMMARY: four questions answered")]
+        await self.gateway(**model_config(self.url))
+        ws, _ = await self.connect()
+        for i in range(4):
+            ws.protocol.send_json({"type": "req", "id": f"q{i}", "method": "agent", "params": {"message": f"question {i}", "idempotencyKey": f"q{i}"}})
+            await ws.response(f"q{i}")
+            await ws.response(f"q{i}")
+        result = (await ws.request("sessions.compact", {"key": "main", "maxLines": 2}))["payload"]
+        self.assertEqual((result["compacted"], result["kept"]), (True, 2))
+        messages = self.service.hub.agent.store().messages("agent:main:main")
+        texts = [m["content"][0]["text"] for m in messages]
+        self.assertEqual(texts, ["Summary of the earlier conversation:\nSUMMARY: four questions answered", "question 3", "answer 3"])
+
+    def test_daily_reset_policy(self):
+        """A session last used before today's 04:00 starts afresh; idleMinutes too; mode off never."""
+        import time as _time
+
+        from openclaw.agent.sessions import reset_due
+
+        now = _time.mktime((2026, 11, 24, 10, 0, 0, 0, 0, -1))
+        before_four = {"updatedAt": int(_time.mktime((2026, 11, 24, 3, 0, 0, 0, 0, -1)) * 1000)}
+        after_four = {"updatedAt": int(_time.mktime((2026, 11, 24, 5, 0, 0, 0, 0, -1)) * 1000)}
+        self.assertTrue(reset_due(before_four, now, {}))
+        self.assertFalse(reset_due(after_four, now, {}))
+        self.assertFalse(reset_due(before_four, now, {"reset": {"mode": "off"}}))
+        self.assertTrue(reset_due(after_four, now, {"reset": {"mode": "off"}, "idleMinutes": 60}))

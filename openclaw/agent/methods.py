@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -12,7 +13,8 @@ from openclaw.agent.runtime import is_reset, text_message
 from openclaw.agent.sessions import SessionError, canonical_key, kind_of
 from openclaw.gateway.connection import TwoPhase
 from openclaw.gateway.methods import method
-from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
+from openclaw.agent.providers import ProviderError
+from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
 from openclaw.shape import Any_, Bool, Int, List, Obj, Str
 
 AGENT_METHODS: dict[str, Any] = {}
@@ -339,3 +341,55 @@ def usage_status(conn, params):
         "updatedAt": int(time.time() * 1000),
         "providers": [{"model": model, **counts} for model, counts in sorted(runtime.usage.items())],
     }
+
+
+@method("sessions.compact", Obj({"key": _KEY, "agentId": Str(), "maxLines": Int(1)}, required=("key",), closed=True), table=AGENT_METHODS)
+async def sessions_compact(conn, params):
+    key = key_of(params, "key")
+    runtime = runtime_of(conn)
+    if runtime.active.get(key) is not None:
+        raise GatewayError(INVALID_REQUEST, "the session has a run in progress; compact it afterwards")
+    try:
+        result = await runtime.compact(key, params.get("maxLines", 6))
+    except ProviderError as e:
+        raise GatewayError(UNAVAILABLE, f"compaction failed: {e}")
+    return {"ok": True, "key": key, **result}
+
+
+@method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",), closed=True), table=AGENT_METHODS)
+def wake(conn, params):
+    """Wake the agent: "now" runs the main session with the text; otherwise it waits for the next run."""
+    runtime = runtime_of(conn)
+    key = key_of(params)
+    if params.get("mode", "now") == "now":
+        runtime.submit(key, f"[Wake] {params['text']}", f"wake-{uuid.uuid4()}")
+    else:
+        runtime.enqueue_event(key, params["text"])
+    return {"ok": True}
+
+
+_SEND = Obj(
+    {
+        "to": Str(nonempty=True),
+        "idempotencyKey": _ID,
+        "message": Str(),
+        "mediaUrl": Str(),
+        "mediaUrls": List(Str()),
+        "channel": Str(),
+        "accountId": Str(),
+        "agentId": Str(),
+        "replyToId": Str(),
+        "threadId": Str(),
+        "silent": Bool(),
+        "sessionKey": Str(),
+        "gifPlayback": Bool(),
+    },
+    required=("to", "idempotencyKey"),
+    closed=True,
+)
+
+
+@method("send", _SEND, table=AGENT_METHODS)
+def send(conn, params):
+    channel = params.get("channel") or "last"
+    raise GatewayError(UNAVAILABLE, f"cannot send to {params['to']}: channel {channel!r} is not available (no messaging channels are configured in this gateway)", {"channel": channel})

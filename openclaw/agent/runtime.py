@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, provider_for, resolve_models
 from openclaw.agent.sandbox import sandbox_from_config
-from openclaw.agent.sessions import SessionStore, agent_of, canonical_key
+from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset_due
 from openclaw.agent.tools import ToolContext, run_tool, tools_for
 from openclaw.agent.webfetch import WebFetcher
 from openclaw.nodes.registry import Outcome
@@ -36,6 +36,7 @@ DEFAULT_TIMEOUT = 600.0
 MAX_TURNS = 12
 MAX_QUEUED_PER_SESSION = 10
 HISTORY_LIMIT = 200
+MAX_PENDING_EVENTS = 20
 WORKSPACE_FILES = ("AGENTS.md", "SOUL.md", "USER.md", "TOOLS.md", "IDENTITY.md", "HEARTBEAT.md")
 WORKSPACE_FILE_CAP = 20_000
 SILENT_REPLY = "NO_REPLY"
@@ -103,6 +104,7 @@ class AgentRuntime:
         self.runs: OrderedDict[str, tuple[float, Run]] = OrderedDict()  # run id → (started, run): dedupe window
         self.usage: dict[str, dict[str, int]] = {}
         self.fetcher = WebFetcher(reactor)
+        self.pending_events: dict[str, list[str]] = {}  # session key → system events for its next run
 
     # -- configuration
 
@@ -247,6 +249,11 @@ class AgentRuntime:
                     run.text = "New session started."
                     self._finish(run, "ok")
                     return
+            if reset_due(store.get(run.session_key), time.time(), self.config().get("session") or {}):
+                store.reset(run.session_key)
+            events = self.pending_events.pop(run.session_key, [])
+            if events:
+                message = "\n".join(f"[System event] {e}" for e in events) + "\n\n" + message
             store.append_message(run.session_key, text_message("user", message))
             models = resolve_models(self.config(), self.settings.env, run.agent_id)
             if not models:
@@ -382,6 +389,33 @@ class AgentRuntime:
                 active.current.cancel()
             aborted.insert(0, active.run_id)
         return aborted
+
+    def enqueue_event(self, session_key: str, text: str) -> None:
+        """A system event, shown to the model at the session's next run (bounded)."""
+        queue = self.pending_events.setdefault(self.key(session_key), [])
+        queue.append(text[:2000])
+        del queue[:-MAX_PENDING_EVENTS]
+
+    async def compact(self, session_key: str, keep: int = 6) -> dict[str, Any]:
+        """Summarise all but the last C{keep} messages with the model, as a compaction entry."""
+        store = self.store(agent_of(session_key))
+        entries = store.message_entries(session_key)
+        if len(entries) <= keep:
+            return {"compacted": False, "reason": "nothing to compact"}
+        models = resolve_models(self.config(), self.settings.env, agent_of(session_key))
+        if not models:
+            raise ProviderError(NO_PROVIDER_MESSAGE)
+        older = store.messages(session_key)[: -keep or None]
+        transcript = "\n".join(f"{m.get('role')}: " + "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict)) for m in older)
+        request = ModelRequest(
+            system="You write compact summaries of conversations for your own later use.",
+            messages=[text_message("user", "Summarise this conversation: facts, decisions, open tasks. Be brief.\n\n" + transcript[-200_000:])],
+        )
+        summary = await provider_for(models[0].api, self.reactor, self.http).stream(models[0], request, lambda piece: None)
+        first_kept = entries[-keep]["id"]
+        store.append(session_key, {"type": "compaction", "summary": summary.text, "firstKeptEntryId": first_kept, "tokensBefore": sum(len(m.get("content") or []) for m in older)})
+        store.patch(session_key, {"compactionCount": (store.get(session_key) or {}).get("compactionCount", 0) + 1})
+        return {"compacted": True, "kept": keep, "summaryChars": len(summary.text)}
 
     def stop(self) -> None:
         for key in list(self.active):

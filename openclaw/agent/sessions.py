@@ -285,14 +285,45 @@ class SessionStore:
         return self.append(key, {"type": "message", "message": message})
 
     def messages(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """The conversation as model messages, after the last compaction summary."""
-        out: list[dict[str, Any]] = []
+        """The conversation as model messages: after a compaction, its summary then the kept entries."""
+        kept: list[tuple[str | None, dict[str, Any]]] = []
         for entry in self.entries(key):
             if entry.get("type") == "compaction":
-                out = [{"role": "user", "content": [{"type": "text", "text": f"Summary of the earlier conversation:\n{entry.get('summary', '')}"}], "timestamp": 0}]
+                first = entry.get("firstKeptEntryId")
+                ids = [i for i, _ in kept]
+                tail = kept[ids.index(first) :] if first in ids else []
+                summary = {"role": "user", "content": [{"type": "text", "text": f"Summary of the earlier conversation:\n{entry.get('summary', '')}"}], "timestamp": 0}
+                kept = [(None, summary), *tail]
             elif entry.get("type") == "message" and isinstance(entry.get("message"), dict):
-                out.append(entry["message"])
+                kept.append((entry.get("id"), entry["message"]))
+        out = [m for _, m in kept]
         return out[-limit:] if limit else out
+
+    def message_entries(self, key: str) -> list[dict[str, Any]]:
+        return [e for e in self.entries(key) if e.get("type") == "message"]
 
     def rows(self) -> list[tuple[str, dict[str, Any]]]:
         return sorted(self.index.items(), key=lambda kv: kv[1].get("updatedAt", 0), reverse=True)
+
+
+def reset_due(entry: dict[str, Any] | None, now: float, policy: dict[str, Any]) -> bool:
+    """
+    Whether a session's next message starts a new session: daily at
+    C{session.reset.atHour} (default 04:00 local time) unless the mode is
+    C{"off"}, or after C{idleMinutes} without activity.
+    """
+    if not entry or not entry.get("updatedAt"):
+        return False
+    updated = entry["updatedAt"] / 1000
+    idle = policy.get("idleMinutes")
+    if isinstance(idle, (int, float)) and idle > 0 and now - updated > idle * 60:
+        return True
+    reset = policy.get("reset") if isinstance(policy.get("reset"), dict) else {}
+    if reset.get("mode", "daily") == "off":
+        return False
+    hour = reset.get("atHour", 4)
+    local = time.localtime(now)
+    boundary = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, hour, 0, 0, 0, 0, -1))
+    if boundary > now:
+        boundary -= 86400
+    return updated < boundary

@@ -104,6 +104,9 @@ _SYSTEM_EVENT = Obj(
 
 @method("system-event", _SYSTEM_EVENT)
 def system_event(conn, params):
+    hub = conn.hub
+    if getattr(hub, "agent", None) is not None:
+        hub.agent.enqueue_event("main", params["text"])  # the main session hears it on its next run
     key = params.get("instanceId") or params.get("deviceId")
     if key:
         entry = {k: v for k, v in params.items() if k != "text"}
