@@ -21,7 +21,7 @@ EX_INTERRUPTED = 130
 
 
 class AgentOptions(RemoteOptions):
-    synopsis = "-m MESSAGE [--session-key KEY] [--agent ID] [--thinking LEVEL] [--run-timeout SECONDS] [--json]"
+    synopsis = "-m MESSAGE [--session-key KEY] [--agent ID] [--thinking LEVEL] [--timeout SECONDS] [--json]"
     longdesc = "Run one agent turn through the gateway and print the reply (Ctrl-C aborts the run)."
     optParameters = [
         ["message", "m", None, "The message."],
@@ -29,8 +29,11 @@ class AgentOptions(RemoteOptions):
         ["session-key", None, None, "Session key (default: main)."],
         ["agent", None, None, "Agent id."],
         ["thinking", None, None, "Thinking level."],
-        ["run-timeout", None, 600, "Seconds the run may take.", int],
+        ["timeout", None, 600, "Seconds the run may take.", int],
     ]
+
+    def call_timeout(self) -> float:
+        return self["timeout"] + 30.0
 
     def postOptions(self) -> None:
         if self["message-file"]:
@@ -46,7 +49,7 @@ class AgentOptions(RemoteOptions):
         connection = await self.connection(reactor, env, ["operator.write", "operator.admin"])
         run_id = str(uuid.uuid4())
         session_key = self["session-key"] or "main"
-        params: dict[str, Any] = {"message": self["message"], "idempotencyKey": run_id, "sessionKey": session_key, "timeout": self["run-timeout"]}
+        params: dict[str, Any] = {"message": self["message"], "idempotencyKey": run_id, "sessionKey": session_key, "timeout": self["timeout"]}
         for option, name in (("agent", "agentId"), ("thinking", "thinking")):
             if self[option]:
                 params[name] = self[option]
@@ -62,7 +65,7 @@ class AgentOptions(RemoteOptions):
 
         trigger = reactor.addSystemEventTrigger("before", "shutdown", abort)
         try:
-            result = await connection.call("agent", params, expect_final=True).addTimeout(self["run-timeout"] + 30, reactor)
+            result = await connection.call("agent", params, expect_final=True).addTimeout(self["timeout"] + 30, reactor)
         except Exception as e:
             if interrupted:
                 raise Failed("aborted", EX_INTERRUPTED)

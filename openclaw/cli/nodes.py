@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from openclaw.cli.base import CommandOptions
-from openclaw.cli.remote import Failed, OneArgCommand, RemoteOptions
+from openclaw.cli.remote import Failed, OneArgCommand, TimedOptions
 from openclaw.config import ConfigError, load_config
 
 
@@ -60,7 +60,7 @@ class NodeRunOptions(CommandOptions):
         return 0
 
 
-class NodesListOptions(RemoteOptions):
+class NodesListOptions(TimedOptions):
     async def go(self, reactor, env, out):
         nodes = (await self.call_once(reactor, env, "node.list"))["nodes"]
         if self["json"]:
@@ -83,7 +83,7 @@ class NodesStatusOptions(NodesListOptions):
             out.write(f"{summary['connected']} of {summary['total']} nodes connected\n")
 
 
-class _NodeTarget(RemoteOptions):
+class _NodeTarget(TimedOptions):
     optParameters = [["node", None, None, "Node id, id prefix, or display name."]]
 
     async def resolve_node(self, connection: Any) -> str:
@@ -159,7 +159,7 @@ class NodesInvokeOptions(_NodeTarget):
             raise Failed(f"exit code {payload.get('exitCode')}" + (" (timed out)" if payload.get("timedOut") else ""), 1)
 
 
-class NodesPendingOptions(RemoteOptions):
+class NodesPendingOptions(TimedOptions):
     async def go(self, reactor, env, out):
         self.emit(out, await self.call_once(reactor, env, "node.pair.list"))
 

@@ -56,9 +56,13 @@ class RemoteOptions(CommandOptions):
         ["url", None, None, "Gateway WebSocket URL (ws:// or wss://)."],
         ["token", None, None, "Gateway token."],
         ["password", None, None, "Gateway password."],
-        ["timeout", None, 10000, "Timeout in milliseconds.", _ms],
     ]
     optFlags = [["json", None, "Print JSON."]]
+    connect_timeout = 10.0
+
+    def call_timeout(self) -> float:
+        """Seconds one call may take (commands with a --timeout say how long)."""
+        return 10.0
 
     def target(self, env: Mapping[str, str]) -> tuple[str, str | None, str | None]:
         layout = self.layout(env)
@@ -113,7 +117,7 @@ class RemoteOptions(CommandOptions):
         stored = None if (token or password) else tokens.get(identity.id, "operator")
         params = cli_params(token, password, stored, scopes)
         try:
-            connection = await open_gateway(reactor, url, params, identity, self["timeout"] / 1000)
+            connection = await open_gateway(reactor, url, params, identity, self.connect_timeout)
         except RequestFailed as e:
             details = e.error.get("details") or {}
             if details.get("code") == "AUTH_DEVICE_TOKEN_MISMATCH" or (stored and details.get("code") == "AUTH_TOKEN_MISMATCH"):
@@ -131,13 +135,13 @@ class RemoteOptions(CommandOptions):
         from twisted.internet import reactor
 
         try:
-            return await connection.call(method, params, expect_final).addTimeout(self["timeout"] / 1000, reactor)
+            return await connection.call(method, params, expect_final).addTimeout(self.call_timeout(), reactor)
         except RequestFailed as e:
             raise Failed(f"Gateway call failed: {e.error.get('code')}: {e.error.get('message')}")
         except GatewayClosed as e:
             raise Failed(f"Gateway call failed: {e}")
         except TimeoutError:
-            raise Failed(f"Gateway call failed: {method} timed out after {self['timeout']} ms")
+            raise Failed(f"Gateway call failed: {method} timed out after {self.call_timeout():g} s")
 
     async def call_once(self, reactor: Any, env: Mapping[str, str], method: str, params: Any = None, expect_final: bool = False) -> Any:
         """Connect, make one call, close; return the payload."""
@@ -151,13 +155,26 @@ class RemoteOptions(CommandOptions):
         out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+class TimedOptions(RemoteOptions):
+    """A gateway command with C{--timeout} in milliseconds (as upstream's `gateway call`)."""
+
+    optParameters = [["timeout", None, 10000, "Timeout in milliseconds.", _ms]]
+
+    @property
+    def connect_timeout(self) -> float:  # type: ignore[override]
+        return self["timeout"] / 1000
+
+    def call_timeout(self) -> float:
+        return self["timeout"] / 1000
+
+
 def _describe(e: Exception) -> str:
     if isinstance(e, TimeoutError):
         return "timed out"
     return str(e) or type(e).__name__
 
 
-class CallOptions(RemoteOptions):
+class CallOptions(TimedOptions):
     synopsis = "<method> [--params JSON] [--expect-final] [--url URL] [--token T] [--json]"
     optParameters = [["params", None, "{}", "Params as a JSON object."]]
     optFlags = [["expect-final", None, "Wait for the final response of a two-phase method."]]
@@ -175,7 +192,7 @@ class CallOptions(RemoteOptions):
         self.emit(out, await self.call_once(reactor, env, self["method"], self["parsed"], self["expect-final"]))
 
 
-class HealthOptions(RemoteOptions):
+class HealthOptions(TimedOptions):
     optFlags = [["verbose", "v", "Probe instead of reading the cached snapshot."]]
 
     async def go(self, reactor, env, out):
@@ -187,7 +204,7 @@ class HealthOptions(RemoteOptions):
             out.write(f"Gateway OK ({self.url}) in {int((time.monotonic() - started) * 1000)} ms\n")
 
 
-class StatusOptions(RemoteOptions):
+class StatusOptions(TimedOptions):
     optFlags = [["deep", None, "Also check the local port, config and state dir."]]
 
     async def go(self, reactor, env, out):
@@ -229,7 +246,7 @@ def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any
     return checks
 
 
-class ProbeOptions(RemoteOptions):
+class ProbeOptions(TimedOptions):
     async def go(self, reactor, env, out):
         started = time.monotonic()
         result: dict[str, Any] = {"ok": False}
@@ -259,7 +276,7 @@ class ProbeOptions(RemoteOptions):
         self.emit(out, result)
 
 
-class LogsOptions(RemoteOptions):
+class LogsOptions(TimedOptions):
     optParameters = [
         ["limit", None, 200, "Lines per read.", int],
         ["max-bytes", None, 250000, "Bytes per read.", int],
@@ -319,7 +336,7 @@ class LogsOptions(RemoteOptions):
             connection.close()
 
 
-class DevicesListOptions(RemoteOptions):
+class DevicesListOptions(TimedOptions):
     async def go(self, reactor, env, out):
         listing = await self.call_once(reactor, env, "device.pair.list")
         if self["json"]:
@@ -333,7 +350,7 @@ class DevicesListOptions(RemoteOptions):
             out.write(f"  {r['deviceId'][:16]}…  {r.get('clientId', '')} roles={','.join(r.get('roles', []))} scopes={','.join(r.get('scopes', []))}\n")
 
 
-class OneArgCommand(RemoteOptions):
+class OneArgCommand(TimedOptions):
     """A command whose one positional argument is the method's one param."""
 
     method = ""
@@ -382,7 +399,7 @@ class DevicesRemoveOptions(OneArgCommand):
     method, key = "device.pair.remove", "deviceId"
 
 
-class DevicesTokenOptions(RemoteOptions):
+class DevicesTokenOptions(TimedOptions):
     method = ""
     optParameters = [["device", None, None, "Device id."], ["role", None, "operator", "Role."]]
 
