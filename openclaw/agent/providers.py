@@ -191,6 +191,13 @@ class HttpStreaming:
         self.timeout = timeout
         self.rng = rng or random.Random()
 
+    def stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> Deferred:
+        """IModelProvider.stream: each API implements C{_stream}; cancelling the Deferred stops it."""
+        return Deferred.fromCoroutine(self._stream(model, request, on_text))
+
+    async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
+        raise TypeError(f"{type(self).__name__} does not define _stream")
+
     async def post_stream(self, url: str, headers: dict[str, str], body: dict[str, Any], on_chunk: Callable[[bytes], None], started: Callable[[], bool]) -> None:
         attempt = 0
         while True:
@@ -253,9 +260,6 @@ class OpenAICompletions(HttpStreaming):
             elif role == "toolResult":
                 out.append({"role": "tool", "tool_call_id": m.get("toolCallId"), "content": _text_of(m)})
         return out
-
-    def stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> Deferred:
-        return Deferred.fromCoroutine(self._stream(model, request, on_text))
 
     async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
         body: dict[str, Any] = {
@@ -347,9 +351,6 @@ class AnthropicMessages(HttpStreaming):
                     out.append({"role": "user", "content": [block]})
         return out
 
-    def stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> Deferred:
-        return Deferred.fromCoroutine(self._stream(model, request, on_text))
-
     async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
         body: dict[str, Any] = {"model": model.model, "max_tokens": model.max_tokens or request.max_tokens, "messages": self.to_messages(request), "stream": True}
         if request.system:
@@ -414,9 +415,6 @@ class AnthropicMessages(HttpStreaming):
 @implementer(IModelProvider)
 class OllamaChat(HttpStreaming):
     """Ollama's native C{/api/chat} (NDJSON), which keeps tool calls intact."""
-
-    def stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> Deferred:
-        return Deferred.fromCoroutine(self._stream(model, request, on_text))
 
     async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
         messages = OpenAICompletions(self.reactor).to_messages(request)

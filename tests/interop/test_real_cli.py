@@ -50,6 +50,11 @@ def install(version: str) -> str:
     return found
 
 
+def cli_env(state: Path, **extra: str) -> dict[str, str]:
+    """A scratch client environment: its own state dir, our token, no colours."""
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(state), "OPENCLAW_STATE_DIR": str(state), "OPENCLAW_GATEWAY_TOKEN": TOKEN, "NO_COLOR": "1", **extra}
+
+
 class RealCLIMixin(GatewayMixin):
     version: str
     timeout = 300
@@ -58,13 +63,7 @@ class RealCLIMixin(GatewayMixin):
         cli = install(self.version)
         state = Path(self.mktemp()).resolve()
         state.mkdir()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(state),
-            "OPENCLAW_STATE_DIR": str(state),
-            "OPENCLAW_GATEWAY_TOKEN": TOKEN,  # 2026.1.30 ignores --token with --url
-            "NO_COLOR": "1",
-        }
+        env = cli_env(state)  # 2026.1.30 ignores --token with --url: the env token counts
         url = f"ws://127.0.0.1:{self.service.port}"
         out, err, code = await getProcessOutputAndValue(cli, [*args, "--url", url, "--token", TOKEN, "--json"], env=env, reactor=reactor)
         return code, out.decode(), err.decode()
@@ -115,7 +114,7 @@ class RealCLIMixin(GatewayMixin):
         cli = install(self.version)
         state = Path(self.mktemp()).resolve()
         state.mkdir()
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(state), "OPENCLAW_STATE_DIR": str(state), "OPENCLAW_GATEWAY_TOKEN": "wrong-token"}
+        env = cli_env(state, OPENCLAW_GATEWAY_TOKEN="wrong-token")
         url = f"ws://127.0.0.1:{self.service.port}"
         _, _, code = await getProcessOutputAndValue(cli, ["gateway", "call", "health", "--url", url, "--token", "wrong-token", "--json"], env=env, reactor=reactor)
         self.assertNotEqual(code, 0)
@@ -132,15 +131,8 @@ class RealCLIMixin(GatewayMixin):
         cli = install(self.version)
         state = Path(self.mktemp()).resolve()
         state.mkdir()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(state),
-            "OPENCLAW_STATE_DIR": str(state),
-            "OPENCLAW_GATEWAY_URL": f"ws://127.0.0.1:{self.service.port}",
-            "OPENCLAW_GATEWAY_PORT": str(self.service.port),  # 2026.1.30 reads the port, not the URL
-            "OPENCLAW_GATEWAY_TOKEN": TOKEN,
-            "NO_COLOR": "1",
-        }
+        # 2026.1.30 reads the port, 2026.9.6 the URL
+        env = cli_env(state, OPENCLAW_GATEWAY_URL=f"ws://127.0.0.1:{self.service.port}", OPENCLAW_GATEWAY_PORT=str(self.service.port))
         out, err, code = await getProcessOutputAndValue(cli, ["agent", "--agent", "main", "--message", "hi", "--json", "--timeout", "60"], env=env, reactor=reactor)
         self.assertEqual(code, 0, f"{out.decode()[-1500:]}\n{err.decode()[-1500:]}")
         self.assertIn("Hello from the fake model", out.decode())
