@@ -7,9 +7,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import os
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+import jsonschema
+from twisted.trial.unittest import SkipTest
+
+# CI clones the repo with shared/ beside it; OPENCLAW_SHARED_DIR can point elsewhere.
+SHARED = Path(os.environ.get("OPENCLAW_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared") / "schemas"
 
 
 @lru_cache(maxsize=None)
@@ -23,6 +27,8 @@ def available() -> bool:
 
 def validate(version: int, definition: str, value: Any) -> None:
     """Raise jsonschema.ValidationError unless C{value} matches upstream's C{definition}."""
+    if not available():
+        raise SkipTest(f"upstream schemas not found at {SHARED}: this test's schema check cannot run")
     document = _document(version)
     schema = {"$ref": f"#/definitions/{definition}", "definitions": document["definitions"]}
     jsonschema.Draft7Validator(schema).validate(value)

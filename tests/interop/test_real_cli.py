@@ -22,7 +22,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from tests.helpers import REPO
 from tests.wsclient import TOKEN, GatewayMixin
 
-INSTALLER = REPO.parent / "shared" / "tools" / "install-openclaw-cli.sh"
+INSTALLER = Path(os.environ.get("OPENCLAW_SHARED_DIR") or REPO.parent / "shared") / "tools" / "install-openclaw-cli.sh"
 VERSIONS = {"v3": "2026.1.30", "v4": "2026.9.6"}
 _installed: dict[str, str | Exception] = {}
 
