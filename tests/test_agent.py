@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from openclaw.agent.sessions import SessionStore
-from openclaw.service import GatewayService
 from tests import schemas
 from tests.fakes import Reply, openai_text, start_fake
-from tests.wsclient import GatewayMixin, connect_params, gateway_settings
+from tests.wsclient import GatewayMixin, connect_params
 
 
 def model_config(url, fallback_url=None):

@@ -1,6 +1,5 @@
 """twistd options and makeService, without sockets."""
 
-from pathlib import Path
 
 from twisted.application.service import IService
 from twisted.internet.testing import MemoryReactorClock

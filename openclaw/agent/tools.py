@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 
 from openclaw.agent.providers import ToolSpec
 from openclaw.agent.sandbox import ISandbox, SandboxUnavailable
-from openclaw.agent.webfetch import FetchRefused, WebFetcher
+from openclaw.agent.webfetch import FetchRefused
 from openclaw.nodehost.commands import NodeCommands
 from openclaw.store import atomic_write
 

@@ -23,7 +23,7 @@ from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_config
 from openclaw.config.settings import check_config
-from openclaw.paths import ProfileError, resolve_layout
+from openclaw.paths import ProfileError
 from openclaw.tap import Options as TapOptions
 from openclaw.tap import settings_from_options
 

@@ -357,6 +357,3 @@ class Hub:
     def features(self) -> dict[str, list[str]]:
         return {"methods": sorted(self.methods), "events": list(EVENTS_V3)}
 
-
-def process_info() -> dict[str, Any]:
-    return {"pid": os.getpid(), "platform": platform.system().lower(), "python": platform.python_version()}

@@ -14,7 +14,6 @@ import time
 import uuid
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -169,16 +168,23 @@ class _Route(Resource):
         except Exception as e:
             return _error(request, 503, str(e), "server_error", retry=True)
         created = int(time.time())
+        closed: list[bool] = []  # set once the response is over, either way
+
+        def ended(result: Any) -> None:
+            closed.append(True)
+            if result is not None:  # a failure: the client went away mid-run
+                runtime.abort(key, run.run_id)
+
+        request.notifyFinish().addBoth(ended)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(request, run, model, created, include_usage)
+            self._stream(request, run, model, created, include_usage, closed)
         else:
-            run.outcome.wait().addCallback(self._finish_json, request, run, model, created)
-        request.notifyFinish().addErrback(lambda _: runtime.abort(key, run.run_id))  # client went away
+            run.outcome.wait().addCallback(self._finish_json, request, run, model, created, closed)
         return NOT_DONE_YET
 
-    def _finish_json(self, summary: dict[str, Any], request: Request, run: Any, model: str, created: int) -> None:
-        if request.finished or request._disconnected:
+    def _finish_json(self, summary: dict[str, Any], request: Request, run: Any, model: str, created: int, closed: list[bool]) -> None:
+        if closed:
             return
         if run.status != "ok":
             request.write(_error(request, 500, run.error or f"agent run {run.status}", "server_error", retry=False))
@@ -199,12 +205,12 @@ class _Route(Resource):
             )
         request.finish()
 
-    def _stream(self, request: Request, run: Any, model: str, created: int, include_usage: bool) -> None:
+    def _stream(self, request: Request, run: Any, model: str, created: int, include_usage: bool, closed: list[bool]) -> None:
         request.setHeader(b"Content-Type", b"text/event-stream")
         request.setHeader(b"Cache-Control", b"no-store")
 
         def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> None:
-            if request.finished or request._disconnected:
+            if closed:
                 return
             body: dict[str, Any] = {"id": run.run_id, "object": "chat.completion.chunk", "created": created, "model": model}
             body["choices"] = [] if usage is not None else [{"index": 0, "delta": delta, "finish_reason": finish}]
@@ -216,7 +222,7 @@ class _Route(Resource):
         run.listeners.append(lambda stream, data: stream == "assistant" and chunk({"content": data.get("delta", "")}))
 
         def done(_: Any) -> None:
-            if request.finished or request._disconnected:
+            if closed:
                 return
             if run.status != "ok":
                 request.write(b"data: " + json.dumps({"error": {"message": run.error or f"agent run {run.status}", "type": "server_error"}}).encode() + b"\n\n")

@@ -62,9 +62,11 @@ class ToolsInvoke(Resource):
 
         context: ToolContext = runtime.tool_context(Run("http", key, key.split(":", 2)[1], "", 60))
         d = Deferred.fromCoroutine(run_tool(TOOLS[name], context, body.get("args") if "args" in body else {}))
+        closed: list[bool] = []
+        request.notifyFinish().addBoth(lambda _: closed.append(True))
 
         def done(result: tuple[str, bool]) -> None:
-            if request.finished or request._disconnected:
+            if closed:
                 return
             text, is_error = result
             if is_error:
