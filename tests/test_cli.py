@@ -116,6 +116,22 @@ class GatewayCommandTests(SynchronousTestCase):
         self.assertIn(f"pid {os.getpid()}", result.stderr)
         self.assertNotIn("Traceback", result.stderr)
 
+    def test_force_stops_the_port_owner(self):
+        """--force stops whatever listens on the gateway port, then starts."""
+        port = free_port()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(lambda: holder.poll() is None and holder.kill())
+        self.assertEqual(holder.stdout.readline().strip(), "ready")
+        proc, health = self.start_gateway(port, "--force")
+        self.assertEqual(health, {"ok": True, "status": "live"})
+        self.assertEqual(holder.wait(timeout=10), -signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+
     def start_gateway(self, port, *extra):
         proc = subprocess.Popen(
             [sys.executable, "-m", "openclaw", "gateway", "--allow-unconfigured", "--port", str(port), *extra],

@@ -202,6 +202,20 @@ class AuthTests(GatewayMixin, TestCase):
         _, res = await self.connect(connect_params(token="rotated-token-5678"))
         self.assertTrue(res["ok"])
 
+    async def test_browser_origin_not_exempt_on_loopback(self):
+        """Loopback is exempt from the limiter, but not for connections carrying a browser Origin."""
+        await self.gateway(gateway={"controlUi": {"allowedOrigins": ["http://127.0.0.1:1"]}})
+        browser = {"Origin": "http://127.0.0.1:1"}
+        for _ in range(10):
+            _, res = await self.connect(connect_params(token="bad"), headers=browser)
+            self.assertEqual(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH")
+        _, res = await self.connect(connect_params(), headers=browser)
+        self.assertEqual(res["error"]["details"]["code"], "AUTH_RATE_LIMITED")
+        for _ in range(11):
+            _, res = await self.connect(connect_params(token="bad"))
+        _, res = await self.connect(connect_params())
+        self.assertTrue(res["ok"])  # the CLI on loopback is never locked out
+
     async def test_origin_checked_before_upgrade(self):
         """A foreign Origin (or "null") gets 403 before the 101; an allowed one connects."""
         await self.gateway(gateway={"controlUi": {"allowedOrigins": ["https://ui.example"]}})
