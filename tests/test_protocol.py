@@ -146,3 +146,52 @@ class ConnectionPropertyTests(SynchronousTestCase):
         self.assertEqual(transport.max_payload, 65536)
         conn.received(json.dumps({"type": "req", "id": "c", "method": "connect", "params": connect_params()}).encode())
         self.assertEqual(transport.max_payload, V3.max_payload)
+
+
+class TimerTests(SynchronousTestCase):
+    def setUp(self):
+        home = Path(self.mktemp()).resolve()
+        home.mkdir()
+        self.clock = Clock()
+        self.hub = Hub(gateway_settings(home), self.clock, METHODS)
+        self.hub.start()
+        self.addCleanup(self.hub.stop)
+
+    def ready(self, client_id="test", mode="test"):
+        transport = FakeTransport()
+        conn = Connection(self.hub, transport, Peer("127.0.0.1", True))
+        conn.opened()
+        params = {**connect_params(client_id=client_id, mode=mode), "client": {"id": client_id, "version": "1", "platform": "linux", "mode": mode, "instanceId": f"i-{id(transport)}"}}
+        conn.received(json.dumps({"type": "req", "id": "c", "method": "connect", "params": params}).encode())
+        transport.sent.clear()
+        return conn, transport
+
+    def events(self, transport, name):
+        return [f for f in map(json.loads, transport.sent) if f.get("event") == name]
+
+    def test_tick_every_30s_and_health_every_60s(self):
+        """22. tick {ts} every 30 s; health (with stateVersion) every 60 s; both on the injected clock."""
+        _, transport = self.ready()
+        self.clock.advance(29)
+        self.assertEqual(self.events(transport, "tick"), [])
+        self.clock.advance(1)
+        [tick] = self.events(transport, "tick")
+        self.assertEqual(tick["payload"], {"ts": 30000 + self.hub.started_ms})
+        self.clock.advance(30)
+        self.assertEqual(len(self.events(transport, "tick")), 2)
+        [health] = self.events(transport, "health")
+        self.assertIn("stateVersion", health)
+        seqs = [f["seq"] for f in map(json.loads, transport.sent)]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))  # gap-free
+
+    def test_presence_on_disconnect(self):
+        """24. A non-CLI client's disconnect bumps stateVersion.presence and is broadcast."""
+        watcher, transport = self.ready()
+        other, _ = self.ready()
+        before = self.hub.presence_version
+        transport.sent.clear()
+        other.closed()
+        [event] = self.events(transport, "presence")
+        self.assertEqual(event["stateVersion"]["presence"], before + 1)
+        cli, _ = self.ready("cli", "cli")
+        self.assertEqual(self.hub.presence_version, before + 1)  # the CLI is not presence
