@@ -133,7 +133,28 @@ def set_heartbeats(conn, params):
 @method("logs.tail", Obj({"cursor": Int(0), "limit": Int(1, 5000), "maxBytes": Int(1, 1_000_000)}, closed=True))
 def logs_tail(conn, params):
     path = conn.hub.settings.logging.file
-    return tail_file(Path(path), params.get("cursor"), params.get("limit", LOGS_DEFAULT_LIMIT), params.get("maxBytes", LOGS_DEFAULT_MAX_BYTES))
+    result = tail_file(Path(path), params.get("cursor"), params.get("limit", LOGS_DEFAULT_LIMIT), params.get("maxBytes", LOGS_DEFAULT_MAX_BYTES))
+    result["lines"] = [with_client_aliases(line) for line in result["lines"]]
+    return result
+
+
+def with_client_aliases(line: str) -> str:
+    """
+    Our records say C{msg}/C{ts}/C{level}/C{subsystem}. Upstream's viewers read
+    C{message}/C{time} (v4) or tslog's C{"0"} and C{_meta} (v3): served lines
+    carry those too, so both CLIs show them. The file keeps the stable schema.
+    """
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or "msg" not in record or "message" in record:
+        return line
+    record["message"] = record["msg"]
+    record.setdefault("time", record.get("ts"))
+    record.setdefault("0", record["msg"])
+    record.setdefault("_meta", {"logLevelName": str(record.get("level", "info")).upper(), "name": json.dumps({"subsystem": record.get("subsystem")}), "date": record.get("ts")})
+    return json.dumps(record, ensure_ascii=False)
 
 
 def tail_file(path: Path, cursor: int | None, limit: int, max_bytes: int) -> dict[str, Any]:

@@ -107,6 +107,8 @@ class RealCLIMixin(GatewayMixin):
         self.assertEqual(code, 0, err[-2000:])
         lines = [json.loads(line) for line in out.splitlines() if line.strip()]
         self.assertTrue(lines)
+        messages = [entry.get("message", "") for entry in lines if entry.get("type") == "log"]
+        self.assertTrue(any(m.startswith("listening on ws://") for m in messages), messages)
 
     async def test_bad_token(self):
         """A wrong token makes the CLI exit non-zero."""
