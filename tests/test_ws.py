@@ -327,6 +327,40 @@ class DeviceTests(GatewayMixin, TestCase):
         res3 = await ws3.request("connect", params)
         self.assertEqual(res3["error"]["details"]["code"], "AUTH_DEVICE_TOKEN_MISMATCH")
 
+    async def test_token_rotate_revoke_remove(self):
+        """rotate gives the device a new token (old one refused); revoke ends its token sessions (4001); remove unpairs."""
+        await self.gateway()
+        admin, _, _ = await self.connect_signed(scopes=["operator.admin"])
+        ws, device, res = await self.connect_signed(scopes=["operator.read", "operator.pairing"])
+        old = res["payload"]["auth"]["deviceToken"]
+        rotated = (await ws.request("device.token.rotate", {"deviceId": device.id, "role": "operator"}))["payload"]
+        self.assertNotEqual(rotated["token"], old)
+        self.assertIn("rotatedAtMs", rotated)
+        wider = await ws.request("device.token.rotate", {"deviceId": device.id, "role": "operator", "scopes": ["operator.admin"]})
+        self.assertEqual(wider["error"]["message"], "scopes exceed the caller's scopes")
+        others = await ws.request("device.token.rotate", {"deviceId": "0" * 64, "role": "operator"})
+        self.assertEqual(others["error"]["message"], "device tokens of other devices need operator.admin")
+
+        async def with_token(token):
+            sock = await self.ws()
+            _, params = self.signed(sock, device=device, scopes=["operator.read"], token=None, auth={"deviceToken": token})
+            return sock, await sock.request("connect", params)
+
+        _, stale = await with_token(old)
+        self.assertEqual(stale["error"]["details"]["code"], "AUTH_DEVICE_TOKEN_MISMATCH")
+        by_token, fresh = await with_token(rotated["token"])
+        self.assertTrue(fresh["ok"], fresh)
+        revoked = await admin.request("device.token.revoke", {"deviceId": device.id, "role": "operator"})
+        self.assertIn("revokedAtMs", revoked["payload"])
+        self.assertEqual(await by_token.closed, (4001, "client invalidated: device token revoked"))
+        _, refused = await with_token(rotated["token"])
+        self.assertFalse(refused["ok"])
+        removed = await admin.request("device.pair.remove", {"deviceId": device.id})
+        self.assertEqual(removed["payload"], {"ok": True, "deviceId": device.id})
+        self.assertEqual(await ws.closed, (4001, "client invalidated: device removed"))
+        paired = [d["deviceId"] for d in (await admin.request("device.pair.list"))["payload"]["paired"]]
+        self.assertNotIn(device.id, paired)
+
     async def test_remote_pairing_flow(self):
         """16/17. A remote device is NOT_PAIRED with a requestId; an operator approves; it connects."""
         await self.gateway()
