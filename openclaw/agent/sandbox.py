@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from zope.interface import Interface, implementer
 
-Runner = Callable[..., Awaitable[Any]]  # NodeCommands.run_process-compatible
 FIND = "find on PATH"  # the default for `binary`; None means "not installed"
 
 

@@ -11,6 +11,8 @@ sandbox when C{gateway.sandbox.mode} is C{non-main} (all of them with C{all}).
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +22,7 @@ from twisted.internet.defer import Deferred
 from openclaw.agent.providers import ToolSpec
 from openclaw.agent.sandbox import ISandbox, SandboxUnavailable
 from openclaw.agent.webfetch import FetchRefused
-from openclaw.nodehost.commands import NodeCommands
+from openclaw.process import run_process
 from openclaw.store import atomic_write
 
 READ_CAP = 256 * 1024
@@ -117,7 +119,7 @@ async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
         raise ToolError("command is required (a shell string or an argv list)")
     timeout = min(float(args.get("timeoutMs") or EXEC_TIMEOUT * 1000) / 1000, 600.0)
     ctx.workspace.mkdir(parents=True, exist_ok=True)
-    runner = NodeCommands(ctx.reactor, ctx.workspace, {})
+    path = os.environ.get("PATH", "/usr/bin:/bin")
     if ctx.sandbox is not None:
         try:
             argv = ctx.sandbox.command(argv, ctx.workspace)
@@ -127,15 +129,13 @@ async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
     else:
         cwd = str(_path(ctx, args.get("cwd") or "."))
         if argv[0] != "/bin/sh":
-            import shutil
-
-            found = shutil.which(argv[0], path=runner.path_env)
+            found = shutil.which(argv[0], path=path)
             if found is None:
                 raise ToolError(f"command not found: {argv[0]}")
             argv[0] = found
-    env = {"PATH": runner.path_env, "HOME": os.environ.get("HOME", str(ctx.workspace)), "LANG": "C.UTF-8"}
+    env = {"PATH": path, "HOME": os.environ.get("HOME", str(ctx.workspace)), "LANG": "C.UTF-8"}
     try:
-        ran = await runner.run_process(argv, timeout, env=env, cwd=cwd)
+        ran = await run_process(ctx.reactor, argv, timeout, env, cwd, cap=OUTPUT_CAP)
     except OSError as e:
         raise ToolError(f"cannot start {argv[0]}: {e.strerror}")
     parts = [f"exit code: {ran.code}" + (" (timed out)" if ran.timed_out else "")]
@@ -170,8 +170,6 @@ async def tool_sessions_send(ctx: ToolContext, args: dict[str, Any]) -> str:
     target, message = args.get("sessionKey"), args.get("message")
     if not isinstance(target, str) or not isinstance(message, str) or not message:
         raise ToolError("sessionKey and message are required")
-    import uuid
-
     if ctx.runtime.key(target, ctx.session_key.split(":", 2)[1]) == ctx.session_key:
         raise ToolError("a session cannot send to itself")
     run, _ = ctx.runtime.submit(target, message, f"send-{uuid.uuid4()}")

@@ -11,33 +11,23 @@ import datetime
 import fnmatch
 import os
 import shutil
-import signal
 from pathlib import Path
 from typing import Any, Callable
 
-import attrs
-from twisted.internet import error as twisted_error
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from openclaw.nodehost.media import FfmpegMedia, MediaError
+from openclaw.nodehost.errors import CommandError
+from openclaw.nodehost.media import FfmpegMedia
+from openclaw.process import OUTPUT_CAP, ProcessResult, run_process
 from openclaw.store import read_json, write_json
+
+__all__ = ["COMMANDS", "OUTPUT_CAP", "ApprovalPolicy", "CommandError", "NodeCommands"]
 
 log = Logger(namespace="openclaw.nodehost")
 
-OUTPUT_CAP = 200_000  # bytes kept per stream
 DEFAULT_TIMEOUT_MS = 30_000
 MAX_TIMEOUT_MS = 10 * 60 * 1000
-KILL_GRACE = 2.0
 COMMANDS = ("system.run", "system.which", "system.notify", "location.get")
-
-
-class CommandError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class ApprovalPolicy:
@@ -78,41 +68,6 @@ class ApprovalPolicy:
         return "approval required (send approvalDecision, or add it to exec-approvals.json)"
 
 
-@attrs.frozen
-class ProcessResult:
-    code: int | None
-    stdout: bytes
-    stderr: bytes
-    truncated: bool
-    timed_out: bool = False
-
-
-class _Collector(ProcessProtocol):
-    def __init__(self, done: Deferred[ProcessResult]) -> None:
-        self.done = done
-        self.out = bytearray()
-        self.err = bytearray()
-        self.truncated = False
-
-    def _keep(self, buffer: bytearray, data: bytes) -> None:
-        room = OUTPUT_CAP - len(buffer)
-        if len(data) > room:
-            self.truncated = True
-        buffer.extend(data[: max(room, 0)])
-
-    def outReceived(self, data: bytes) -> None:
-        self._keep(self.out, data)
-
-    def errReceived(self, data: bytes) -> None:
-        self._keep(self.err, data)
-
-    def processEnded(self, reason: Any) -> None:
-        code = getattr(reason.value, "exitCode", None)
-        if code is None and getattr(reason.value, "signal", None) is not None:
-            code = -reason.value.signal
-        self.done.callback(ProcessResult(code, bytes(self.out), bytes(self.err), self.truncated))
-
-
 class NodeCommands:
     def __init__(
         self,
@@ -127,7 +82,6 @@ class NodeCommands:
         self.policy = ApprovalPolicy(self.state_dir / "exec-approvals.json")
         self.emit = emit
         self.path_env = self.settings.get("pathEnv") or os.environ.get("PATH", "/usr/bin:/bin")
-
         self.media = FfmpegMedia(self.run_process, self.path_env)
 
     def declared(self) -> list[str]:
@@ -135,27 +89,10 @@ class NodeCommands:
         return [*COMMANDS, *self.media.commands()]
 
     async def run_process(self, argv: list[str], timeout: float, env: dict[str, str] | None = None, cwd: str | None = None, executable: str | None = None) -> ProcessResult:
-        """Run argv (no shell); past C{timeout} seconds SIGTERM, then SIGKILL after a grace."""
-        done: Deferred[ProcessResult] = Deferred()
+        """L{openclaw.process.run_process} with this host's PATH (and display) by default."""
         if env is None:
             env = {"PATH": self.path_env, **{k: v for k, v in os.environ.items() if k in ("HOME", "DISPLAY", "LANG")}}
-        process = self.reactor.spawnProcess(_Collector(done), executable or argv[0], argv, env=env, path=cwd)
-        timed_out: list[bool] = []
-        kills: list[Any] = []
-
-        def expire() -> None:
-            timed_out.append(True)
-            _signal(process, signal.SIGTERM)
-            kills.append(self.reactor.callLater(KILL_GRACE, _signal, process, signal.SIGKILL))
-
-        timer = self.reactor.callLater(timeout, expire)
-        try:
-            result = await done
-        finally:
-            for call in (timer, *kills):
-                if call.active():
-                    call.cancel()
-        return attrs.evolve(result, timed_out=bool(timed_out))
+        return await run_process(self.reactor, argv, timeout, env, cwd, executable)
 
     async def handle(self, command: str, params: Any) -> Any:
         params = params if isinstance(params, dict) else {}
@@ -170,10 +107,7 @@ class NodeCommands:
         }.get(command)
         if handler is None or (command not in COMMANDS and command not in self.media.commands()):
             raise CommandError("UNAVAILABLE", "command not supported")
-        try:
-            return await handler(params)
-        except MediaError as e:
-            raise CommandError(e.code, e.message)
+        return await handler(params)
 
     # -- system.which
 
@@ -265,9 +199,3 @@ class NodeCommands:
             "source": "unknown",
         }
 
-
-def _signal(process: Any, sig: int) -> None:
-    try:
-        process.signalProcess(sig)
-    except (twisted_error.ProcessExitedAlready, OSError):
-        pass

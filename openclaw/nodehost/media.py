@@ -15,17 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from openclaw.nodehost.errors import CommandError
+
 MAX_CLIP_MS = 60_000
 MAX_BASE64_BYTES = 5 * 1024 * 1024
 
 Runner = Callable[[list[str], float], Awaitable[Any]]  # NodeCommands.run_process
-
-
-class MediaError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class FfmpegMedia:
@@ -49,16 +44,16 @@ class FfmpegMedia:
 
     async def _capture(self, args: list[str], suffix: str, timeout: float) -> bytes:
         if self.ffmpeg is None:
-            raise MediaError("UNAVAILABLE", "command not supported: ffmpeg is not installed")
+            raise CommandError("UNAVAILABLE", "command not supported: ffmpeg is not installed")
         with tempfile.TemporaryDirectory(prefix="openclaw-media-") as folder:
             out = Path(folder) / f"capture{suffix}"
             ran = await self.run([self.ffmpeg, "-hide_banner", "-loglevel", "error", "-y", *args, str(out)], timeout)
             if ran.code != 0 or not out.exists():
                 detail = ran.stderr.decode("utf-8", "replace").strip()[-300:] or f"exit {ran.code}"
-                raise MediaError("UNAVAILABLE", f"ffmpeg failed: {detail}")
+                raise CommandError("UNAVAILABLE", f"ffmpeg failed: {detail}")
             data = out.read_bytes()
         if len(data) * 4 // 3 > MAX_BASE64_BYTES:
-            raise MediaError("PAYLOAD_TOO_LARGE", f"capture is {len(data)} bytes; lower maxWidth/quality or duration")
+            raise CommandError("PAYLOAD_TOO_LARGE", f"capture is {len(data)} bytes; lower maxWidth/quality or duration")
         return data
 
     async def camera_list(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +63,7 @@ class FfmpegMedia:
         cameras = self.cameras()
         device = params.get("deviceId") or (cameras[0] if cameras else None)
         if device not in cameras:
-            raise MediaError("UNAVAILABLE", "no such camera")
+            raise CommandError("UNAVAILABLE", "no such camera")
         width = int(params.get("maxWidth") or 1600)
         quality = float(params.get("quality") or 0.9)
         qscale = max(2, min(31, int(round(31 - quality * 29))))
@@ -78,7 +73,7 @@ class FfmpegMedia:
     async def screen_record(self, params: dict[str, Any]) -> dict[str, Any]:
         display = self.env.get("DISPLAY")
         if not display:
-            raise MediaError("UNAVAILABLE", "command not supported: no X display")
+            raise CommandError("UNAVAILABLE", "command not supported: no X display")
         duration = max(250, min(int(params.get("durationMs") or 3000), MAX_CLIP_MS))
         fps = max(1, min(int(params.get("fps") or 10), 30))
         args = ["-f", "x11grab", "-framerate", str(fps), "-i", display, "-t", f"{duration / 1000:.3f}", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
