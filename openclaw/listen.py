@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pathlib import Path
+
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
@@ -96,14 +100,8 @@ class ListenService(Service):
 
 def bridge_endpoint(reactor: Any, port: int, host: str, tls: Any, state_dir: Any) -> IStreamServerEndpoint:
     """TCP, or TLS with C{bridge.tls.certPath}/C{keyPath} (PEM) when enabled."""
-    from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
-
     if not tls:
         return TCP4ServerEndpoint(reactor, port, backlog=LISTEN_BACKLOG, interface=host)
-    from pathlib import Path
-
-    from twisted.internet.ssl import PrivateCertificate
-
     folder = Path(state_dir) / "bridge" / "tls"
     cert = Path(tls.get("certPath") or folder / "bridge-cert.pem").expanduser()
     key = Path(tls.get("keyPath") or folder / "bridge-key.pem").expanduser()

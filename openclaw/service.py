@@ -17,6 +17,7 @@ from typing import Any
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogPublisher, globalLogPublisher
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -260,8 +261,6 @@ class GatewayService(MultiService):
             self.lock.release()
 
     async def _drain(self, seconds: float) -> None:
-        from twisted.internet.task import deferLater
-
         waited = 0.0
         while self.hub.open_sockets() and waited < seconds:
             await deferLater(self.reactor, 0.02, lambda: None)

@@ -26,6 +26,7 @@ from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset
 from openclaw.agent.tools import ToolContext, run_tool, tools_for
 from openclaw.agent.webfetch import WebFetcher
 from openclaw.nodes.registry import Outcome
+from openclaw.protocol.errors import UNAVAILABLE, GatewayError
 
 log = Logger(namespace="openclaw.agent")
 
@@ -163,8 +164,6 @@ class AgentRuntime:
             queue = self.queued.setdefault(key, [])
             if len(queue) >= MAX_QUEUED_PER_SESSION:
                 del self.runs[run_id]
-                from openclaw.protocol.errors import UNAVAILABLE, GatewayError
-
                 raise GatewayError(UNAVAILABLE, "too many queued messages for this session", retryable=True, retry_after_ms=2000)
             queue.append(run)
         return run, True
@@ -265,21 +264,22 @@ class AgentRuntime:
         except ProviderError as e:
             self._finish(run, "error", str(e), e.kind)
 
-    def tool_context(self, run: Run) -> ToolContext:
+    def tool_context(self, session_key: str) -> ToolContext:
+        """Where a session's tools run: on the host, or sandboxed in its own workspace."""
         sandbox_config = dict((self.config().get("gateway") or {}).get("sandbox") or {})
         mode = sandbox_config.get("mode", "off")
-        main = canonical_key("main", run.agent_id)
-        confined = mode == "all" or (mode == "non-main" and run.session_key != main)
+        main = canonical_key("main", agent_of(session_key))
+        confined = mode == "all" or (mode == "non-main" and session_key != main)
         workspace = self.workspace()
         if confined:
-            workspace = workspace / "sandboxes" / hashlib.sha256(run.session_key.encode()).hexdigest()[:16]
+            workspace = workspace / "sandboxes" / hashlib.sha256(session_key.encode()).hexdigest()[:16]
             workspace.mkdir(parents=True, exist_ok=True)
-        return ToolContext(workspace, run.session_key, sandbox_from_config(sandbox_config) if confined else None, self, self.reactor)
+        return ToolContext(workspace, session_key, sandbox_from_config(sandbox_config) if confined else None, self, self.reactor)
 
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
         tools = {t.spec.name: t for t in tools_for(self.config())}
-        context = self.tool_context(run)
+        context = self.tool_context(run.session_key)
         system = self.system_prompt()
         for _ in range(MAX_TURNS):
             request = ModelRequest(system=system, messages=store.messages(run.session_key, HISTORY_LIMIT), tools=[t.spec for t in tools.values()])

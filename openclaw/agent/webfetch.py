@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.threads import deferToThread
 from twisted.web.client import Agent
@@ -139,8 +140,6 @@ class _Discard:
 
 
 async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
-    from twisted.internet.protocol import Protocol
-
     done: Deferred[tuple[bytes, bool]] = Deferred()
 
     class Reader(Protocol):

@@ -19,6 +19,7 @@ from typing import IO, Any, Mapping
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError, TimeoutError
+from twisted.internet.task import deferLater
 from twisted.python import usage
 
 from openclaw.cli.base import EX_USAGE, CommandOptions
@@ -26,6 +27,7 @@ from openclaw.client.core import CLI_SCOPES, GatewayClosed, RequestFailed, cli_p
 from openclaw.client.identity import DeviceIdentity, DeviceTokens
 from openclaw.config import ConfigError, load_config
 from openclaw.config.settings import check_config
+from openclaw.portowner import listeners
 
 LEVEL_ORDER = ["trace", "debug", "info", "warn", "error", "fatal"]
 
@@ -237,8 +239,6 @@ def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any
         checks["stateDir"] = {"ok": mode & 0o077 == 0, "detail": f"{layout.state_dir} mode {mode:o}"}
     except FileNotFoundError:
         checks["stateDir"] = {"ok": False, "detail": f"{layout.state_dir} missing"}
-    from openclaw.portowner import listeners
-
     port = int(env.get("OPENCLAW_GATEWAY_PORT") or layout.default_port)
     owners = listeners(port)
     checks["port"] = {"ok": bool(owners), "detail": f"port {port}: " + (", ".join(f"pid {p}" for p, _ in owners) or "nothing listening")}
@@ -315,8 +315,6 @@ class LogsOptions(TimedOptions):
         out.flush()
 
     async def go(self, reactor, env, out):
-        from twisted.internet.task import deferLater
-
         connection = await self.connection(reactor, env, ["operator.read"])
         cursor = None
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import mimetypes
 import os
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+
+from openclaw.store import atomic_write, ensure_dir
 
 log = Logger(namespace="openclaw.canvas")
 
@@ -52,8 +55,6 @@ s.onopen=function(){d=1000;};s.onclose=function(){setTimeout(c,d);d=Math.min(d*2
 
 def ensure_scaffold(root: Path) -> None:
     """Create the root (0700) with a starter index.html if it has none."""
-    from openclaw.store import atomic_write, ensure_dir
-
     ensure_dir(root)
     index = root / "index.html"
     if not index.exists():
@@ -211,9 +212,7 @@ class Watcher:
 
 def a2ui_assets() -> Path:
     """Our A2UI v0.8 host page and renderer, shipped in the package."""
-    from importlib.resources import files
-
-    return Path(str(files("openclaw.web") / "a2ui"))
+    return Path(str(importlib.resources.files("openclaw.web") / "a2ui"))
 
 
 def canvas_tree(root: Path, live_reload: bool, reload_resource: Resource | None) -> Resource:

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from openclaw.agent.tools import HTTP_DENY, TOOLS, ToolContext, run_tool
+from openclaw.agent.tools import HTTP_DENY, TOOLS, run_tool
 
 MAX_BODY = 2 * 1024 * 1024
 
@@ -58,10 +58,7 @@ class ToolsInvoke(Resource):
             return _reply(request, 404, {"ok": False, "error": {"type": "not_found", "message": f"tool not available over HTTP: {name}"}})
         runtime = self.hub.agent
         key = runtime.key(body.get("sessionKey") or "main", body.get("agentId"))
-        from openclaw.agent.runtime import Run
-
-        context: ToolContext = runtime.tool_context(Run("http", key, key.split(":", 2)[1], "", 60))
-        d = Deferred.fromCoroutine(run_tool(TOOLS[name], context, body.get("args") if "args" in body else {}))
+        d = Deferred.fromCoroutine(run_tool(TOOLS[name], runtime.tool_context(key), body.get("args") if "args" in body else {}))
         closed: list[bool] = []
         request.notifyFinish().addBoth(lambda _: closed.append(True))
 
