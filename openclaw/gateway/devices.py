@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import secrets
-import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,10 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from openclaw.gateway.auth import secret_equal
 from openclaw.protocol.errors import INVALID_REQUEST, HandshakeFailed
+from openclaw.pending import PendingRequests
 from openclaw.store import read_json, write_json
 
-PENDING_TTL_MS = 5 * 60 * 1000
-MAX_PENDING = 200
 
 
 def b64url_decode(text: str) -> bytes:
@@ -135,7 +133,7 @@ class PairingStore:
 
     def __init__(self, state_dir: Path) -> None:
         self.folder = Path(state_dir) / "devices"
-        self._pending: dict[str, dict[str, Any]] = read_json(self.folder / "pending.json", {}) or {}
+        self._pending = PendingRequests(self.folder / "pending.json")
         self._paired: dict[str, dict[str, Any]] = read_json(self.folder / "paired.json", {}) or {}
 
     # -- reading
@@ -144,19 +142,10 @@ class PairingStore:
         return self._paired.get(device_id)
 
     def pending(self, now_ms: int) -> list[dict[str, Any]]:
-        self.expire(now_ms)
-        return sorted(self._pending.values(), key=lambda r: r["ts"])
+        return self._pending.list(now_ms)
 
     def all_paired(self) -> list[dict[str, Any]]:
         return sorted(self._paired.values(), key=lambda r: r.get("approvedAtMs", 0))
-
-    def expire(self, now_ms: int) -> list[Resolution]:
-        gone = [r for r in self._pending.values() if now_ms - r["ts"] > PENDING_TTL_MS]
-        for r in gone:
-            del self._pending[r["requestId"]]
-        if gone:
-            self._save_pending()
-        return [Resolution(r["requestId"], r["deviceId"], "expired", now_ms) for r in gone]
 
     # -- pairing
 
@@ -166,37 +155,21 @@ class PairingStore:
         different role, scopes or key supersedes the old one (rejected).
         """
         superseded = []
-        for existing in list(self._pending.values()):
-            if existing["deviceId"] != fields["deviceId"]:
-                continue
-            same = all(existing.get(k) == fields.get(k) for k in ("publicKey", "role", "scopes"))
-            if same:
-                existing["ts"] = now_ms  # the TTL counts from the last retry
-                self._save_pending()
-                return existing, []
-            del self._pending[existing["requestId"]]
+        for existing in self._pending.where("deviceId", fields["deviceId"]):
+            if all(existing.get(k) == fields.get(k) for k in ("publicKey", "role", "scopes")):
+                return self._pending.touch(existing, now_ms), []
+            self._pending.pop(existing["requestId"])
             superseded.append(Resolution(existing["requestId"], existing["deviceId"], "rejected", now_ms))
-        if len(self._pending) >= MAX_PENDING:
-            oldest = min(self._pending.values(), key=lambda r: r["ts"])
-            del self._pending[oldest["requestId"]]
-        request = {"requestId": str(uuid.uuid4()), **fields, "ts": now_ms}
-        self._pending[request["requestId"]] = request
-        self._save_pending()
-        return request, superseded
+        return self._pending.add(fields, now_ms), superseded
 
     def approve(self, request_id: str, now_ms: int) -> dict[str, Any] | None:
-        request = self._pending.pop(request_id, None)
-        if request is None:
-            return None
-        record = self._approve_fields(request, now_ms)
-        self._save_pending()
-        return record
+        request = self._pending.pop(request_id)
+        return None if request is None else self._approve_fields(request, now_ms)
 
     def approve_directly(self, fields: dict[str, Any], now_ms: int) -> dict[str, Any]:
         """Silent approval (direct-local): no pending request is left behind."""
-        for existing in [r for r in self._pending.values() if r["deviceId"] == fields["deviceId"]]:
-            del self._pending[existing["requestId"]]
-        self._save_pending()
+        for existing in self._pending.where("deviceId", fields["deviceId"]):
+            self._pending.pop(existing["requestId"])
         return self._approve_fields(fields, now_ms)
 
     def _approve_fields(self, fields: dict[str, Any], now_ms: int) -> dict[str, Any]:
@@ -226,10 +199,7 @@ class PairingStore:
         return self._paired[device_id]
 
     def reject(self, request_id: str) -> dict[str, Any] | None:
-        request = self._pending.pop(request_id, None)
-        if request is not None:
-            self._save_pending()
-        return request
+        return self._pending.pop(request_id)
 
     def remove(self, device_id: str) -> bool:
         if self._paired.pop(device_id, None) is None:
@@ -283,9 +253,6 @@ class PairingStore:
         return token
 
     # -- persistence
-
-    def _save_pending(self) -> None:
-        write_json(self.folder / "pending.json", self._pending)
 
     def _save_paired(self) -> None:
         write_json(self.folder / "paired.json", self._paired)

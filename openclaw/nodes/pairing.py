@@ -11,30 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from openclaw.gateway.auth import secret_equal
+from openclaw.pending import PendingRequests
 from openclaw.store import read_json, write_json
 
-PENDING_TTL_MS = 5 * 60 * 1000
-MAX_PENDING = 200
 FIELDS = ("displayName", "platform", "version", "coreVersion", "uiVersion", "deviceFamily", "modelIdentifier", "caps", "commands", "permissions", "remoteIp")
 
 
 class NodePairingStore:
     def __init__(self, state_dir: Path) -> None:
         self.folder = Path(state_dir) / "nodes"
-        self._pending: dict[str, dict[str, Any]] = read_json(self.folder / "pending.json", {}) or {}
+        self._pending = PendingRequests(self.folder / "pending.json")
         self._paired: dict[str, dict[str, Any]] = read_json(self.folder / "paired.json", {}) or {}
 
-    def expire(self, now_ms: int) -> list[dict[str, Any]]:
-        gone = [r for r in self._pending.values() if now_ms - r["ts"] > PENDING_TTL_MS]
-        for r in gone:
-            del self._pending[r["requestId"]]
-        if gone:
-            self._save()
-        return gone
-
     def pending(self, now_ms: int) -> list[dict[str, Any]]:
-        self.expire(now_ms)
-        return sorted(self._pending.values(), key=lambda r: r["ts"])
+        return self._pending.list(now_ms)
 
     def paired(self) -> list[dict[str, Any]]:
         return [{k: v for k, v in r.items() if k != "token"} for r in sorted(self._paired.values(), key=lambda r: r.get("approvedAtMs", 0))]
@@ -44,40 +34,25 @@ class NodePairingStore:
 
     def request(self, node_id: str, fields: dict[str, Any], now_ms: int) -> tuple[dict[str, Any], bool]:
         """The pending request for a node (reused if one exists) and whether it is new."""
-        self.expire(now_ms)
-        for existing in self._pending.values():
-            if existing["nodeId"] == node_id:
-                existing["ts"] = now_ms
-                self._save()
-                return existing, False
-        if len(self._pending) >= MAX_PENDING:
-            oldest = min(self._pending.values(), key=lambda r: r["ts"])
-            del self._pending[oldest["requestId"]]
-        request = {"requestId": str(uuid.uuid4()), "nodeId": node_id, **{k: fields[k] for k in FIELDS if fields.get(k) is not None}, "silent": bool(fields.get("silent")), "ts": now_ms}
-        self._pending[request["requestId"]] = request
-        self._save()
-        return request, True
+        self._pending.expire(now_ms)
+        for existing in self._pending.where("nodeId", node_id):
+            return self._pending.touch(existing, now_ms), False
+        kept = {k: fields[k] for k in FIELDS if fields.get(k) is not None}
+        return self._pending.add({"nodeId": node_id, **kept, "silent": bool(fields.get("silent"))}, now_ms), True
 
     def approve(self, request_id: str, now_ms: int) -> dict[str, Any] | None:
-        request = self._pending.pop(request_id, None)
+        request = self._pending.pop(request_id)
         if request is None:
             return None
         record = {k: v for k, v in request.items() if k not in ("requestId", "ts", "silent")}
         record.update(token=uuid.uuid4().hex, createdAtMs=now_ms, approvedAtMs=now_ms)
         self._paired[request["nodeId"]] = record
-        self._save()
+        write_json(self.folder / "paired.json", self._paired)
         return record
 
     def reject(self, request_id: str) -> dict[str, Any] | None:
-        request = self._pending.pop(request_id, None)
-        if request is not None:
-            self._save()
-        return request
+        return self._pending.pop(request_id)
 
     def verify(self, node_id: str, token: str) -> bool:
         record = self._paired.get(node_id)
         return bool(record and token and secret_equal(token, record["token"]))
-
-    def _save(self) -> None:
-        write_json(self.folder / "pending.json", self._pending)
-        write_json(self.folder / "paired.json", self._paired)

@@ -1,0 +1,66 @@
+# -*- test-case-name: tests.test_pending -*-
+"""
+Pairing requests that wait for an operator: one JSON file (crash-safe),
+expiring 5 minutes after the requester last asked, at most 200 (the oldest
+goes first). The device and node pairing stores both keep theirs here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from openclaw.store import read_json, write_json
+
+TTL_MS = 5 * 60 * 1000
+LIMIT = 200
+
+
+class PendingRequests:
+    def __init__(self, path: Path, ttl_ms: int = TTL_MS, limit: int = LIMIT) -> None:
+        self.path = Path(path)
+        self.ttl_ms = ttl_ms
+        self.limit = limit
+        stored = read_json(self.path, {})
+        self._items: dict[str, dict[str, Any]] = stored if isinstance(stored, dict) else {}
+
+    def _save(self) -> None:
+        write_json(self.path, self._items)
+
+    def expire(self, now_ms: int) -> list[dict[str, Any]]:
+        """Drop and return the requests nobody asked about for the TTL."""
+        gone = [r for r in self._items.values() if now_ms - r["ts"] > self.ttl_ms]
+        for request in gone:
+            del self._items[request["requestId"]]
+        if gone:
+            self._save()
+        return gone
+
+    def list(self, now_ms: int) -> list[dict[str, Any]]:
+        self.expire(now_ms)
+        return sorted(self._items.values(), key=lambda r: r["ts"])
+
+    def where(self, field: str, value: Any) -> list[dict[str, Any]]:
+        return [r for r in self._items.values() if r.get(field) == value]
+
+    def add(self, fields: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        if len(self._items) >= self.limit:
+            oldest = min(self._items.values(), key=lambda r: r["ts"])
+            del self._items[oldest["requestId"]]
+        request = {"requestId": str(uuid.uuid4()), **fields, "ts": now_ms}
+        self._items[request["requestId"]] = request
+        self._save()
+        return request
+
+    def touch(self, request: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        """The requester asked again: the TTL counts from now."""
+        request["ts"] = now_ms
+        self._save()
+        return request
+
+    def pop(self, request_id: str) -> dict[str, Any] | None:
+        request = self._items.pop(request_id, None)
+        if request is not None:
+            self._save()
+        return request
