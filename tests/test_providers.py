@@ -196,3 +196,18 @@ class OllamaTests(TestCase):
         reply = await OllamaChat(reactor).stream(model, request(), lambda d: None)
         self.assertEqual((reply.text, reply.tool_calls[0]["arguments"], reply.usage["total"]), ("Hi", {"path": "x"}, 7))
         self.assertEqual(fake.requests[0]["path"], "/api/chat")
+
+    async def test_history_with_tool_calls(self):
+        """Earlier tool calls go to Ollama with arguments as objects, results as role tool."""
+        fake, url = await start_fake(self)
+        fake.replies.append(Reply([json.dumps({"message": {"role": "assistant", "content": "ok"}, "done": True}).encode() + b"\n"]))
+        history = [
+            {"role": "user", "content": [{"type": "text", "text": "read x"}]},
+            {"role": "assistant", "content": [{"type": "toolCall", "id": "c1", "name": "read", "arguments": {"path": "x"}}]},
+            {"role": "toolResult", "toolCallId": "c1", "toolName": "read", "content": [{"type": "text", "text": "hello"}]},
+        ]
+        model = ModelRef("ollama", "llama3", "ollama", url, None)
+        await OllamaChat(reactor).stream(model, ModelRequest(system="", messages=history), lambda d: None)
+        sent = fake.requests[0]["body"]["messages"]
+        self.assertEqual(sent[1]["tool_calls"][0]["function"]["arguments"], {"path": "x"})
+        self.assertEqual(sent[2], {"role": "tool", "tool_call_id": "c1", "content": "hello"})

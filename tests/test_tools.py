@@ -14,6 +14,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.resource import Resource
+from twisted.web.static import Data
 from twisted.web.server import Site
 from twisted.web.util import Redirect
 
@@ -146,18 +147,12 @@ class SSRFTests(TestCase):
     async def test_redirect_to_loopback_refused(self):
         """An allowed server that redirects to loopback is refused at the redirect; allowed text is fetched."""
         inner = Resource()
-        target = Resource()
-        target.isLeaf = True
-        target.render_GET = lambda request: b"private data"
-        inner.putChild(b"secret", target)
+        inner.putChild(b"secret", Data(b"private data", "text/plain"))
         private = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(inner))
         self.addCleanup(private.stopListening)
         outer = Resource()
         outer.putChild(b"go", Redirect(f"http://127.0.0.1:{private.getHost().port}/secret".encode()))
-        page = Resource()
-        page.isLeaf = True
-        page.render_GET = lambda request: b"public page"
-        outer.putChild(b"page", page)
+        outer.putChild(b"page", Data(b"public page", "text/plain"))
         public = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.2").listen(Site(outer))
         self.addCleanup(public.stopListening)
         # 127.0.0.2 plays a public host here; everything else keeps the real rule.

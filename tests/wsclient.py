@@ -72,15 +72,19 @@ class WS:
             if timer.active():
                 timer.cancel()
 
-    async def response(self, id: str, timeout: float = 5.0) -> dict[str, Any]:
-        """The next response with C{id}; events seen meanwhile go to C{events}."""
+    async def _until(self, wanted: Any, timeout: float) -> dict[str, Any]:
+        """The next frame C{wanted} accepts; other frames go to C{events}."""
         while True:
             frame = await self.next(timeout)
             if frame is None:
                 raise ConnectionError(f"closed: {self.factory.close_info}")
-            if frame.get("type") == "res" and frame.get("id") == id:
+            if wanted(frame):
                 return frame
             self.events.append(frame)
+
+    async def response(self, id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next response with C{id}; events seen meanwhile go to C{events}."""
+        return await self._until(lambda f: f.get("type") == "res" and f.get("id") == id, timeout)
 
     async def request(self, method: str, params: Any = None, **extra: Any) -> dict[str, Any]:
         self._ids += 1
@@ -94,13 +98,7 @@ class WS:
         for i, frame in enumerate(self.events):
             if frame.get("event") == name:
                 return self.events.pop(i)
-        while True:
-            frame = await self.next(timeout)
-            if frame is None:
-                raise ConnectionError(f"closed: {self.factory.close_info}")
-            if frame.get("type") == "event" and frame.get("event") == name:
-                return frame
-            self.events.append(frame)
+        return await self._until(lambda f: f.get("type") == "event" and f.get("event") == name, timeout)
 
     def close(self) -> None:
         self.protocol.sendClose(1000)

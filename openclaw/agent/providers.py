@@ -241,36 +241,45 @@ def _text_of(message: dict[str, Any]) -> str:
     return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict) and part.get("type") == "text")
 
 
+def openai_messages(request: ModelRequest, arguments_as_json: bool = True) -> list[dict[str, Any]]:
+    """Messages in the OpenAI chat format (Ollama's native API wants arguments as objects)."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
+    for m in request.messages:
+        role = m.get("role")
+        if role == "user":
+            out.append({"role": "user", "content": _text_of(m)})
+        elif role == "assistant":
+            entry: dict[str, Any] = {"role": "assistant", "content": _text_of(m) or None}
+            calls = [p for p in m.get("content") or [] if isinstance(p, dict) and p.get("type") == "toolCall"]
+            if calls:
+                entry["tool_calls"] = [
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments") or {}) if arguments_as_json else c.get("arguments") or {}}}
+                    for c in calls
+                ]
+            out.append(entry)
+        elif role == "toolResult":
+            out.append({"role": "tool", "tool_call_id": m.get("toolCallId"), "content": _text_of(m)})
+    return out
+
+
+def openai_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}} for t in tools]
+
+
 @implementer(IModelProvider)
 class OpenAICompletions(HttpStreaming):
     """OpenAI Chat Completions with SSE (and any compatible server)."""
 
-    def to_messages(self, request: ModelRequest) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = [{"role": "system", "content": request.system}] if request.system else []
-        for m in request.messages:
-            role = m.get("role")
-            if role == "user":
-                out.append({"role": "user", "content": _text_of(m)})
-            elif role == "assistant":
-                entry: dict[str, Any] = {"role": "assistant", "content": _text_of(m) or None}
-                calls = [p for p in m.get("content") or [] if isinstance(p, dict) and p.get("type") == "toolCall"]
-                if calls:
-                    entry["tool_calls"] = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments") or {})}} for c in calls]
-                out.append(entry)
-            elif role == "toolResult":
-                out.append({"role": "tool", "tool_call_id": m.get("toolCallId"), "content": _text_of(m)})
-        return out
-
     async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
         body: dict[str, Any] = {
             "model": model.model,
-            "messages": self.to_messages(request),
+            "messages": openai_messages(request),
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": model.max_tokens or request.max_tokens,
         }
         if request.tools:
-            body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}} for t in request.tools]
+            body["tools"] = openai_tools(request.tools)
         headers = {"Accept": "text/event-stream"}
         if model.api_key:
             headers["Authorization"] = f"Bearer {model.api_key}"
@@ -417,13 +426,9 @@ class OllamaChat(HttpStreaming):
     """Ollama's native C{/api/chat} (NDJSON), which keeps tool calls intact."""
 
     async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
-        messages = OpenAICompletions(self.reactor).to_messages(request)
-        for m in messages:
-            for call in m.get("tool_calls") or []:
-                call["function"]["arguments"] = json.loads(call["function"]["arguments"])
-        body: dict[str, Any] = {"model": model.model, "messages": messages, "stream": True}
+        body: dict[str, Any] = {"model": model.model, "messages": openai_messages(request, arguments_as_json=False), "stream": True}
         if request.tools:
-            body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}} for t in request.tools]
+            body["tools"] = openai_tools(request.tools)
         reply = ModelReply(model=model.label)
         buffer = [b""]
         finished = []
