@@ -154,8 +154,8 @@ class AuthTests(GatewayMixin, TestCase):
         self.assertEqual((code, reason), (1008, error["message"]))
         self.assertLessEqual(len(reason.encode()), 120)
 
-    async def test_token_missing_and_not_configured(self):
-        """12. No auth: AUTH_TOKEN_MISSING; no token configured: AUTH_TOKEN_NOT_CONFIGURED."""
+    async def test_token_missing(self):
+        """12. No auth at all: AUTH_TOKEN_MISSING."""
         await self.gateway()
         _, res = await self.connect(connect_params(token=None))
         self.assertEqual(res["error"]["details"]["code"], "AUTH_TOKEN_MISSING")

@@ -46,10 +46,6 @@ class ProviderError(Exception):
         self.kind = kind  # refusal | timeout | rate_limit | context_length | unknown
 
 
-class NoProvider(ProviderError):
-    """Nothing is configured to answer."""
-
-
 @attrs.frozen
 class ToolSpec:
     name: str
