@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_admission,tests.test_service -*-
 """
 Listening services that fail loudly: a port that cannot be bound raises at
 start-up (every time, not only the first), naming the port and its owner.
@@ -93,8 +93,14 @@ class AdmissionProtocol(ProtocolWrapper):
 
     def _expired(self) -> None:
         self._timer = None
-        if self.kind() != PENDING:
-            return  # authenticated, or allowed to stay; an HTTP response that ends re-arms it
+        kind = self.kind()
+        if kind == OPEN:
+            # Allowed to stay while open; looked at again in case it falls back
+            # to pending (a bridge node after its pairing was answered).
+            self.arm(self.admission.deadline)
+            return
+        if kind == TRUSTED:
+            return  # an HTTP response that ends re-arms it
         self.admission.expired += 1
         log.debug("connection from {ip} closed: not authenticated within its deadline", ip=self.ip)
         self.close()

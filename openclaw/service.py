@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_service,tests.test_http -*-
 """
 L{GatewayService}: the MultiService one gateway process runs.
 

@@ -133,6 +133,9 @@ class AdmissionTests(TestCase):
         self.assertFalse(closed(client))
         self.clock.advance(0.1)
         self.assertTrue(closed(client))
+        live.wrappedProtocol.kind = PENDING  # e.g. a bridge node whose pairing was answered
+        self.clock.advance(5)
+        self.assertTrue(closed(live))
 
     def test_upgrade_gets_the_websocket_deadline_once(self):
         """An upgrade restarts the deadline once, at the WebSocket allowance; bytes after it do not."""

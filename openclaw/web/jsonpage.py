@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_service,tests.test_http -*-
 """JSON responses, the JSON 404 every unknown path gets, and the errback for deferred ones."""
 
 from __future__ import annotations
