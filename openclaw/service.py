@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_service,tests.test_http -*-
 """
 L{GatewayService}: the MultiService one gateway process runs.
 
@@ -9,18 +9,22 @@ added as siblings of the HTTP listener.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogPublisher, globalLogPublisher
-from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.hub import Hub
@@ -28,48 +32,126 @@ from openclaw.agent.methods import AGENT_METHODS
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.gateway.methods import METHODS
 from openclaw.nodes.methods import NODE_METHODS
-from openclaw.bridge.protocol import BridgeFactory
-from openclaw.listen import LISTEN_BACKLOG, ConnectionLimit, ListenService, bridge_endpoint
+from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
+from openclaw.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, bridge_endpoint
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
 from openclaw.store import StateLock, clean_stray_temps, ensure_dir
 from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
 from openclaw.netinfo import lan_address
+from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
-from openclaw.web.openai_api import OpenAIApi
+from openclaw.web.jsonpage import JsonError, write_json
+from openclaw.web.openai_api import MAX_BODY as OPENAI_MAX_BODY, OpenAIApi
+from openclaw.web.reload import ReloadProtocol
 from openclaw.web.tools_invoke import ToolsInvoke
 from openclaw.web.root import GatewayRoot
-from openclaw.ws import websocket_resource
+from openclaw.ws import GatewayWebSocket, websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
-MAX_REQUEST_BODY = 22 * 1024 * 1024  # the chat-completions limit (20 MB) plus headroom
+MAX_REQUEST_BODY = OPENAI_MAX_BODY  # the largest body any route takes (chat completions: 20 MB)
 CLOSE_GRACE = 1.0  # seconds for clients to finish the close handshake on stop
+UPGRADE_DEADLINE = HANDSHAKE_TIMEOUT + ABORT_GRACE  # backs up the WebSocket's own connect timer
 
 log = Logger(namespace="openclaw.gateway")
 
+SERVER_ERROR = {"ok": False, "error": {"type": "server_error", "message": "Internal server error.", "param": None, "code": None}}
+TOO_LARGE = {"ok": False, "error": {"type": "invalid_request_error", "message": "The body is too large.", "param": None, "code": "payload_too_large"}}
 
-class BoundedRequest(Request):
-    """A request whose body may not grow past C{MAX_REQUEST_BODY} (413, then hang up)."""
+
+class GatewayRequest(Request):
+    """
+    A request on a gateway site: its body may not grow past C{MAX_REQUEST_BODY}
+    (413), every error it answers is JSON (an unhandled one is a logged 500),
+    and when it ends its connection's admission deadline starts again.
+    """
+
+    authenticated = False  # set by bearer auth: the connection serves an authenticated client now
+    _refused = False
+    _received = 0
 
     def gotLength(self, length: int | None) -> None:
-        self._received = 0
         if length is not None and length > MAX_REQUEST_BODY:
+            self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after our answer
             self._refuse()
             return
         super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
-        self._received = getattr(self, "_received", 0) + len(data)
+        if self._refused:
+            return  # read and dropped, so the client gets to read the 413
+        self._received += len(data)
         if self._received > MAX_REQUEST_BODY:
             self._refuse()
             return
         super().handleContentChunk(data)
 
     def _refuse(self) -> None:
-        if self.channel is not None and self.channel.transport is not None:
-            body = b'{"error":{"message":"request body too large","type":"invalid_request_error"}}'
-            self.channel.transport.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            self.channel.transport.loseConnection()
+        """Answer 413 at once; the rest of the body is dropped, then the connection closes."""
+        self._refused = True
+        transport = self.channel.transport if self.channel is not None else None
+        if transport is None:
+            return
+        body = json.dumps(TOO_LARGE).encode()
+        transport.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        if self.content is not None:
+            self.content.close()
+            self.content = None
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            # Answered already; the whole body has been read, so closing now cannot reset it.
+            if self.channel is not None and self.channel.transport is not None:
+                self.channel.transport.loseConnection()
+            return
+        super().requestReceived(command, path, version)
+
+    def render(self, resrc: IResource) -> None:
+        code, brief = getattr(resrc, "code", None), getattr(resrc, "brief", None)
+        if isinstance(code, int) and isinstance(brief, str) and not isinstance(resrc, JsonError):
+            # twisted's error pages (NoResource, ForbiddenResource, ...) are HTML
+            resrc = JsonError(code, "not_found" if code == 404 else "error", brief)
+        super().render(_JsonErrors(resrc))
+
+    def processingFailed(self, reason: Failure) -> Failure:
+        # The path without its query (a query may carry a token).
+        log.failure("{method} {path} failed", reason, method=self.method.decode("latin-1"), path=self.path.decode("latin-1", "replace")[:200])
+        if self.finished or self._disconnected:
+            return reason
+        if self.startedWriting:
+            # The status line is out: all that is left is to cut the response short.
+            if self.channel is not None and self.channel.transport is not None:
+                self.channel.transport.loseConnection()
+            return reason
+        self.write(write_json(self, 500, SERVER_ERROR))
+        self.finish()
+        return reason
+
+    def finish(self) -> None:
+        transport = self.channel.transport if self.channel is not None else None
+        super().finish()
+        if isinstance(transport, AdmissionProtocol):
+            transport.idle()
+
+
+class _JsonErrors(Resource):
+    """Renders C{resource}, answering what twisted would answer in HTML as JSON."""
+
+    def __init__(self, resource: IResource) -> None:
+        super().__init__()
+        self.resource = resource
+
+    def render(self, request: Request) -> Any:
+        try:
+            body = self.resource.render(request)
+        except UnsupportedMethod as e:
+            if request.method == b"HEAD" and b"GET" in e.allowedMethods:
+                raise  # twisted answers HEAD with GET's headers
+            request.setHeader(b"Allow", b", ".join(e.allowedMethods))
+            return JsonError(405, "method_not_allowed", "Method Not Allowed").render(request)
+        if body is not NOT_DONE_YET and not isinstance(body, bytes):
+            raise TypeError(f"{type(self.resource).__name__} rendered {type(body).__name__}, not bytes")
+        return body
 
 
 class GatewaySite(Site):
@@ -77,11 +159,45 @@ class GatewaySite(Site):
 
     displayTracebacks = False
     noisy = False
-    requestFactory = BoundedRequest
+    requestFactory = GatewayRequest
 
     def log(self, request: Any) -> None:
         # Access logs could carry secrets in paths; requests are logged by handlers.
         return None
+
+
+def _matcher(networks: list[str]) -> Callable[[str], bool]:
+    """Whether an address is in one of C{networks} (CIDRs or addresses)."""
+    parsed = []
+    for net in networks:
+        try:
+            parsed.append(ipaddress.ip_network(net, strict=False))
+        except ValueError:
+            continue
+
+    def match(ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in parsed)
+
+    return match
+
+
+def classify(protocol: Any) -> str:
+    """Where a connection on one of our ports stands (see L{Admission})."""
+    if isinstance(protocol, HTTPChannel):
+        return TRUSTED if any(getattr(r, "authenticated", False) for r in protocol.requests) else PENDING
+    if isinstance(protocol, GatewayWebSocket):
+        connection = protocol.connection
+        return TRUSTED if connection is not None and connection.state == "ready" else PENDING
+    if isinstance(protocol, ReloadProtocol):
+        return OPEN if protocol.state == protocol.STATE_OPEN else PENDING
+    if isinstance(protocol, BridgeProtocol):
+        state = protocol.session.state if protocol.session is not None else "new"
+        return {"ready": TRUSTED, "pairing": OPEN}.get(state, PENDING)
+    return PENDING
 
 
 class GatewayService(MultiService):
@@ -110,6 +226,7 @@ class GatewayService(MultiService):
         gateway = settings.config.get("gateway", {}) or {}
         self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
+        self.from_proxy = _matcher(self.trusted_proxies)  # proxies share one address among many clients
         self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS})
         self.hub.agent = AgentRuntime(self.hub, reactor)
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
@@ -118,13 +235,13 @@ class GatewayService(MultiService):
         api = OpenAIApi(self.hub)
         self.root.putChild(b"v1", api)
         tools = Resource()
-        tools.putChild(b"invoke", ToolsInvoke(self.hub, api))
+        tools.putChild(b"invoke", ToolsInvoke(self.hub))
         self.root.putChild(b"tools", tools)
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:
             endpoint = TCP4ServerEndpoint(reactor, settings.port, backlog=LISTEN_BACKLOG, interface=host)
-            listener = ListenService(endpoint, ConnectionLimit(self.site, settings.max_connections), "the gateway", settings.port)
+            listener = ListenService(endpoint, self.admission(self.site), "the gateway", settings.port)
             listener.setName(f"http:{host}")
             listener.setServiceParent(self)
             self.http.append(listener)
@@ -138,7 +255,7 @@ class GatewayService(MultiService):
             canvas_site = GatewaySite(self.canvas.site_root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
             for host in settings.hosts:
                 endpoint = TCP4ServerEndpoint(reactor, settings.canvas_port, backlog=LISTEN_BACKLOG, interface=host)
-                listener = ListenService(endpoint, ConnectionLimit(canvas_site, settings.max_connections), "the canvas host", settings.canvas_port)
+                listener = ListenService(endpoint, self.admission(canvas_site), "the canvas host", settings.canvas_port)
                 listener.setName(f"canvas:{host}")
                 listener.setServiceParent(self)
                 self.canvas_listeners.append(listener)
@@ -148,7 +265,7 @@ class GatewayService(MultiService):
             bridge_factory = BridgeFactory(self.hub, self.canvas_url)
             for host in settings.hosts:
                 endpoint = bridge_endpoint(reactor, settings.bridge_port, host, settings.bridge_tls, settings.state_dir)
-                listener = ListenService(endpoint, ConnectionLimit(bridge_factory, settings.max_connections), "the node bridge", settings.bridge_port)
+                listener = ListenService(endpoint, self.admission(bridge_factory), "the node bridge", settings.bridge_port)
                 listener.setName(f"bridge:{host}")
                 listener.setServiceParent(self)
                 self.bridge.append(listener)
@@ -156,6 +273,20 @@ class GatewayService(MultiService):
         if settings.mdns_enabled:
             # Last child: it starts after every listener is bound, and stops first.
             MdnsService(advertiser or ZeroconfAdvertiser(), self.mdns_record).setServiceParent(self)
+
+    def admission(self, factory: Any) -> Admission:
+        """One listener's admission: C{gateway.maxConnections}, C{gateway.preauth.*}."""
+        s = self.settings
+        return Admission(
+            factory,
+            self.reactor,
+            limit=s.max_connections,
+            per_address=s.preauth_per_address,
+            deadline=s.preauth_timeout,
+            upgrade_deadline=UPGRADE_DEADLINE,
+            classify=classify,
+            exempt=self.from_proxy,
+        )
 
     def mdns_record(self) -> GatewayRecord:
         host = self.settings.hosts[0]

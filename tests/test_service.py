@@ -5,7 +5,6 @@ import socket
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from openclaw.config import Flags, LoadedConfig, resolve_settings
@@ -54,30 +53,6 @@ class LoopbackTests(TestCase):
             code, _, body = await self.get(service, path)
             self.assertEqual(code, 404, path)
             self.assertEqual(json.loads(body)["error"]["type"], "not_found")
-
-    async def test_max_connections(self):
-        """Connections beyond gateway.maxConnections are closed at once; others keep working."""
-        service = self.start(make_settings(scratch_home(self), maxConnections=2))
-        held = [socket.create_connection(("127.0.0.1", service.port)) for _ in range(2)]
-        self.addCleanup(lambda: [s.close() for s in held])
-        extra = socket.create_connection(("127.0.0.1", service.port))
-        self.addCleanup(extra.close)
-        extra.setblocking(False)
-        for _ in range(100):
-            await deferLater(reactor, 0.01)
-            try:
-                data = extra.recv(10)
-            except BlockingIOError:
-                continue
-            self.assertEqual(data, b"")  # closed by the server
-            break
-        else:
-            self.fail("the connection over the limit was not closed")
-        held[0].close()
-        held.pop(0)
-        await deferLater(reactor, 0.05)
-        code, _, _ = await self.get(service, "/health")
-        self.assertEqual(code, 200)
 
     def test_stray_temps_cleaned_at_start(self):
         """Start-up removes temp files a crashed writer left in the state dir."""

@@ -80,6 +80,14 @@ class PrecedenceTests(SynchronousTestCase):
         self.assertEqual(settings().max_connections, 100)
         self.assertEqual(settings(merged({"maxConnections": 7})).max_connections, 7)
 
+    def test_preauth(self):
+        """gateway.preauth: 16 unauthenticated connections per address, 30 s deadline; both configurable and checked."""
+        self.assertEqual((settings().preauth_per_address, settings().preauth_timeout), (16, 30.0))
+        s = settings(merged({"preauth": {"maxPerAddress": 4, "timeoutMs": 2500}}))
+        self.assertEqual((s.preauth_per_address, s.preauth_timeout), (4, 2.5))
+        with self.assertRaises(ConfigError):
+            settings(merged({"preauth": {"timeoutMs": 0}}))
+
     def test_logging(self):
         """logging.file and level from config; --verbose raises only the console level."""
         s = settings({**LOCAL, "logging": {"file": "/var/log/oc.log", "level": "warn"}}, flags=Flags(verbose=True))

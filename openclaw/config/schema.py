@@ -30,6 +30,7 @@ GATEWAY = Obj(
         "bind": Str(BIND_MODES),
         "customBindHost": Str(nonempty=True),
         "maxConnections": Int(1, 100_000),
+        "preauth": Obj({"maxPerAddress": Int(1, 100_000), "timeoutMs": Int(100, 3_600_000)}),
         "allowInsecureAuth": Bool(),
         "trustedProxies": STRINGS,
         "allowRealIpFallback": Bool(),

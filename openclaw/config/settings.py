@@ -22,6 +22,8 @@ from openclaw.config.schema import validate
 from openclaw.paths import Layout, Ports, derive_ports
 
 DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_PREAUTH_PER_ADDRESS = 16  # unauthenticated connections per client address
+DEFAULT_PREAUTH_TIMEOUT_MS = 30_000  # a whole HTTP request, or a WebSocket upgrade, within this
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_LOG_MAX_FILES = 5
 LOOPBACK = "127.0.0.1"
@@ -77,6 +79,8 @@ class GatewaySettings:
     auth: AuthSettings
     logging: LogSettings
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    preauth_per_address: int = DEFAULT_PREAUTH_PER_ADDRESS
+    preauth_timeout: float = DEFAULT_PREAUTH_TIMEOUT_MS / 1000  # seconds
     mode: str | None = None
     allow_unconfigured: bool = False
     force: bool = False
@@ -295,6 +299,8 @@ def resolve_settings(
         auth=auth,
         logging=resolve_logging(config, layout, flags.verbose),
         max_connections=_get(config, "gateway.maxConnections", DEFAULT_MAX_CONNECTIONS),
+        preauth_per_address=_get(config, "gateway.preauth.maxPerAddress", DEFAULT_PREAUTH_PER_ADDRESS),
+        preauth_timeout=_get(config, "gateway.preauth.timeoutMs", DEFAULT_PREAUTH_TIMEOUT_MS) / 1000,
         mode=mode,
         allow_unconfigured=flags.allow_unconfigured,
         force=flags.force,

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_auth -*-
 """
-Shared-secret auth for connects: constant-time comparison, upstream's
-messages and detail codes, and a per-IP failure limiter.
+Shared-secret auth for WebSocket connects and HTTP bearer requests:
+constant-time comparison, upstream's messages and detail codes, and the one
+per-IP failure limiter both count against.
 """
 
 from __future__ import annotations
@@ -69,6 +70,24 @@ def check_shared_secret(auth: AuthSettings, given: dict[str, Any]) -> SecretChec
     if secret_equal(supplied, expected):
         return SecretCheck(True, kind)
     return SecretCheck(False, reason=f"{kind}_mismatch")
+
+
+def check_bearer(auth: AuthSettings, header: str | None) -> SecretCheck:
+    """Check an HTTP C{Authorization: Bearer <token|password>} header against the configured mode."""
+    if auth.mode == "none":
+        return SecretCheck(True, "none")
+    header = (header or "").strip()
+    given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    return check_shared_secret(auth, {auth.mode: given})
+
+
+def limiter_key(ip: str, local: bool, origin: str | None, exempt_loopback: bool) -> str | None:
+    """
+    The key a caller's failures count under (its address), or None when it is
+    exempt: a direct loopback caller without a browser C{Origin}, unless
+    C{gateway.auth.rateLimit.exemptLoopback} is false.
+    """
+    return None if local and exempt_loopback and origin is None else ip
 
 
 def auth_failure(reason: str, retry_after_ms: int | None = None, can_retry_with_device_token: bool = False) -> HandshakeFailed:

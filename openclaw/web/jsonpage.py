@@ -1,13 +1,17 @@
-# -*- test-case-name: tests.test_service -*-
-"""JSON responses and the JSON 404 every unknown path gets."""
+# -*- test-case-name: tests.test_service,tests.test_http -*-
+"""JSON responses, the JSON 404 every unknown path gets, and the errback for deferred ones."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+
+log = Logger(namespace="openclaw.http")
 
 
 def write_json(request: Request, code: int, body: Any) -> bytes:
@@ -36,3 +40,11 @@ class JsonError(Resource):
 
 def not_found() -> JsonError:
     return JsonError(404, "not_found", "Not Found")
+
+
+def failed(failure: Failure, request: Request, closed: list[bool] | None = None) -> None:
+    """An errback for a deferred response: the site's JSON 500 (or a cut), never a hung request."""
+    if closed or request.finished or getattr(request, "_disconnected", False):
+        log.failure("a response failed after its client left", failure)
+        return
+    request.processingFailed(failure)

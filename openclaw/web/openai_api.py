@@ -20,7 +20,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from openclaw.agent.runtime import text_message
 from openclaw.agent.sessions import SessionError, canonical_key
-from openclaw.gateway.auth import secret_equal
+from openclaw.web.bearer import authorize
+from openclaw.web.jsonbody import BodyError, check_agent_id, read_json
+from openclaw.web.jsonpage import failed
 
 log = Logger(namespace="openclaw.openai")
 
@@ -33,8 +35,25 @@ def enabled(config: dict[str, Any]) -> bool:
     return bool((endpoints.get("chatCompletions") or {}).get("enabled"))
 
 
-def _error(request: Request, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry: bool | None = None) -> bytes:
-    body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
+class Invalid(BodyError):
+    """A request OpenAI clients get a 400 for, naming the C{param} at fault."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(400, message, param, code)
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    raw = request.getHeader(name)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(f"{name.decode()} is not UTF-8.") from None
+
+
+def _error(request: Request, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry: bool | None = None, param: str | None = None) -> bytes:
+    body = json.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json")
     if retry is not None:
@@ -75,17 +94,6 @@ class OpenAIApi(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _Route(self, path)
 
-    def authorized(self, request: Request) -> bool:
-        auth = self.hub.auth
-        if auth.mode == "none":
-            return True
-        header = (request.getHeader(b"authorization") or b"").decode("utf-8", "replace")
-        if not header.lower().startswith("bearer "):
-            return False
-        given = header[7:].strip()
-        expected = auth.token if auth.mode == "token" else auth.password
-        return bool(expected) and secret_equal(given, expected)
-
     def agents(self) -> list[str]:
         listed = [a.get("id") for a in ((self.hub.settings.config.get("agents") or {}).get("list") or []) if isinstance(a, dict)]
         return sorted({"main", *[a for a in listed if isinstance(a, str)]})
@@ -102,7 +110,11 @@ class _Route(Resource):
     def render(self, request: Request) -> Any:
         if not enabled(self.api.hub.settings.config):
             return _error(request, 404, "The OpenAI-compatible API is disabled (gateway.http.endpoints.chatCompletions.enabled).", code="not_found")
-        if not self.api.authorized(request):
+        bearer = authorize(self.api.hub, request)
+        if bearer.retry_after is not None:
+            request.setHeader(b"Retry-After", str(bearer.retry_after).encode())
+            return _error(request, 429, "Too many failed authentication attempts; retry later.", "rate_limit_error", "rate_limited")
+        if not bearer.ok:
             request.setHeader(b"WWW-Authenticate", b"Bearer")
             return _error(request, 401, "Invalid or missing bearer token.", "authentication_error", "invalid_api_key")
         path = [self.first, *request.postpath]
@@ -114,6 +126,40 @@ class _Route(Resource):
                 return _error(request, 405, "Use POST.")
             return self.completions(request)
         return _error(request, 404, "Unknown API path.", code="not_found")
+
+    def _parse(self, request: Request, body: Any) -> tuple[str, str, str, list[dict[str, Any]], dict[str, Any]]:
+        """Agent, session key, model, messages and the last user message; L{Invalid} when unusable."""
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+            raise Invalid("messages must be a non-empty array.", "messages")
+        for name, kind, what in (("model", str, "a string"), ("user", str, "a string"), ("stream", bool, "a boolean"), ("stream_options", dict, "an object")):
+            if body.get(name) is not None and not isinstance(body[name], kind):
+                raise Invalid(f"{name} must be {what}.", name)
+        model = body.get("model") or "openclaw"
+        header_agent = _header(request, b"x-openclaw-agent-id")
+        if header_agent:
+            agent_id = check_agent_id(header_agent, "x-openclaw-agent-id")
+        else:
+            named = agent_from_model(model)
+            if named is None:
+                raise Invalid(f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId>.", "model", "model_not_found")
+            agent_id = check_agent_id(named, "model")
+        raw_key = _header(request, b"x-openclaw-session-key")
+        if raw_key:
+            if raw_key.startswith(RESERVED_PREFIXES):
+                raise Invalid(f"x-openclaw-session-key may not start with {', '.join(RESERVED_PREFIXES)}")
+        elif isinstance(body.get("user"), str) and body["user"]:
+            raw_key = "openai-user:" + hashlib.sha256(body["user"].encode()).hexdigest()[:24]
+        else:
+            raw_key = f"openai:{uuid.uuid4()}"
+        try:
+            key = canonical_key(raw_key, agent_id)
+        except SessionError as e:
+            raise Invalid(str(e)) from None
+        messages = [m for m in body["messages"] if isinstance(m, dict)]
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+        if last_user is None or not _text(last_user.get("content")).strip():
+            raise Invalid("messages must end with a user message that has text.", "messages")
+        return agent_id, key, model, messages, last_user
 
     def models(self, request: Request, one: str | None) -> bytes:
         created = int(self.api.hub.started_ms / 1000)
@@ -128,33 +174,11 @@ class _Route(Resource):
 
     def completions(self, request: Request) -> Any:
         try:
-            body = json.loads(request.content.read(MAX_BODY + 1) or b"{}")
-        except ValueError:
-            return _error(request, 400, "The body is not valid JSON.")
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-            return _error(request, 400, "messages must be a non-empty array.")
-        model = body.get("model") if isinstance(body.get("model"), str) else "openclaw"
-        header_agent = request.getHeader(b"x-openclaw-agent-id")
-        agent_id = header_agent.decode() if header_agent else agent_from_model(model)
-        if agent_id is None:
-            return _error(request, 400, f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId>.", code="model_not_found")
-        key_header = request.getHeader(b"x-openclaw-session-key")
-        if key_header:
-            raw_key = key_header.decode("utf-8", "replace")
-            if raw_key.startswith(RESERVED_PREFIXES):
-                return _error(request, 400, f"x-openclaw-session-key may not start with {', '.join(RESERVED_PREFIXES)}")
-        elif isinstance(body.get("user"), str) and body["user"]:
-            raw_key = "openai-user:" + hashlib.sha256(body["user"].encode()).hexdigest()[:24]
-        else:
-            raw_key = f"openai:{uuid.uuid4()}"
-        try:
-            key = canonical_key(raw_key, agent_id)
-        except SessionError as e:
-            return _error(request, 400, str(e))
-        messages = [m for m in body["messages"] if isinstance(m, dict)]
-        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-        if last_user is None or not _text(last_user.get("content")).strip():
-            return _error(request, 400, "messages must end with a user message that has text.")
+            body = read_json(request, MAX_BODY, empty={})
+            agent_id, key, model, messages, last_user = self._parse(request, body)
+        except BodyError as e:
+            log.debug("chat completion refused: {why}", why=e.message)
+            return _error(request, e.status, e.message, code=e.code, param=e.param)
         runtime = self.api.hub.agent
         store = runtime.store(agent_id)
         if not store.messages(key):
@@ -180,7 +204,7 @@ class _Route(Resource):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             self._stream(request, run, model, created, include_usage, closed)
         else:
-            run.outcome.wait().addCallback(self._finish_json, request, run, model, created, closed)
+            run.outcome.wait().addCallback(self._finish_json, request, run, model, created, closed).addErrback(failed, request, closed)
         return NOT_DONE_YET
 
     def _finish_json(self, summary: dict[str, Any], request: Request, run: Any, model: str, created: int, closed: list[bool]) -> None:
@@ -234,4 +258,4 @@ class _Route(Resource):
             request.write(b"data: [DONE]\n\n")
             request.finish()
 
-        run.outcome.wait().addCallback(done)
+        run.outcome.wait().addCallback(done).addErrback(failed, request, closed)

@@ -11,10 +11,17 @@ import json
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from openclaw.agent.sessions import SessionError
 from openclaw.agent.tools import HTTP_DENY, TOOLS, run_tool
+from openclaw.web.bearer import authorize
+from openclaw.web.jsonbody import BodyError, check_agent_id, read_json
+from openclaw.web.jsonpage import failed
+
+log = Logger(namespace="openclaw.http")
 
 MAX_BODY = 2 * 1024 * 1024
 
@@ -28,10 +35,9 @@ def _reply(request: Request, status: int, body: dict[str, Any]) -> bytes:
 class ToolsInvoke(Resource):
     isLeaf = True
 
-    def __init__(self, hub: Any, api: Any) -> None:
+    def __init__(self, hub: Any) -> None:
         super().__init__()
         self.hub = hub
-        self.api = api  # the OpenAI API resource: same bearer check
 
     def allowed(self, name: str) -> bool:
         tools = (self.hub.settings.config.get("gateway") or {}).get("tools") or {}
@@ -42,23 +48,21 @@ class ToolsInvoke(Resource):
         if request.method != b"POST":
             request.setHeader(b"Allow", b"POST")
             return _reply(request, 405, {"ok": False, "error": {"type": "method_not_allowed", "message": "Use POST."}})
-        if not self.api.authorized(request):
+        bearer = authorize(self.hub, request)
+        if bearer.retry_after is not None:
+            request.setHeader(b"Retry-After", str(bearer.retry_after).encode())
+            return _reply(request, 429, {"ok": False, "error": {"type": "rate_limited", "message": "Too many failed authentication attempts; retry later."}})
+        if not bearer.ok:
             return _reply(request, 401, {"ok": False, "error": {"type": "unauthorized", "message": "Invalid or missing bearer token."}})
-        raw = request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            return _reply(request, 413, {"ok": False, "error": {"type": "payload_too_large", "message": "body over 2 MB"}})
         try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            return _reply(request, 400, {"ok": False, "error": {"type": "invalid_request", "message": "the body is not JSON"}})
-        name = body.get("tool") or body.get("name") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not name:
-            return _reply(request, 400, {"ok": False, "error": {"type": "invalid_request", "message": "tool is required"}})
+            name, key, args = self._parse(read_json(request, MAX_BODY, empty={}))
+        except BodyError as e:
+            log.debug("tools/invoke refused: {why}", why=e.message)
+            kind = "payload_too_large" if e.status == 413 else "invalid_request"
+            return _reply(request, e.status, {"ok": False, "error": {"type": kind, "message": e.message}})
         if not self.allowed(name):
             return _reply(request, 404, {"ok": False, "error": {"type": "not_found", "message": f"tool not available over HTTP: {name}"}})
-        runtime = self.hub.agent
-        key = runtime.key(body.get("sessionKey") or "main", body.get("agentId"))
-        d = Deferred.fromCoroutine(run_tool(TOOLS[name], runtime.tool_context(key), body.get("args") if "args" in body else {}))
+        d = Deferred.fromCoroutine(run_tool(TOOLS[name], self.hub.agent.tool_context(key), args))
         closed: list[bool] = []
         request.notifyFinish().addBoth(lambda _: closed.append(True))
 
@@ -72,5 +76,25 @@ class ToolsInvoke(Resource):
                 request.write(_reply(request, 200, {"ok": True, "result": text}))
             request.finish()
 
-        d.addCallback(done)
+        d.addCallback(done).addErrback(failed, request, closed)
         return NOT_DONE_YET
+
+    def _parse(self, body: Any) -> tuple[str, str, dict[str, Any]]:
+        """The tool, the canonical session key and the args; L{BodyError} 400 when unusable."""
+        if not isinstance(body, dict):
+            raise BodyError(400, "the body must be a JSON object")
+        name = body.get("tool") or body.get("name")
+        if not isinstance(name, str) or not name:
+            raise BodyError(400, "tool is required")
+        session_key = body.get("sessionKey")
+        if session_key is not None and not isinstance(session_key, str):
+            raise BodyError(400, "sessionKey must be a string")
+        agent_id = check_agent_id(body["agentId"]) if body.get("agentId") is not None else None
+        args = body.get("args", {})
+        if not isinstance(args, dict):
+            raise BodyError(400, "args must be an object")
+        try:
+            key = self.hub.agent.key(session_key or "main", agent_id)
+        except SessionError as e:
+            raise BodyError(400, str(e)) from None
+        return name, key, args
