@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -66,6 +67,34 @@ class ConfigCommandTests(SynchronousTestCase):
         self.assertEqual(json.loads(run_cli("config", "get", "gateway", env=env).stdout)["port"], 1234)
         missing = run_cli("config", "get", "gateway.nope", env=env)
         self.assertEqual((missing.returncode, missing.stderr), (1, "Config path not found: gateway.nope\n"))
+
+    def test_validate_fifo(self):
+        """openclaw.json as a FIFO: config validate and gateway exit 78 at once instead of waiting for a writer."""
+        self.config.parent.mkdir(parents=True)
+        os.mkfifo(self.config)
+        for args in (("config", "validate"), ("gateway",)):
+            result = run_cli(*args, env=self.env, timeout=20)
+            self.assertEqual(result.returncode, 78, result.stderr)
+            self.assertIn(f"config file {self.config} is a FIFO, not a regular file", result.stderr)
+
+    def test_config_links_to_dev_zero(self):
+        """openclaw.json linked to /dev/zero exits 78 (run under a memory limit: the bug read until MemoryError)."""
+        self.config.parent.mkdir(parents=True)
+        os.symlink("/dev/zero", self.config)
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+        result = subprocess.run(
+            [sys.executable, "-m", "openclaw", "config", "validate"],
+            env={**self.env, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            preexec_fn=limit,
+        )
+        self.assertEqual(result.returncode, 78, result.stderr[-2000:])
+        self.assertIn("is a character device, not a regular file", result.stderr)
 
     def test_profile_flag(self):
         """The global --profile chooses which config is read."""
