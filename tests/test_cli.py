@@ -96,6 +96,12 @@ class ConfigCommandTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 78, result.stderr[-2000:])
         self.assertIn("is a character device, not a regular file", result.stderr)
 
+    def test_validate_seed_config(self):
+        """The seed's own values (mode cloud, sandbox.enabled, allowFileSystem workspace) validate."""
+        write_config(self.config, '{gateway: {mode: "cloud", sandbox: {enabled: true, allowFileSystem: "workspace"}}}')
+        result = run_cli("config", "validate", env=self.env)
+        self.assertEqual((result.returncode, result.stdout), (0, f"Config valid: {self.config}\n"), result.stderr)
+
     def test_profile_flag(self):
         """The global --profile chooses which config is read."""
         write_config(self.home / ".openclaw-w" / "openclaw.json", "{gateway: {port: 4242}}")

@@ -14,6 +14,7 @@ from openclaw.paths import resolve_layout
 from openclaw.service import GatewayService
 from openclaw.store import StateLocked
 from tests.helpers import base_env, scratch_home
+from tests.wsclient import gateway_settings
 
 
 def make_settings(home, port=0, **gateway):
@@ -118,3 +119,15 @@ class LoopbackTests(TestCase):
         service.startService()
         code, _, _ = await self.get(service, "/healthz")
         self.assertEqual(code, 200)
+
+
+class SeedSandboxTests(TestCase):
+    def test_seed_sandbox_reaches_the_runtime(self):
+        """With the seed's sandbox.enabled, non-main sessions are sandboxed and main is not; enabled false sandboxes none."""
+        seed = {"mode": "cloud", "sandbox": {"enabled": True, "allowFileSystem": "workspace"}}
+        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=seed), reactor).hub.agent
+        self.assertIsNotNone(runtime.tool_context("agent:main:telegram:group:9").sandbox)
+        self.assertIsNone(runtime.tool_context("agent:main:main").sandbox)
+        off = {"sandbox": {"enabled": False}}
+        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=off), reactor).hub.agent
+        self.assertIsNone(runtime.tool_context("agent:main:telegram:group:9").sandbox)
