@@ -2,7 +2,15 @@
 
 from openclaw.config.errors import EX_CONFIG, ConfigError, Issue
 from openclaw.config.loader import LoadedConfig, load_config
-from openclaw.config.settings import Flags, GatewayRefused, GatewaySettings, SandboxSettings, resolve_settings
+from openclaw.config.settings import (
+    Flags,
+    GatewayRefused,
+    GatewaySettings,
+    SandboxSettings,
+    load_for,
+    load_valid,
+    resolve_settings,
+)
 
 __all__ = [
     "EX_CONFIG",
@@ -14,5 +22,7 @@ __all__ = [
     "LoadedConfig",
     "SandboxSettings",
     "load_config",
+    "load_for",
+    "load_valid",
     "resolve_settings",
 ]

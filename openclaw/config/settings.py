@@ -18,7 +18,7 @@ import attrs
 
 from openclaw.config.aliases import canonical
 from openclaw.config.errors import ConfigError, Issue
-from openclaw.config.loader import LoadedConfig
+from openclaw.config.loader import LoadedConfig, load_config
 from openclaw.config.schema import validate
 from openclaw.paths import Layout, Ports, derive_ports
 
@@ -290,6 +290,29 @@ def checked(loaded: LoadedConfig) -> LoadedConfig:
 def check_config(loaded: LoadedConfig) -> tuple[Issue, ...]:
     """Raise L{ConfigError} for an invalid config; return its warnings."""
     return checked(loaded).warnings
+
+
+def dotenv_files(layout: Layout, cwd: Path | None = None) -> list[Path]:
+    """The C{.env} files, in the order they apply: the working directory's, then the state dir's."""
+    return [(Path.cwd() if cwd is None else cwd) / ".env", layout.state_dir / ".env"]
+
+
+def load_for(layout: Layout, env: Mapping[str, str], cwd: Path | None = None) -> LoadedConfig:
+    """
+    Read the layout's config the way the gateway and every command do: its
+    C{.env} files, includes and C{${VAR}} resolved; not validated.
+
+    @raise ConfigError: the file (or a variable) cannot be used; names the file.
+    """
+    try:
+        return load_config(layout.config_path, env, dotenv_files(layout, cwd))
+    except ConfigError as e:
+        raise ConfigError(e.issues, path=e.path or layout.config_path) from None
+
+
+def load_valid(layout: Layout, env: Mapping[str, str], cwd: Path | None = None) -> LoadedConfig:
+    """L{load_for}, then L{checked}: the config commands act on."""
+    return checked(load_for(layout, env, cwd))
 
 
 def resolve_settings(
