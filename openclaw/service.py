@@ -32,7 +32,7 @@ from openclaw.bridge.protocol import BridgeFactory
 from openclaw.listen import LISTEN_BACKLOG, ConnectionLimit, ListenService, bridge_endpoint
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
-from openclaw.store import StateLock, clean_stray_temps, ensure_dir
+from openclaw.store import StateLock, clean_stray_temps, ensure_dir, loose_mode
 from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
 from openclaw.netinfo import lan_address
 from openclaw.web.canvas_host import CanvasHost
@@ -240,6 +240,14 @@ class GatewayService(MultiService):
             log.info("node bridge on {host}:{port} (JSON lines)", host=host.host, port=host.port)
         for warning in self.settings.warnings:
             log.warn("config: {issue}", issue=str(warning))
+        mode = loose_mode(self.settings.state_dir)
+        if mode is not None:
+            log.warn(
+                "state dir {path} is mode {mode}: other users can read or change the gateway's secrets; "
+                "fix it with `chmod 700 {path}`",
+                path=str(self.settings.state_dir),
+                mode=f"{mode:o}",
+            )
 
     def stopService(self) -> Deferred[None]:
         log.info("gateway stopping")

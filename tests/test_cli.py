@@ -5,6 +5,7 @@ import os
 import resource
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -166,6 +167,23 @@ class GatewayCommandTests(SynchronousTestCase):
         self.assertEqual(holder.wait(timeout=10), -signal.SIGTERM)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
+
+    def test_loose_state_dir_warned(self):
+        """A state dir others can open is named at start, with the fix, on the console and in the log."""
+        state = self.home / ".openclaw"
+        state.mkdir()
+        state.chmod(0o777)
+        proc, _ = self.start_gateway(free_port())
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        warning = f"state dir {state} is mode 777"
+        self.assertIn(warning, out)
+        self.assertIn(f"chmod 700 {state}", out)
+        records = [json.loads(line) for line in (state / "logs" / "gateway.log").read_text().splitlines()]
+        [record] = [r for r in records if r["msg"].startswith(warning)]
+        self.assertEqual(record["level"], "warn")
+        self.assertEqual(stat.S_IMODE(state.stat().st_mode), 0o777)  # named, not changed behind the user's back
 
     def start_gateway(self, port, *extra):
         proc = subprocess.Popen(

@@ -1,11 +1,13 @@
 """The gateway service on real loopback sockets (port 0)."""
 
 import json
+import os
 import socket
 
 import treq
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from openclaw.config import Flags, LoadedConfig, resolve_settings
@@ -121,7 +123,35 @@ class LoopbackTests(TestCase):
         self.assertEqual(code, 200)
 
 
-class SeedSandboxTests(TestCase):
+class StartChecksTests(TestCase):
+    def warnings(self):
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        return events
+
+    def test_loose_state_dir_warned(self):
+        """A 0777 state dir is warned about at start, naming the path and `chmod 700 <dir>`; 0700 is quiet."""
+        home = scratch_home(self)
+        state = home / ".openclaw"
+        state.mkdir(mode=0o700)
+        os.chmod(state, 0o777)
+        events = self.warnings()
+        service = GatewayService(make_settings(home), reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        [warning] = [e for e in events if "chmod 700" in e.get("log_format", "")]
+        self.assertEqual((warning["path"], warning["mode"], warning["log_level"].name), (str(state), "777", "warn"))
+
+        quiet = scratch_home(self)
+        events = self.warnings()
+        service = GatewayService(make_settings(quiet), reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([e for e in events if "chmod 700" in e.get("log_format", "")], [])
+
     def test_seed_sandbox_reaches_the_runtime(self):
         """With the seed's sandbox.enabled, non-main sessions are sandboxed and main is not; enabled false sandboxes none."""
         seed = {"mode": "cloud", "sandbox": {"enabled": True, "allowFileSystem": "workspace"}}
