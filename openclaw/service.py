@@ -29,10 +29,10 @@ from openclaw.agent.runtime import AgentRuntime
 from openclaw.gateway.methods import METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.bridge.protocol import BridgeFactory
-from openclaw.listen import LISTEN_BACKLOG, ConnectionLimit, ListenService, bridge_endpoint
+from openclaw.listen import LISTEN_BACKLOG, ConnectionLimit, ListenService, StartupError, bridge_endpoint
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
-from openclaw.store import StateLock, clean_stray_temps, ensure_dir, loose_mode
+from openclaw.store import StateLock, StateLocked, clean_stray_temps, ensure_dir, loose_mode
 from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
 from openclaw.netinfo import lan_address
 from openclaw.web.canvas_host import CanvasHost
@@ -44,8 +44,28 @@ from openclaw.ws import websocket_resource
 HTTP_IDLE_TIMEOUT = 60
 MAX_REQUEST_BODY = 22 * 1024 * 1024  # the chat-completions limit (20 MB) plus headroom
 CLOSE_GRACE = 1.0  # seconds for clients to finish the close handshake on stop
+FORCE_WAIT = 10.0  # --force: seconds for the port's owner to exit and free the state lock
+FORCE_KILL_GRACE = 3.0  # ... of which the last are for an owner that ignored SIGTERM
 
 log = Logger(namespace="openclaw.gateway")
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        raise StartupError(f"--force: not allowed to stop pid {pid} (another user's process); stop it yourself") from None
+
+
+def _alive(pid: int) -> bool:
+    """Whether C{pid} still runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 class BoundedRequest(Request):
@@ -192,26 +212,41 @@ class GatewayService(MultiService):
     def _claim_state(self) -> None:
         if self.lock.held:
             return
+        deadline = time.monotonic() + FORCE_WAIT
+        stopped = bool(self.settings.force and self.settings.port) and self._stop_port_owners(deadline)
         ensure_dir(self.settings.state_dir)
-        self.lock.acquire()
+        # The gateway --force stopped may be this state dir's; it lets go of the lock as it exits.
+        while True:
+            try:
+                self.lock.acquire()
+                break
+            except StateLocked:
+                if not stopped or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
         for path in clean_stray_temps(self.settings.state_dir):
             log.info("removed stray temp file {path}", path=str(path))
-        if self.settings.force and self.settings.port:
-            self._stop_port_owners()
 
-    def _stop_port_owners(self) -> None:
-        owners = [pid for pid, _ in listeners(self.settings.port) if pid != os.getpid()]
+    def _stop_port_owners(self, deadline: float) -> bool:
+        """SIGTERM whatever listens on the port, SIGKILL what outlives the grace; True if there was any."""
+        port = self.settings.port
+        owners = [pid for pid, _ in listeners(port) if pid != os.getpid()]
         for pid in owners:
-            log.warn("--force: stopping pid {pid} on port {port}", pid=pid, port=self.settings.port)
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-        deadline = time.monotonic() + 5
+            log.warn("--force: stopping pid {pid} on port {port}", pid=pid, port=port)
+            _signal(pid, signal.SIGTERM)
+        kill_at = deadline - FORCE_KILL_GRACE
+        killed = False
         while owners and time.monotonic() < deadline:
-            if not listeners(self.settings.port):
-                return
+            left = [pid for pid in owners if _alive(pid)]
+            if not left:
+                return True
+            if not killed and time.monotonic() >= kill_at:
+                for pid in left:
+                    log.warn("--force: pid {pid} ignored SIGTERM; killing it", pid=pid)
+                    _signal(pid, signal.SIGKILL)
+                killed = True
             time.sleep(0.05)
+        return bool(owners)
 
     def _holding_state(self, start: Any) -> None:
         """Run a start step with the state dir claimed; a failure gives it back."""

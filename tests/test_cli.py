@@ -4,8 +4,8 @@ import json
 import os
 import resource
 import signal
-import socket
 import stat
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +168,27 @@ class GatewayCommandTests(SynchronousTestCase):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
 
+    def test_force_restart_on_the_same_state_dir(self):
+        """--force restarts a gateway on its own state dir: the old one is stopped, then the lock taken."""
+        port = free_port()
+        first, _ = self.start_gateway(port)
+        second = self.spawn_gateway(port, "--force")
+        deadline = time.monotonic() + 30
+        while first.poll() is None and second.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if second.poll() is not None:
+            self.fail(f"the --force gateway exited: {second.stderr.read()}")
+        self.assertEqual(first.wait(timeout=1), 0)
+        self.assertNotIn("another gateway", first.stderr.read())
+        health = self.wait_health(second, port)
+        self.assertEqual(health, {"ok": True, "status": "live"})
+        lock = self.home / ".openclaw" / "gateway.lock"
+        self.assertEqual(lock.read_text().strip(), str(second.pid))
+        second.send_signal(signal.SIGINT)
+        out, err = second.communicate(timeout=60)
+        self.assertEqual(second.returncode, 0, err)
+        self.assertIn(f"--force: stopping pid {first.pid} on port {port}", out)
+
     def test_loose_state_dir_warned(self):
         """A state dir others can open is named at start, with the fix, on the console and in the log."""
         state = self.home / ".openclaw"
@@ -185,7 +206,7 @@ class GatewayCommandTests(SynchronousTestCase):
         self.assertEqual(record["level"], "warn")
         self.assertEqual(stat.S_IMODE(state.stat().st_mode), 0o777)  # named, not changed behind the user's back
 
-    def start_gateway(self, port, *extra):
+    def spawn_gateway(self, port, *extra):
         proc = subprocess.Popen(
             [sys.executable, "-m", "openclaw", "gateway", "--allow-unconfigured", "--port", str(port), *extra],
             env={**self.env, "PYTHONPATH": str(REPO)},
@@ -194,16 +215,23 @@ class GatewayCommandTests(SynchronousTestCase):
             text=True,
         )
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        return proc
+
+    def wait_health(self, proc, port):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                    return proc, json.loads(r.read())
+                    return json.loads(r.read())
             except OSError:
                 if proc.poll() is not None:
                     self.fail(f"gateway exited: {proc.stderr.read()}")
                 time.sleep(0.1)
         self.fail("gateway did not answer /health")
+
+    def start_gateway(self, port, *extra):
+        proc = self.spawn_gateway(port, *extra)
+        return proc, self.wait_health(proc, port)
 
     def test_foreground_run_and_ctrl_c(self):
         """The gateway prints where it listens, answers /health, and stops cleanly on SIGINT."""

@@ -2,7 +2,11 @@
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import treq
 from twisted.internet import reactor
@@ -13,10 +17,10 @@ from twisted.trial.unittest import TestCase
 from openclaw.config import Flags, LoadedConfig, resolve_settings
 from openclaw.listen import PortInUse
 from openclaw.paths import resolve_layout
-from openclaw.service import GatewayService
+from openclaw.service import FORCE_KILL_GRACE, GatewayService
 from openclaw.store import StateLocked
-from tests.helpers import base_env, scratch_home
-from tests.wsclient import gateway_settings
+from tests.helpers import base_env, free_port, scratch_home
+from tests.wsclient import GatewayMixin, gateway_settings
 
 
 def make_settings(home, port=0, **gateway):
@@ -123,7 +127,7 @@ class LoopbackTests(TestCase):
         self.assertEqual(code, 200)
 
 
-class StartChecksTests(TestCase):
+class StartChecksTests(GatewayMixin, TestCase):
     def warnings(self):
         events = []
         globalLogPublisher.addObserver(events.append)
@@ -151,6 +155,33 @@ class StartChecksTests(TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         self.assertEqual([e for e in events if "chmod 700" in e.get("log_format", "")], [])
+
+    def test_force_kills_an_owner_that_ignores_sigterm(self):
+        """--force: an owner that ignores SIGTERM is killed after a grace, within the bound."""
+        port = free_port()
+        code = (
+            "import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); s = socket.socket(); "
+            f"s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(60)"
+        )
+        holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: holder.poll() is None and holder.kill())
+        self.assertEqual(holder.stdout.readline().strip(), "ready")
+        service = GatewayService(make_settings(scratch_home(self), port=port), reactor)
+        started = time.monotonic()
+        self.assertTrue(service._stop_port_owners(started + FORCE_KILL_GRACE + 0.5))
+        self.assertEqual(holder.wait(timeout=5), -signal.SIGKILL)
+        self.assertLess(time.monotonic() - started, FORCE_KILL_GRACE + 0.5)
+
+    async def test_config_get_refuses_a_device(self):
+        """config.get on an openclaw.json that is a device answers an error naming it (a FIFO would block the reactor)."""
+        await self.gateway()
+        path = self.service.settings.layout.config_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink("/dev/null", path)
+        ws, _ = await self.connect()
+        res = await ws.request("config.get")
+        self.assertEqual(res["error"]["code"], "UNAVAILABLE")
+        self.assertIn(f"{path} is a character device, not a regular file", res["error"]["message"])
 
     def test_seed_sandbox_reaches_the_runtime(self):
         """With the seed's sandbox.enabled, non-main sessions are sandboxed and main is not; enabled false sandboxes none."""
