@@ -33,10 +33,10 @@ from openclaw.agent.runtime import AgentRuntime
 from openclaw.gateway.methods import METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
-from openclaw.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, bridge_endpoint
+from openclaw.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
 from openclaw.logs import LogFileService, Redactor
 from openclaw.portowner import listeners
-from openclaw.store import StateLock, clean_stray_temps, ensure_dir
+from openclaw.store import StateLock, StateLocked, clean_stray_temps, ensure_dir, loose_mode
 from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
 from openclaw.netinfo import lan_address
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
@@ -52,11 +52,31 @@ HTTP_IDLE_TIMEOUT = 60
 MAX_REQUEST_BODY = OPENAI_MAX_BODY  # the largest body any route takes (chat completions: 20 MB)
 CLOSE_GRACE = 1.0  # seconds for clients to finish the close handshake on stop
 UPGRADE_DEADLINE = HANDSHAKE_TIMEOUT + ABORT_GRACE  # backs up the WebSocket's own connect timer
+FORCE_WAIT = 10.0  # --force: seconds for the port's owner to exit and free the state lock
+FORCE_KILL_GRACE = 3.0  # ... of which the last are for an owner that ignored SIGTERM
 
 log = Logger(namespace="openclaw.gateway")
 
 SERVER_ERROR = {"ok": False, "error": {"type": "server_error", "message": "Internal server error.", "param": None, "code": None}}
 TOO_LARGE = {"ok": False, "error": {"type": "invalid_request_error", "message": "The body is too large.", "param": None, "code": "payload_too_large"}}
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        raise StartupError(f"--force: not allowed to stop pid {pid} (another user's process); stop it yourself") from None
+
+
+def _alive(pid: int) -> bool:
+    """Whether C{pid} still runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 class GatewayRequest(Request):
@@ -323,26 +343,41 @@ class GatewayService(MultiService):
     def _claim_state(self) -> None:
         if self.lock.held:
             return
+        deadline = time.monotonic() + FORCE_WAIT
+        stopped = bool(self.settings.force and self.settings.port) and self._stop_port_owners(deadline)
         ensure_dir(self.settings.state_dir)
-        self.lock.acquire()
+        # The gateway --force stopped may be this state dir's; it lets go of the lock as it exits.
+        while True:
+            try:
+                self.lock.acquire()
+                break
+            except StateLocked:
+                if not stopped or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
         for path in clean_stray_temps(self.settings.state_dir):
             log.info("removed stray temp file {path}", path=str(path))
-        if self.settings.force and self.settings.port:
-            self._stop_port_owners()
 
-    def _stop_port_owners(self) -> None:
-        owners = [pid for pid, _ in listeners(self.settings.port) if pid != os.getpid()]
+    def _stop_port_owners(self, deadline: float) -> bool:
+        """SIGTERM whatever listens on the port, SIGKILL what outlives the grace; True if there was any."""
+        port = self.settings.port
+        owners = [pid for pid, _ in listeners(port) if pid != os.getpid()]
         for pid in owners:
-            log.warn("--force: stopping pid {pid} on port {port}", pid=pid, port=self.settings.port)
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-        deadline = time.monotonic() + 5
+            log.warn("--force: stopping pid {pid} on port {port}", pid=pid, port=port)
+            _signal(pid, signal.SIGTERM)
+        kill_at = deadline - FORCE_KILL_GRACE
+        killed = False
         while owners and time.monotonic() < deadline:
-            if not listeners(self.settings.port):
-                return
+            left = [pid for pid in owners if _alive(pid)]
+            if not left:
+                return True
+            if not killed and time.monotonic() >= kill_at:
+                for pid in left:
+                    log.warn("--force: pid {pid} ignored SIGTERM; killing it", pid=pid)
+                    _signal(pid, signal.SIGKILL)
+                killed = True
             time.sleep(0.05)
+        return bool(owners)
 
     def _holding_state(self, start: Any) -> None:
         """Run a start step with the state dir claimed; a failure gives it back."""
@@ -371,6 +406,14 @@ class GatewayService(MultiService):
             log.info("node bridge on {host}:{port} (JSON lines)", host=host.host, port=host.port)
         for warning in self.settings.warnings:
             log.warn("config: {issue}", issue=str(warning))
+        mode = loose_mode(self.settings.state_dir)
+        if mode is not None:
+            log.warn(
+                "state dir {path} is mode {mode}: other users can read or change the gateway's secrets; "
+                "fix it with `chmod 700 {path}`",
+                path=str(self.settings.state_dir),
+                mode=f"{mode:o}",
+            )
 
     def stopService(self) -> Deferred[None]:
         log.info("gateway stopping")

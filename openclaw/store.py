@@ -44,6 +44,15 @@ def ensure_dir(path: Path) -> Path:
     return Path(path)
 
 
+def loose_mode(path: Path) -> int | None:
+    """The permission bits of C{path} if its group or others have any access, else None."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
 def temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
 

@@ -13,12 +13,11 @@ only builds. Other Twisted applications embed the gateway with::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Mapping
 
 from twisted.python import usage
 
-from openclaw.config import ConfigError, Flags, GatewayRefused, load_config, resolve_settings
+from openclaw.config import ConfigError, Flags, GatewayRefused, load_for, resolve_settings
 from openclaw.config.schema import BIND_MODES
 from openclaw.config.settings import GatewaySettings
 from openclaw.netinfo import tailnet_address
@@ -85,7 +84,7 @@ def settings_from_options(options: Mapping[str, Any], env: Mapping[str, str], ta
     @raise GatewayRefused: valid config this gateway must not run with.
     """
     layout = resolve_layout(env, profile=options.get("profile"), dev=bool(options.get("dev")), config_path=options.get("config"))
-    loaded = load_config(layout.config_path, env, [Path.cwd() / ".env", layout.state_dir / ".env"])
+    loaded = load_for(layout, env)
     flags = Flags(
         port=options.get("port"),
         bind=options.get("bind"),

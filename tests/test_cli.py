@@ -2,7 +2,9 @@
 
 import json
 import os
+import resource
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -66,6 +68,40 @@ class ConfigCommandTests(SynchronousTestCase):
         self.assertEqual(json.loads(run_cli("config", "get", "gateway", env=env).stdout)["port"], 1234)
         missing = run_cli("config", "get", "gateway.nope", env=env)
         self.assertEqual((missing.returncode, missing.stderr), (1, "Config path not found: gateway.nope\n"))
+
+    def test_validate_fifo(self):
+        """openclaw.json as a FIFO: config validate and gateway exit 78 at once instead of waiting for a writer."""
+        self.config.parent.mkdir(parents=True)
+        os.mkfifo(self.config)
+        for args in (("config", "validate"), ("gateway",)):
+            result = run_cli(*args, env=self.env, timeout=20)
+            self.assertEqual(result.returncode, 78, result.stderr)
+            self.assertIn(f"config file {self.config} is a FIFO, not a regular file", result.stderr)
+
+    def test_config_links_to_dev_zero(self):
+        """openclaw.json linked to /dev/zero exits 78 (run under a memory limit: the bug read until MemoryError)."""
+        self.config.parent.mkdir(parents=True)
+        os.symlink("/dev/zero", self.config)
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+        result = subprocess.run(
+            [sys.executable, "-m", "openclaw", "config", "validate"],
+            env={**self.env, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            preexec_fn=limit,
+        )
+        self.assertEqual(result.returncode, 78, result.stderr[-2000:])
+        self.assertIn("is a character device, not a regular file", result.stderr)
+
+    def test_validate_seed_config(self):
+        """The seed's own values (mode cloud, sandbox.enabled, allowFileSystem workspace) validate."""
+        write_config(self.config, '{gateway: {mode: "cloud", sandbox: {enabled: true, allowFileSystem: "workspace"}}}')
+        result = run_cli("config", "validate", env=self.env)
+        self.assertEqual((result.returncode, result.stdout), (0, f"Config valid: {self.config}\n"), result.stderr)
 
     def test_profile_flag(self):
         """The global --profile chooses which config is read."""
@@ -132,7 +168,45 @@ class GatewayCommandTests(SynchronousTestCase):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
 
-    def start_gateway(self, port, *extra):
+    def test_force_restart_on_the_same_state_dir(self):
+        """--force restarts a gateway on its own state dir: the old one is stopped, then the lock taken."""
+        port = free_port()
+        first, _ = self.start_gateway(port)
+        second = self.spawn_gateway(port, "--force")
+        deadline = time.monotonic() + 30
+        while first.poll() is None and second.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if second.poll() is not None:
+            self.fail(f"the --force gateway exited: {second.stderr.read()}")
+        self.assertEqual(first.wait(timeout=1), 0)
+        self.assertNotIn("another gateway", first.stderr.read())
+        health = self.wait_health(second, port)
+        self.assertEqual(health, {"ok": True, "status": "live"})
+        lock = self.home / ".openclaw" / "gateway.lock"
+        self.assertEqual(lock.read_text().strip(), str(second.pid))
+        second.send_signal(signal.SIGINT)
+        out, err = second.communicate(timeout=60)
+        self.assertEqual(second.returncode, 0, err)
+        self.assertIn(f"--force: stopping pid {first.pid} on port {port}", out)
+
+    def test_loose_state_dir_warned(self):
+        """A state dir others can open is named at start, with the fix, on the console and in the log."""
+        state = self.home / ".openclaw"
+        state.mkdir()
+        state.chmod(0o777)
+        proc, _ = self.start_gateway(free_port())
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        warning = f"state dir {state} is mode 777"
+        self.assertIn(warning, out)
+        self.assertIn(f"chmod 700 {state}", out)
+        records = [json.loads(line) for line in (state / "logs" / "gateway.log").read_text().splitlines()]
+        [record] = [r for r in records if r["msg"].startswith(warning)]
+        self.assertEqual(record["level"], "warn")
+        self.assertEqual(stat.S_IMODE(state.stat().st_mode), 0o777)  # named, not changed behind the user's back
+
+    def spawn_gateway(self, port, *extra):
         proc = subprocess.Popen(
             [sys.executable, "-m", "openclaw", "gateway", "--allow-unconfigured", "--port", str(port), *extra],
             env={**self.env, "PYTHONPATH": str(REPO)},
@@ -141,16 +215,23 @@ class GatewayCommandTests(SynchronousTestCase):
             text=True,
         )
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        return proc
+
+    def wait_health(self, proc, port):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                    return proc, json.loads(r.read())
+                    return json.loads(r.read())
             except OSError:
                 if proc.poll() is not None:
                     self.fail(f"gateway exited: {proc.stderr.read()}")
                 time.sleep(0.1)
         self.fail("gateway did not answer /health")
+
+    def start_gateway(self, port, *extra):
+        proc = self.spawn_gateway(port, *extra)
+        return proc, self.wait_health(proc, port)
 
     def test_foreground_run_and_ctrl_c(self):
         """The gateway prints where it listens, answers /health, and stops cleanly on SIGINT."""

@@ -160,3 +160,50 @@ class CommandTests(GatewayMixin, TestCase):
         code, out, err = await self.cli("devices", "revoke", "--device", device.id, "--role", "operator", *self.target())
         self.assertEqual(code, 1)  # the device never connected, so it holds no token yet
         self.assertIn("unknown device token", err)
+
+    def scratch_state(self, config=None, dotenv=None):
+        home = Path(self.mktemp()).resolve()
+        state = home / ".openclaw"
+        state.mkdir(parents=True)
+        if config is not None:
+            (state / "openclaw.json").write_text(config)
+        if dotenv is not None:
+            (state / ".env").write_text(dotenv)
+        return home
+
+    async def test_config_read_as_the_gateway_reads_it(self):
+        """Client commands resolve ${VAR} from ~/.openclaw/.env, as the gateway does, for the port and token."""
+        await self.gateway()
+        config = json.dumps({"gateway": {"mode": "local", "port": self.service.port, "auth": {"token": "${GW_SECRET}"}}})
+        home = self.scratch_state(config, f"GW_SECRET={TOKEN}\n")
+        for args in (["health"], ["status", "--json"], ["gateway", "call", "health"], ["nodes", "list", "--json"], ["devices", "list", "--json"], ["logs", "--limit", "1"]):
+            code, out, err = await self.cli(*args, home=home)
+            self.assertEqual(code, 0, f"{args}: {err}")
+        # The .env alone (no config file) names port and token too.
+        home = self.scratch_state(dotenv=f"OPENCLAW_GATEWAY_PORT={self.service.port}\nOPENCLAW_GATEWAY_TOKEN={TOKEN}\n")
+        code, out, err = await self.cli("health", home=home)
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"Gateway OK (ws://127.0.0.1:{self.service.port})", out)
+
+    async def test_broken_config_is_an_error(self):
+        """A config that cannot be used ends a client command with exit 78 and the reason, never a quiet fallback."""
+        cases = {
+            "{gateway: {port: }": "JSON5 parse error",
+            '{gateway: {auth: {token: "${NOT_SET_ANYWHERE}"}}}': "environment variable NOT_SET_ANYWHERE is missing or empty",
+            '{gateway: {port: "high"}}': "gateway.port: expected an integer",
+        }
+        for config, reason in cases.items():
+            home = self.scratch_state(config)
+            for args in (["health"], ["nodes", "list"], ["agent", "-m", "hi"], ["node", "run"]):
+                code, out, err = await self.cli(*args, home=home)
+                self.assertEqual(code, 78, f"{args} {config}: {err}")
+                self.assertIn(f"Invalid config at {home / '.openclaw' / 'openclaw.json'}", err)
+                self.assertIn(reason, err)
+                self.assertNotIn("Traceback", err)
+
+    async def test_url_needs_no_config(self):
+        """With --url (and its own credentials) the local config is not consulted, broken or not."""
+        await self.gateway()
+        home = self.scratch_state("{gateway: {port: }")
+        code, out, err = await self.cli("health", *self.target(), home=home)
+        self.assertEqual(code, 0, err)

@@ -1,12 +1,13 @@
 """Reading openclaw.json: JSON5, includes, .env, ${VAR}, and validation messages."""
 
 import json
+import os
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from openclaw.config import ConfigError
-from openclaw.config.loader import config_hash, load_config, parse_dotenv
+from openclaw.config.loader import MAX_CONFIG_BYTES, config_hash, load_config, parse_dotenv
 from openclaw.config.schema import validate
 
 
@@ -133,6 +134,58 @@ class IncludeTests(Base):
         """${VAR} works inside included files."""
         self.write("inc.json5", '{t: "${SECRET_X}"}')
         self.assertEqual(self.load('{$include: "./inc.json5"}', {"SECRET_X": "v"}).config, {"t": "v"})
+
+
+class NotRegularFileTests(Base):
+    """Only regular files are read: a FIFO would block for ever, a device could be endless.
+
+    (FIFOs and /dev/zero are tried through the CLI in a subprocess, where a
+    regression hangs or fills memory under a limit: tests.test_cli.)"""
+
+    def refused(self, text, dotenv=()):
+        with self.assertRaises(ConfigError) as cm:
+            self.load(text, {}, dotenv)
+        return str(cm.exception)
+
+    def test_config_is_a_device(self):
+        """openclaw.json linked to a character device (even an empty one) is refused, naming it."""
+        os.symlink("/dev/null", self.dir / "openclaw.json")
+        with self.assertRaises(ConfigError) as cm:
+            load_config(self.dir / "openclaw.json", {}, [])
+        self.assertIn(f"{self.dir / 'openclaw.json'} is a character device, not a regular file", str(cm.exception))
+
+    def test_config_is_a_directory(self):
+        """A directory where the config should be is refused."""
+        (self.dir / "openclaw.json").mkdir()
+        with self.assertRaises(ConfigError) as cm:
+            load_config(self.dir / "openclaw.json", {}, [])
+        self.assertIn("is a directory, not a regular file", str(cm.exception))
+
+    def test_config_too_large(self):
+        """A config over the size limit is refused before it is parsed."""
+        msg = self.refused(" " * (MAX_CONFIG_BYTES + 1))
+        self.assertIn(f"the limit is {MAX_CONFIG_BYTES}", msg)
+
+    def test_include_is_a_device(self):
+        """An $include of a device is refused as well."""
+        os.symlink("/dev/null", self.dir / "dev.json5")
+        msg = self.refused('{agents: {$include: "./dev.json5"}}')
+        self.assertIn("included file", msg)
+        self.assertIn("is a character device", msg)
+
+    def test_dotenv_is_a_device(self):
+        """A .env that is a device is refused; a .env directory (a virtualenv) is skipped."""
+        os.symlink("/dev/null", self.dir / "dev.env")
+        (self.dir / "venv.env").mkdir()
+        self.assertEqual(self.load('{x: "${A}"}', {"A": "1"}, [self.dir / "venv.env"]).config, {"x": "1"})
+        msg = self.refused('{x: "${A}"}', [self.dir / "venv.env", self.dir / "dev.env"])
+        self.assertIn(f".env file {self.dir / 'dev.env'} is a character device", msg)
+
+    def test_symlink_to_a_file_is_fine(self):
+        """A link to a regular file (a dotfiles checkout) is read as the file."""
+        target = self.write("real.json5", '{gateway: {port: 1234}}')
+        os.symlink(target.resolve(), self.dir / "openclaw.json")
+        self.assertEqual(load_config(self.dir / "openclaw.json", {}, []).config, {"gateway": {"port": 1234}})
 
 
 class ValidationTests(SynchronousTestCase):

@@ -1,18 +1,26 @@
 """The gateway service on real loopback sockets (port 0)."""
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import treq
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from openclaw.config import Flags, LoadedConfig, resolve_settings
 from openclaw.listen import PortInUse
 from openclaw.paths import resolve_layout
-from openclaw.service import GatewayService
+from openclaw.service import FORCE_KILL_GRACE, GatewayService
 from openclaw.store import StateLocked
-from tests.helpers import base_env, scratch_home
+from tests.helpers import base_env, free_port, scratch_home
+from tests.wsclient import GatewayMixin, gateway_settings
 
 
 def make_settings(home, port=0, **gateway):
@@ -93,3 +101,70 @@ class LoopbackTests(TestCase):
         service.startService()
         code, _, _ = await self.get(service, "/healthz")
         self.assertEqual(code, 200)
+
+
+class StartChecksTests(GatewayMixin, TestCase):
+    def warnings(self):
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        return events
+
+    def test_loose_state_dir_warned(self):
+        """A 0777 state dir is warned about at start, naming the path and `chmod 700 <dir>`; 0700 is quiet."""
+        home = scratch_home(self)
+        state = home / ".openclaw"
+        state.mkdir(mode=0o700)
+        os.chmod(state, 0o777)
+        events = self.warnings()
+        service = GatewayService(make_settings(home), reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        [warning] = [e for e in events if "chmod 700" in e.get("log_format", "")]
+        self.assertEqual((warning["path"], warning["mode"], warning["log_level"].name), (str(state), "777", "warn"))
+
+        quiet = scratch_home(self)
+        events = self.warnings()
+        service = GatewayService(make_settings(quiet), reactor)
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([e for e in events if "chmod 700" in e.get("log_format", "")], [])
+
+    def test_force_kills_an_owner_that_ignores_sigterm(self):
+        """--force: an owner that ignores SIGTERM is killed after a grace, within the bound."""
+        port = free_port()
+        code = (
+            "import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); s = socket.socket(); "
+            f"s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(60)"
+        )
+        holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: holder.poll() is None and holder.kill())
+        self.assertEqual(holder.stdout.readline().strip(), "ready")
+        service = GatewayService(make_settings(scratch_home(self), port=port), reactor)
+        started = time.monotonic()
+        self.assertTrue(service._stop_port_owners(started + FORCE_KILL_GRACE + 0.5))
+        self.assertEqual(holder.wait(timeout=5), -signal.SIGKILL)
+        self.assertLess(time.monotonic() - started, FORCE_KILL_GRACE + 0.5)
+
+    async def test_config_get_refuses_a_device(self):
+        """config.get on an openclaw.json that is a device answers an error naming it (a FIFO would block the reactor)."""
+        await self.gateway()
+        path = self.service.settings.layout.config_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink("/dev/null", path)
+        ws, _ = await self.connect()
+        res = await ws.request("config.get")
+        self.assertEqual(res["error"]["code"], "UNAVAILABLE")
+        self.assertIn(f"{path} is a character device, not a regular file", res["error"]["message"])
+
+    def test_seed_sandbox_reaches_the_runtime(self):
+        """With the seed's sandbox.enabled, non-main sessions are sandboxed and main is not; enabled false sandboxes none."""
+        seed = {"mode": "cloud", "sandbox": {"enabled": True, "allowFileSystem": "workspace"}}
+        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=seed), reactor).hub.agent
+        self.assertIsNotNone(runtime.tool_context("agent:main:telegram:group:9").sandbox)
+        self.assertIsNone(runtime.tool_context("agent:main:main").sandbox)
+        off = {"sandbox": {"enabled": False}}
+        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=off), reactor).hub.agent
+        self.assertIsNone(runtime.tool_context("agent:main:telegram:group:9").sandbox)

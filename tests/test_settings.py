@@ -4,7 +4,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from openclaw.config import ConfigError, Flags, GatewayRefused, LoadedConfig, resolve_settings
+from openclaw.config import ConfigError, Flags, GatewayRefused, LoadedConfig, SandboxSettings, resolve_settings
+from openclaw.config.schema import validate
 from openclaw.paths import resolve_layout
 
 LOCAL = {"gateway": {"mode": "local"}}
@@ -142,3 +143,61 @@ class BindHostTests(SynchronousTestCase):
         self.assertEqual(settings(merged({"bind": "auto"}), container=lambda: False).hosts, ("127.0.0.1",))
         with_token = merged({"bind": "auto", "auth": {"token": "t"}})
         self.assertEqual(settings(with_token, container=lambda: True).hosts, ("0.0.0.0",))
+
+
+SEED = {"gateway": {"mode": "cloud", "sandbox": {"enabled": True, "allowFileSystem": "workspace", "allowNetwork": False}}}
+
+
+class SeedAliasTests(SynchronousTestCase):
+    def test_seed_config_starts(self):
+        """The seed's gateway.mode "cloud" is a local gateway: valid, and the gateway starts with it."""
+        s = settings(SEED)
+        self.assertEqual(s.mode, "local")
+        self.assertEqual(s.config["gateway"]["mode"], "local")
+        self.assertEqual(validate(SEED), ([], []))
+
+    def test_sandbox_enabled_and_workspace(self):
+        """sandbox.enabled true is mode non-main; allowFileSystem "workspace" is false (the workspace only)."""
+        s = settings(SEED)
+        self.assertEqual(s.sandbox, SandboxSettings(mode="non-main", allow_file_system=False))
+        # What the agent runtime and the sandbox read is canonical too: no seed key is left.
+        self.assertEqual(s.config["gateway"]["sandbox"], {"mode": "non-main", "allowFileSystem": False, "allowNetwork": False})
+
+    def test_sandbox_disabled(self):
+        """sandbox.enabled false is mode off: no session is sandboxed."""
+        s = settings({"gateway": {"mode": "local", "sandbox": {"enabled": False}}})
+        self.assertEqual((s.sandbox.mode, s.config["gateway"]["sandbox"]), ("off", {"mode": "off"}))
+
+    def test_enabled_agrees_with_mode(self):
+        """enabled and a mode that agree are fine; a contradiction names both keys."""
+        self.assertEqual(settings(merged({"sandbox": {"enabled": True, "mode": "all"}})).sandbox.mode, "all")
+        self.assertEqual(settings(merged({"sandbox": {"enabled": False, "mode": "off"}})).sandbox.mode, "off")
+        for enabled, mode in ((False, "non-main"), (True, "off")):
+            with self.assertRaises(ConfigError) as cm:
+                settings(merged({"sandbox": {"enabled": enabled, "mode": mode}}))
+            [issue] = cm.exception.issues
+            self.assertEqual(issue.path, "gateway.sandbox.enabled")
+            self.assertIn(f"contradicts gateway.sandbox.mode '{mode}'", issue.message)
+
+    def test_current_values_unchanged(self):
+        """Current values pass through: paths stay paths, true stays true, remote stays remote."""
+        s = settings(merged({"sandbox": {"mode": "all", "allowFileSystem": ["/opt/data"], "backend": "docker", "image": "i:1"}}))
+        self.assertEqual(s.sandbox, SandboxSettings(mode="all", backend="docker", allow_file_system=("/opt/data",), image="i:1"))
+        self.assertIs(settings(merged({"sandbox": {"allowFileSystem": True}})).sandbox.allow_file_system, True)
+        self.assertEqual(settings(LOCAL).sandbox, SandboxSettings())
+        self.assertRaises(GatewayRefused, settings, {"gateway": {"mode": "remote"}})
+
+    def test_other_strings_refused(self):
+        """allowFileSystem takes "workspace" and no other word; sandbox.enabled must be a boolean."""
+        errors, _ = validate(merged({"sandbox": {"allowFileSystem": "everything", "enabled": "yes"}}))
+        files, enabled = sorted(errors, key=lambda e: e.path)
+        self.assertEqual((files.path, enabled.path), ("gateway.sandbox.allowFileSystem", "gateway.sandbox.enabled"))
+        self.assertIn("one of workspace", files.message)
+        self.assertIn("got 'everything'", files.message)
+        self.assertEqual(enabled.message, "expected true or false, got 'yes'")
+
+    def test_input_not_changed(self):
+        """Mapping the aliases leaves the loaded config as it was (config.get shows the file)."""
+        config = {"gateway": {"mode": "cloud", "sandbox": {"enabled": True}}}
+        settings(config)
+        self.assertEqual(config, {"gateway": {"mode": "cloud", "sandbox": {"enabled": True}}})

@@ -21,8 +21,7 @@ from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.cli.agent import AgentOptions, ChatOptions, SessionsOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
-from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_config
-from openclaw.config.settings import check_config
+from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_for, load_valid
 from openclaw.paths import ProfileError
 from openclaw.tap import Options as TapOptions
 from openclaw.tap import settings_from_options
@@ -76,14 +75,14 @@ class ConfigValidateOptions(CommandOptions):
         layout = self.layout(env)
         path = layout.config_path
         try:
-            loaded = load_config(path, env, [layout.state_dir / ".env"])
-            warnings = check_config(loaded)
+            loaded = load_valid(layout, env)
         except ConfigError as e:
             if self["json"]:
                 out.write(json.dumps({"valid": False, "path": str(path), "issues": [i.as_json() for i in e.issues]}) + "\n")
             else:
-                err.write(ConfigError(e.issues, path=path).describe() + "\n")
+                err.write(e.describe() + "\n")
             return EX_CONFIG
+        warnings = loaded.warnings
         if self["json"]:
             out.write(
                 json.dumps(
@@ -110,9 +109,9 @@ class ConfigGetOptions(CommandOptions):
     def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
         layout = self.layout(env)
         try:
-            loaded = load_config(layout.config_path, env, [layout.state_dir / ".env"])
+            loaded = load_for(layout, env)
         except ConfigError as e:
-            err.write(ConfigError(e.issues, path=layout.config_path).describe() + "\n")
+            err.write(e.describe() + "\n")
             return EX_CONFIG
         try:
             value = lookup(loaded.config, self["path"])

@@ -13,7 +13,7 @@ from twisted.python import usage
 
 from openclaw.cli.base import CommandOptions
 from openclaw.cli.remote import Failed, OneArgCommand, TimedOptions
-from openclaw.config import ConfigError, load_config
+from openclaw.config import EX_CONFIG, ConfigError, load_valid
 
 
 class NodeRunOptions(CommandOptions):
@@ -37,12 +37,13 @@ class NodeRunOptions(CommandOptions):
         from openclaw.nodehost.runner import NodeHost
 
         layout = self.layout(env)
-        config: dict[str, Any] = {}
         try:
-            config = load_config(layout.config_path, env).config
-        except ConfigError:
-            pass
-        gateway = config.get("gateway") if isinstance(config.get("gateway"), dict) else {}
+            loaded = load_valid(layout, env)
+        except ConfigError as e:
+            err.write(e.describe() + "\n")
+            return EX_CONFIG
+        env = loaded.env  # with the .env files
+        gateway = loaded.config.get("gateway") or {}
         base = int(env.get("OPENCLAW_GATEWAY_PORT") or gateway.get("port") or layout.default_port)
         port = self["port"] or (base + 1 if self["bridge"] else base)
         token = self["token"] or env.get("OPENCLAW_GATEWAY_TOKEN") or (gateway.get("auth") or {}).get("token")

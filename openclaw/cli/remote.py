@@ -6,7 +6,9 @@ C{health}, C{status}, C{logs}, C{devices ...}.
 Target: C{--url}, else C{OPENCLAW_GATEWAY_URL}, else the local gateway port.
 Credentials: C{--token}/C{--password}; without C{--url} also
 C{OPENCLAW_GATEWAY_TOKEN}/C{_PASSWORD} and the local config, then this
-machine's stored device token.
+machine's stored device token. Without C{--url} the config (and its C{.env}
+files) is read as the gateway reads it; a config that cannot be used ends the
+command with exit 78.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from twisted.python import usage
 from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.client.core import CLI_SCOPES, GatewayClosed, RequestFailed, cli_params
 from openclaw.client.identity import DeviceIdentity, DeviceTokens
-from openclaw.config import ConfigError, load_config
-from openclaw.config.settings import check_config
+from openclaw.config import EX_CONFIG, ConfigError, LoadedConfig, load_valid
 from openclaw.portowner import listeners
 
 LEVEL_ORDER = ["trace", "debug", "info", "warn", "error", "fatal"]
@@ -65,16 +66,20 @@ class RemoteOptions(CommandOptions):
         """Seconds one call may take (commands with a --timeout say how long)."""
         return 10.0
 
-    def target(self, env: Mapping[str, str]) -> tuple[str, str | None, str | None]:
-        layout = self.layout(env)
-        config: dict[str, Any] = {}
+    def local_config(self, env: Mapping[str, str]) -> LoadedConfig:
+        """The config as the gateway reads it; one that cannot be used ends the command (exit 78)."""
         try:
-            config = load_config(layout.config_path, env).config
-        except ConfigError:
-            pass
-        gateway = config.get("gateway") if isinstance(config.get("gateway"), dict) else {}
+            return load_valid(self.layout(env), env)
+        except ConfigError as e:
+            raise Failed(e.describe(), EX_CONFIG)
+
+    def target(self, env: Mapping[str, str]) -> tuple[str, str | None, str | None]:
         if self["url"]:
             return self["url"], self["token"], self["password"]
+        layout = self.layout(env)
+        loaded = self.local_config(env)
+        env = loaded.env  # with the .env files
+        gateway = loaded.config.get("gateway") or {}
         url = env.get("OPENCLAW_GATEWAY_URL")
         if not url and gateway.get("mode") == "remote" and isinstance((gateway.get("remote") or {}).get("url"), str):
             url = gateway["remote"]["url"]
@@ -83,7 +88,7 @@ class RemoteOptions(CommandOptions):
         if not url:
             port = env.get("OPENCLAW_GATEWAY_PORT") or gateway.get("port") or layout.default_port
             url = f"ws://127.0.0.1:{port}"
-        auth = gateway.get("auth") if isinstance(gateway.get("auth"), dict) else {}
+        auth = gateway.get("auth") or {}
         token = self["token"] or env.get("OPENCLAW_GATEWAY_TOKEN") or auth.get("token")
         password = self["password"] or env.get("OPENCLAW_GATEWAY_PASSWORD") or auth.get("password")
         return url, token, password
@@ -228,10 +233,11 @@ class StatusOptions(TimedOptions):
 def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """What `status --deep` checks on this machine."""
     checks: dict[str, dict[str, Any]] = {}
+    port = env.get("OPENCLAW_GATEWAY_PORT")
     try:
-        loaded = load_config(layout.config_path, env)
-        warnings = check_config(loaded)
-        checks["config"] = {"ok": True, "detail": f"{layout.config_path} valid ({len(warnings)} warnings)" if loaded.exists else "no config file (defaults)"}
+        loaded = load_valid(layout, env)
+        checks["config"] = {"ok": True, "detail": f"{layout.config_path} valid ({len(loaded.warnings)} warnings)" if loaded.exists else "no config file (defaults)"}
+        port = loaded.env.get("OPENCLAW_GATEWAY_PORT") or (loaded.config.get("gateway") or {}).get("port")
     except ConfigError as e:
         checks["config"] = {"ok": False, "detail": e.describe()}
     try:
@@ -239,7 +245,10 @@ def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any
         checks["stateDir"] = {"ok": mode & 0o077 == 0, "detail": f"{layout.state_dir} mode {mode:o}"}
     except FileNotFoundError:
         checks["stateDir"] = {"ok": False, "detail": f"{layout.state_dir} missing"}
-    port = int(env.get("OPENCLAW_GATEWAY_PORT") or layout.default_port)
+    try:
+        port = int(port or layout.default_port)
+    except ValueError:
+        port = layout.default_port
     owners = listeners(port)
     checks["port"] = {"ok": bool(owners), "detail": f"port {port}: " + (", ".join(f"pid {p}" for p, _ in owners) or "nothing listening")}
     return checks

@@ -2,7 +2,15 @@
 
 from openclaw.config.errors import EX_CONFIG, ConfigError, Issue
 from openclaw.config.loader import LoadedConfig, load_config
-from openclaw.config.settings import Flags, GatewayRefused, GatewaySettings, resolve_settings
+from openclaw.config.settings import (
+    Flags,
+    GatewayRefused,
+    GatewaySettings,
+    SandboxSettings,
+    load_for,
+    load_valid,
+    resolve_settings,
+)
 
 __all__ = [
     "EX_CONFIG",
@@ -12,6 +20,9 @@ __all__ = [
     "GatewaySettings",
     "Issue",
     "LoadedConfig",
+    "SandboxSettings",
     "load_config",
+    "load_for",
+    "load_valid",
     "resolve_settings",
 ]

@@ -9,7 +9,9 @@ caller (and a test) decides whether the process environment changes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,7 +21,7 @@ import json5
 from openclaw.config.errors import ConfigError, Issue
 
 MAX_INCLUDE_DEPTH = 10
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # for each file: the config, an included file, a .env file
 
 _VAR = re.compile(r"\$(\$?)\{([A-Z_][A-Z0-9_]*)\}")
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
@@ -70,32 +72,82 @@ def load_dotenv(paths: list[Path], env: Mapping[str, str]) -> dict[str, str]:
     """Apply C{.env} files in order; nothing overrides a variable already set."""
     result = dict(env)
     for path in paths:
+        if path.is_dir():
+            continue  # a virtualenv called .env is common; it is not ours
         try:
-            text = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            text = read_text(path, ".env file")
+        except FileNotFoundError:
             continue
-        except OSError as e:
-            raise ConfigError([Issue(str(path), f"cannot read .env file: {e.strerror}")])
         for key, value in parse_dotenv(text).items():
             result.setdefault(key, value)
     return result
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _refuse_irregular(mode: int, path: Path, what: str) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise ConfigError([Issue("", f"{what} {path} is {kind}, not a regular file")])
+
+
+def read_text(path: Path, what: str = "config file") -> str:
+    """
+    The UTF-8 text of a config, included or C{.env} file.
+
+    Only a regular file (or a link to one) of at most L{MAX_CONFIG_BYTES} is
+    read: a FIFO would block forever and a device could be endless.
+
+    @raise FileNotFoundError: nothing is there.
+    @raise ConfigError: anything else that stops the read.
+    """
+    try:
+        _refuse_irregular(os.stat(path).st_mode, path, what)
+        # O_NONBLOCK: should the path turn into a FIFO after the stat, open must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ConfigError([Issue("", f"cannot read {what} {path}: {e.strerror}")])
+    try:
+        st = os.fstat(fd)
+        _refuse_irregular(st.st_mode, path, what)
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError([Issue("", f"{what} {path} is {st.st_size} bytes; the limit is {MAX_CONFIG_BYTES}")])
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_CONFIG_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise ConfigError([Issue("", f"cannot read {what} {path}: {e.strerror}")])
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError([Issue("", f"{what} {path} is larger than the limit of {MAX_CONFIG_BYTES} bytes")])
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([Issue("", f"{what} {path} is not UTF-8 text (byte {e.start})")])
+
+
 def _read_json5(path: Path, chain: tuple[Path, ...]) -> Any:
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
+        text = read_text(path, "included file" if chain else "config file")
     except FileNotFoundError:
         where = f" (included from {chain[-1]})" if chain else ""
         raise ConfigError([Issue("$include" if chain else "", f"file not found: {path}{where}")])
-    except OSError as e:
-        raise ConfigError([Issue("", f"cannot read {path}: {e.strerror}")])
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError([Issue("", f"{path} is larger than {MAX_CONFIG_BYTES} bytes")])
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError([Issue("", f"{path} is not UTF-8 text (byte {e.start})")])
     return parse_json5(text, path)
 
 
@@ -213,13 +265,9 @@ def load_config(path: Path, env: Mapping[str, str], dotenv: list[Path] = ()) -> 
     """
     env = load_dotenv(list(dotenv), env)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = read_text(path)
     except FileNotFoundError:
         return LoadedConfig(path=path, exists=False, raw=None, hash=None, config={}, env=env)
-    except UnicodeDecodeError as e:
-        raise ConfigError([Issue("", f"{path} is not UTF-8 text (byte {e.start})")])
-    except OSError as e:
-        raise ConfigError([Issue("", f"cannot read {path}: {e.strerror}")])
 
     parsed = parse_json5(raw, path)
     if not isinstance(parsed, dict):

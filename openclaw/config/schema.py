@@ -25,7 +25,7 @@ TLS = Obj({"enabled": Bool(), "autoGenerate": Bool(), "certPath": Str(), "keyPat
 
 GATEWAY = Obj(
     {
-        "mode": Str(("local", "remote")),
+        "mode": Str(("local", "remote", "cloud")),  # "cloud": the seed's name for local (config/aliases.py)
         "port": PORT,
         "bind": Str(BIND_MODES),
         "customBindHost": Str(nonempty=True),
@@ -90,9 +90,11 @@ GATEWAY = Obj(
         "sandbox": Obj(
             {
                 "mode": Str(("off", "non-main", "all")),
+                "enabled": Bool(),  # the seed's switch: true is mode "non-main", false is "off"
                 "backend": Str(("bubblewrap", "docker")),
                 "allowNetwork": Bool(),
-                "allowFileSystem": Either((Bool(), STRINGS)),
+                # "workspace" (the seed's value) is false: the session workspace only
+                "allowFileSystem": Either((Bool(), Str(("workspace",)), STRINGS)),
                 "image": Str(),
             }
         ),

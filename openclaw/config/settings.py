@@ -16,8 +16,9 @@ from typing import Any, Callable, Mapping
 
 import attrs
 
+from openclaw.config.aliases import canonical
 from openclaw.config.errors import ConfigError, Issue
-from openclaw.config.loader import LoadedConfig
+from openclaw.config.loader import LoadedConfig, load_config
 from openclaw.config.schema import validate
 from openclaw.paths import Layout, Ports, derive_ports
 
@@ -68,6 +69,17 @@ class LogSettings:
     file: Path | None = None
     max_bytes: int = DEFAULT_LOG_MAX_BYTES
     max_files: int = DEFAULT_LOG_MAX_FILES
+
+
+@attrs.frozen
+class SandboxSettings:
+    """C{gateway.sandbox} with seed aliases mapped and defaults filled in."""
+
+    mode: str = "off"  # off | non-main | all
+    backend: str = "bubblewrap"
+    allow_network: bool = False
+    allow_file_system: bool | tuple[str, ...] = False  # True: / read-only; paths: those read-only
+    image: str | None = None
 
 
 @attrs.frozen
@@ -137,6 +149,23 @@ class GatewaySettings:
     @property
     def state_dir(self) -> Path:
         return self.layout.state_dir
+
+    @property
+    def sandbox(self) -> SandboxSettings:
+        return sandbox_settings(self.config)
+
+
+def sandbox_settings(config: Mapping[str, Any]) -> SandboxSettings:
+    """The sandbox part of a canonical config (see L{checked})."""
+    block = _get(config, "gateway.sandbox", {}) or {}
+    files = block.get("allowFileSystem", False)
+    return SandboxSettings(
+        mode=block.get("mode", "off"),
+        backend=block.get("backend", "bubblewrap"),
+        allow_network=bool(block.get("allowNetwork", False)),
+        allow_file_system=tuple(files) if isinstance(files, list) else bool(files),
+        image=block.get("image") or None,
+    )
 
 
 def _get(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
@@ -246,12 +275,48 @@ def resolve_logging(config: Mapping[str, Any], layout: Layout, verbose: bool) ->
     )
 
 
-def check_config(loaded: LoadedConfig) -> tuple[Issue, ...]:
-    """Raise L{ConfigError} for an invalid config; return its warnings."""
+def checked(loaded: LoadedConfig) -> LoadedConfig:
+    """
+    Validate a loaded config and map the seed's aliases onto current values.
+
+    @return: the same config with C{config} canonical and C{warnings} set.
+    @raise ConfigError: the config is invalid.
+    """
     errors, warnings = validate(loaded.config)
     if errors:
         raise ConfigError(errors, path=loaded.path)
-    return tuple(warnings)
+    config, contradictions = canonical(loaded.config)
+    if contradictions:
+        raise ConfigError(contradictions, path=loaded.path)
+    return attrs.evolve(loaded, config=config, warnings=tuple(warnings))
+
+
+def check_config(loaded: LoadedConfig) -> tuple[Issue, ...]:
+    """Raise L{ConfigError} for an invalid config; return its warnings."""
+    return checked(loaded).warnings
+
+
+def dotenv_files(layout: Layout, cwd: Path | None = None) -> list[Path]:
+    """The C{.env} files, in the order they apply: the working directory's, then the state dir's."""
+    return [(Path.cwd() if cwd is None else cwd) / ".env", layout.state_dir / ".env"]
+
+
+def load_for(layout: Layout, env: Mapping[str, str], cwd: Path | None = None) -> LoadedConfig:
+    """
+    Read the layout's config the way the gateway and every command do: its
+    C{.env} files, includes and C{${VAR}} resolved; not validated.
+
+    @raise ConfigError: the file (or a variable) cannot be used; names the file.
+    """
+    try:
+        return load_config(layout.config_path, env, dotenv_files(layout, cwd))
+    except ConfigError as e:
+        raise ConfigError(e.issues, path=e.path or layout.config_path) from None
+
+
+def load_valid(layout: Layout, env: Mapping[str, str], cwd: Path | None = None) -> LoadedConfig:
+    """L{load_for}, then L{checked}: the config commands act on."""
+    return checked(load_for(layout, env, cwd))
 
 
 def resolve_settings(
@@ -267,8 +332,8 @@ def resolve_settings(
     @raise ConfigError: the config (or a variable) is invalid.
     @raise GatewayRefused: the config is valid but must not run this way.
     """
-    warnings = check_config(loaded)
-    config, env = loaded.config, loaded.env
+    loaded = checked(loaded)
+    config, env, warnings = loaded.config, loaded.env, loaded.warnings
 
     port = _first(flags.port, _env_port(env), _get(config, "gateway.port"), layout.default_port)
     bind = flags.bind or _get(config, "gateway.bind") or "loopback"

@@ -15,12 +15,12 @@ from typing import Any, Callable
 
 from openclaw import __version__
 from openclaw.config.errors import ConfigError
-from openclaw.config.loader import config_hash, parse_json5, resolve_includes, substitute_env
+from openclaw.config.loader import config_hash, parse_json5, read_text, resolve_includes, substitute_env
 from openclaw.config.schema import ROOT, validate
 from openclaw.gateway.devices import redacted
 from openclaw.gateway.scopes import has_scope
 from openclaw.protocol.connect import ADMIN
-from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
+from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
 from openclaw.shape import Any_, Bool, Int, List, Obj, Str, check
 from openclaw.store import atomic_write
 
@@ -220,9 +220,11 @@ def restore_redacted(new: Any, old: Any) -> Any:
 
 def read_config_file(path: Path) -> tuple[bool, str | None]:
     try:
-        return True, path.read_text(encoding="utf-8")
+        return True, read_text(path)
     except FileNotFoundError:
         return False, None
+    except ConfigError as e:  # a FIFO or a device must not block the reactor
+        raise GatewayError(UNAVAILABLE, "; ".join(str(i) for i in e.issues))
 
 
 @method("config.get")
