@@ -84,7 +84,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self._sockets = 0
         self.nodes = NodeRegistry(clock, settings.state_dir, (settings.config.get("gateway") or {}).get("nodes") or {})
-        self.node_pairing = NodePairingStore(settings.state_dir)
+        self.node_pairing = NodePairingStore(settings.state_dir, clock)
         self.methods: dict[str, Handler] = dict(methods or {})
         self.presence: dict[str, dict[str, Any]] = {}
         self.presence_version = 1
@@ -126,6 +126,8 @@ class Hub:
         for loop in (self._tick, self._health, self._watch):
             if loop.running:
                 loop.stop()
+        self.node_pairing.flush()
+        self.nodes.flush()
         self.broadcast("shutdown", {"reason": reason})
         for conn in list(self.connections):
             conn.close(1012, "service restart")
