@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from openclaw.gateway.methods import method
+from openclaw.gateway.methods import Ignored, method
 from openclaw.nodes.pairing import MAX_NAME, FieldError
 from openclaw.nodes.registry import NodeInfo
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
-from openclaw.shape import Any_, Bool, Int, List, Obj, Str
+from openclaw.shape import Any_, Bool, Either, Int, List, Num, Obj, Str
 
 NODE_METHODS: dict[str, Any] = {}
 
@@ -53,13 +53,21 @@ def node_describe(conn, params):
 
 
 _INVOKE = Obj(
-    {"nodeId": _NODE_ID, "command": Str(nonempty=True), "params": Any_(), "timeoutMs": Int(1), "idempotencyKey": Str(nonempty=True), "sessionKey": Str()},
+    {"nodeId": _NODE_ID, "command": Str(nonempty=True), "params": Any_(), "timeoutMs": Int(0), "idempotencyKey": Str(nonempty=True), "sessionKey": Str()},
     required=("nodeId", "command", "idempotencyKey"),
     closed=True,
 )
 
 
-@method("node.invoke", _INVOKE, table=NODE_METHODS)
+_INVOKE_IGNORED = (
+    Ignored(
+        "no messaging channels in this gateway: there is no turn source to route to",
+        {"turnSourceChannel": Str(), "turnSourceTo": Str(), "turnSourceAccountId": Str(), "turnSourceThreadId": Either((Str(), Num()))},
+    ),
+)
+
+
+@method("node.invoke", _INVOKE, table=NODE_METHODS, ignored=_INVOKE_IGNORED)
 def node_invoke(conn, params):
     return conn.hub.nodes.invoke(params["nodeId"], params["command"], params.get("params"), params.get("timeoutMs"), params["idempotencyKey"])
 
