@@ -57,17 +57,17 @@ class ModelsMethodTests(GatewayMixin, TestCase):
         ws, _ = await self.connect(connect_params(protocol=4, scopes=["operator.read"]))
         res = await ws.request("models.list", {"view": "default", "includeDetails": True})
         self.assertTrue(res["ok"], res)
-        schemas.validate(4, "ModelsListResult", res["payload"])
         self.assertEqual(res["payload"]["models"][0]["input"], ["text", "image"])
         refused = await ws.request("models.list", {"provider": "nope"})
         self.assertEqual(refused["error"]["code"], "INVALID_REQUEST")
         both = await ws.request("models.list", {"refresh": True, "preparedOnly": True})
         self.assertIn("cannot both be true", both["error"]["message"])
+        schemas.validate(4, "ModelsListResult", res["payload"])  # last: skipped where the schemas are absent
 
     async def test_v3_rows(self):
         """v3's ModelChoice is closed: only its fields go out."""
         await self.gateway(**CONFIG)
         ws, _ = await self.connect(connect_params(protocol=3))
         payload = (await ws.request("models.list"))["payload"]
-        schemas.validate(3, "ModelsListResult", payload)
         self.assertEqual(payload["models"][0], {"id": "llama", "name": "Llama", "provider": "local", "contextWindow": 8192, "reasoning": False})
+        schemas.validate(3, "ModelsListResult", payload)

@@ -134,9 +134,9 @@ class FeatureTests(GatewayMixin, TestCase):
         self.assertEqual(CAPABILITIES, ["published-model-catalog"])
         self.assertIn("models.list", hello["features"]["methods"])
         self.assertEqual(hello["features"]["events"], EVENTS)
-        schemas.validate(4, "HelloOk", hello)
         _, v3 = await self.connect(connect_params(protocol=3))
         self.assertNotIn("capabilities", v3["payload"]["features"])
+        schemas.validate(4, "HelloOk", hello)  # last: skipped where the schemas are absent
         schemas.validate(3, "HelloOk", v3["payload"])
 
     def test_no_unemitted_families(self):
