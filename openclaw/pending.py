@@ -3,6 +3,11 @@
 Pairing requests that wait for an operator: one JSON file (crash-safe),
 expiring 5 minutes after the requester last asked, at most 200 (the oldest
 goes first). The device and node pairing stores both keep theirs here.
+
+Requesters (often unauthenticated) add and touch requests as often as they
+like: with a clock those changes are coalesced into at most one write per
+second (L{openclaw.coalesce}); an operator's decision (C{pop}) is written at
+once.
 """
 
 from __future__ import annotations
@@ -11,22 +16,35 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from openclaw.store import read_json, write_json
+from twisted.internet.interfaces import IReactorTime
+
+from openclaw.coalesce import CoalescedJSON
+from openclaw.store import read_json
 
 TTL_MS = 5 * 60 * 1000
 LIMIT = 200
 
 
+def _well_formed(request: Any) -> bool:
+    return isinstance(request, dict) and isinstance(request.get("requestId"), str) and isinstance(request.get("ts"), int)
+
+
 class PendingRequests:
-    def __init__(self, path: Path, ttl_ms: int = TTL_MS, limit: int = LIMIT) -> None:
+    def __init__(self, path: Path, ttl_ms: int = TTL_MS, limit: int = LIMIT, clock: IReactorTime | None = None) -> None:
         self.path = Path(path)
         self.ttl_ms = ttl_ms
         self.limit = limit
         stored = read_json(self.path, {})
-        self._items: dict[str, dict[str, Any]] = stored if isinstance(stored, dict) else {}
+        items = [r for r in (stored.values() if isinstance(stored, dict) else ()) if _well_formed(r)]
+        newest = sorted(items, key=lambda r: r["ts"])[-limit:]  # an older, larger file is cut to the bound
+        self._items: dict[str, dict[str, Any]] = {r["requestId"]: r for r in newest}
+        self.file = CoalescedJSON(self.path, lambda: self._items, clock)
 
     def _save(self) -> None:
-        write_json(self.path, self._items)
+        self.file.changed()
+
+    def flush(self) -> None:
+        self.file.flush()
 
     def expire(self, now_ms: int) -> list[dict[str, Any]]:
         """Drop and return the requests nobody asked about for the TTL."""
@@ -63,4 +81,5 @@ class PendingRequests:
         request = self._items.pop(request_id, None)
         if request is not None:
             self._save()
+            self.flush()
         return request

@@ -148,6 +148,37 @@ class Str(Kind):
 
 
 @attrs.frozen
+class Null(Kind):
+    description = "null"
+
+    def check(self, value, path, errors, warnings):
+        if value is not None:
+            errors.append(Issue(path, f"expected null, got {_show(value)}"))
+
+    def json_schema(self):
+        return {"type": "null"}
+
+
+@attrs.frozen
+class Num(Kind):
+    """Any JSON number (integer or not) of at least C{low}."""
+
+    low: float | None = None
+
+    @property
+    def description(self) -> str:
+        return "a number" if self.low is None else f"a number of at least {self.low:g}"
+
+    def check(self, value, path, errors, warnings):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value not in (float("inf"), float("-inf"))
+        if not ok or (self.low is not None and value < self.low):
+            errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
+
+    def json_schema(self):
+        return {"type": "number", **({"minimum": self.low} if self.low is not None else {})}
+
+
+@attrs.frozen
 class Duration(Kind):
     """Milliseconds as an integer, or a string such as C{"5m"} or C{"1h"}."""
 

@@ -200,6 +200,54 @@ class FrameTests(Harness):
         self.assertEqual(self.frames(transport)[-1]["message"], "pairing expired")
 
 
+class BoundsTests(Harness):
+    """Unauthenticated pair requests cannot grow the state files (issue 8, item 6)."""
+
+    def pending_file(self):
+        return self.hub.settings.state_dir / "nodes" / "pending.json"
+
+    def test_huge_line_before_hello(self):
+        """A 2 MB pair request is refused as a line too long before authentication, then hung up."""
+        proto, transport = self.connect()
+        self.send(proto, {"type": "pair-request", "nodeId": "big", "displayName": "x" * 2_000_000})
+        [frame] = self.frames(transport)
+        self.assertEqual(frame["code"], "INVALID_REQUEST")
+        self.assertIn("line too long before authentication", frame["message"])
+        self.assertFalse(transport.connected)
+        self.assertEqual(self.hub.node_pairing.pending(self.hub.now_ms()), [])
+
+    def test_fields_bounded(self):
+        """Oversized fields within the line cap are refused with the bound; nothing is stored."""
+        proto, transport = self.connect()
+        self.send(
+            proto,
+            {"type": "pair-request", "nodeId": "n", "displayName": "x" * 30_000},
+            {"type": "pair-request", "nodeId": "n", "commands": [f"c{i}" for i in range(1000)]},
+            {"type": "pair-request", "nodeId": "n", "permissions": {"camera": "yes"}},
+        )
+        messages = [f["message"] for f in self.frames(transport)]
+        self.assertEqual(messages[0], "displayName must be a string of at most 120 characters")
+        self.assertTrue(messages[1].startswith("commands must be at most 128 strings"))
+        self.assertTrue(messages[2].startswith("permissions must be"))
+        self.assertTrue(transport.connected)
+        self.assertEqual(self.hub.node_pairing.pending(self.hub.now_ms()), [])
+        self.clock.advance(5)
+        self.assertFalse(self.pending_file().exists())
+
+    def test_pending_writes_coalesced_and_bounded(self):
+        """300 maximal pair requests: no write on the request path, one per second after; the file stays bounded."""
+        big = {"displayName": "d" * 120, "platform": "p" * 256, "commands": ["c" * 128] * 128, "caps": ["k" * 128] * 128}
+        for i in range(300):
+            proto, _ = self.connect()
+            self.send(proto, {"type": "pair-request", "nodeId": f"node-{i}", **big})
+        self.assertFalse(self.pending_file().exists())
+        self.clock.advance(1)
+        stored = json.loads(self.pending_file().read_text())
+        self.assertEqual(len(stored), 200)
+        self.assertLess(self.pending_file().stat().st_size, 200 * 40_000)
+        self.assertEqual(self.hub.node_pairing._pending.file.writes, 1)
+
+
 class LineClient(LineOnlyReceiver):
     delimiter = b"\n"
 

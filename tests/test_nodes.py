@@ -207,3 +207,58 @@ class WebSocketNodeTests(GatewayMixin, TestCase):
         self.assertEqual((await op.request("node.pair.verify", {"nodeId": "phone-1", "token": token}))["payload"]["ok"], True)
         self.assertEqual((await op.request("node.pair.verify", {"nodeId": "phone-1", "token": "nope"}))["payload"]["ok"], False)
         self.assertIn("phone-1", [n["nodeId"] for n in (await op.request("node.list"))["payload"]["nodes"]])
+
+    async def test_one_truth_for_paired(self):
+        """node.pair.list and node.list agree: device-paired WS nodes and bridge nodes are paired; a device-less node is not."""
+        await self.gateway()
+        node, device = await self.node()
+        anonymous = await self.ws()
+        self.assertTrue((await anonymous.request("connect", node_params(client={"id": "node-host", "version": "1", "platform": "linux", "mode": "node", "instanceId": "anon"})))["ok"])
+        hub = self.service.hub
+        request, _ = hub.node_pairing.request("bridge-1", {"displayName": "Bridge"}, hub.now_ms())
+        hub.node_pairing.approve(request["requestId"], hub.now_ms())
+        op, _ = await self.connect()
+        paired = (await op.request("node.pair.list"))["payload"]["paired"]
+        self.assertEqual(sorted((p["nodeId"], p["connected"]) for p in paired), sorted([(device.id, True), ("bridge-1", False)]))
+        self.assertFalse(any("token" in p or "tokens" in p or "publicKey" in p for p in paired))
+        listing = {n["nodeId"]: n["paired"] for n in (await op.request("node.list"))["payload"]["nodes"]}
+        self.assertEqual(listing, {device.id: True, "bridge-1": True, "anon": False})
+        await op.request("device.pair.remove", {"deviceId": device.id})
+        self.assertEqual([p["nodeId"] for p in (await op.request("node.pair.list"))["payload"]["paired"]], ["bridge-1"])
+
+    async def test_rename_bounded(self):
+        """node.rename refuses ids never paired and over-long names; a paired node's name sticks and is listed."""
+        await self.gateway()
+        op, _ = await self.connect()
+        for i in range(3):
+            refused = await op.request("node.rename", {"nodeId": f"ghost-{i}", "displayName": "x" * 100})
+            self.assertEqual(refused["error"]["code"], "INVALID_REQUEST")
+            self.assertIn("unknown nodeId", refused["error"]["message"])
+        self.assertEqual((await op.request("node.rename", {"nodeId": "ghost", "displayName": "x" * 121}))["error"]["code"], "INVALID_REQUEST")
+        node, device = await self.node()
+        self.assertEqual((await op.request("node.rename", {"nodeId": device.id, "displayName": " Kitchen "}))["payload"]["displayName"], "Kitchen")
+        [entry] = (await op.request("node.pair.list"))["payload"]["paired"]
+        self.assertEqual(entry["displayName"], "Kitchen")
+        self.service.hub.nodes.flush()
+        names = json.loads((self.service.hub.settings.state_dir / "nodes" / "names.json").read_text())
+        self.assertEqual(names, {device.id: "Kitchen"})
+
+
+class NamesFileTests(SynchronousTestCase):
+    def test_names_coalesced_and_pruned(self):
+        """Renames are written once per second at most, and only names of paired nodes are kept."""
+        clock = Clock()
+        state = Path(self.mktemp())
+        registry = NodeRegistry(clock, state)
+        path = state / "nodes" / "names.json"
+        for i in range(50):
+            registry.rename("n1", f"name {i}", {"n1", "n2"})
+        registry.rename("n2", "two", {"n1", "n2"})
+        self.assertFalse(path.exists())
+        clock.advance(1)
+        self.assertEqual(json.loads(path.read_text()), {"n1": "name 49", "n2": "two"})
+        registry.rename("n2", "still two", {"n2"})
+        clock.advance(1)
+        self.assertEqual(json.loads(path.read_text()), {"n2": "still two"})
+        self.assertRaises(ValueError, registry.rename, "n3", "never paired", {"n2"})
+        self.assertEqual(NodeRegistry(clock, state).name("n2"), "still two")

@@ -12,15 +12,28 @@ from twisted.internet.defer import Deferred
 from openclaw.agent.runtime import is_reset, text_message
 from openclaw.agent.sessions import SessionError, canonical_key, kind_of
 from openclaw.gateway.connection import TwoPhase
-from openclaw.gateway.methods import method
+from openclaw.gateway.methods import Ignored, method
 from openclaw.agent.providers import ProviderError
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
-from openclaw.shape import Any_, Bool, Int, List, Obj, Str
+from openclaw.shape import Any_, Bool, Either, Int, List, Null, Num, Obj, Str
 
 AGENT_METHODS: dict[str, Any] = {}
 
 _KEY = Str(nonempty=True, max_length=512)
 _ID = Str(nonempty=True)
+
+# Params upstream declares that these methods accept but do not act on (docs/params.md).
+_TEXT = Str()
+_NONEMPTY = Str(nonempty=True)
+_OBJECT = Obj()
+_MODE = Str(("read-only", "guarded", "workspace", "full"))
+
+
+def _maybe(kind: Any) -> Either:
+    return Either((kind, Null()))
+
+
+_NO_CHANNELS = "no messaging channels in this gateway: nothing to route or deliver to"
 
 
 def runtime_of(conn: Any) -> Any:
@@ -67,7 +80,40 @@ _AGENT = Obj(
 )
 
 
-@method("agent", _AGENT, table=AGENT_METHODS)
+_AGENT_IGNORED = (
+    Ignored("runs use the agent's configured model; no per-run model choice", {"provider": _TEXT, "model": _TEXT, "modelRun": Bool()}),
+    Ignored(_NO_CHANNELS, {"groupChannel": _TEXT, "groupSpace": _TEXT, "sourceReplyDeliveryMode": Str(("automatic", "message_tool_only"))}),
+    Ignored(
+        "upstream run orchestration this gateway does not have (ACP, bundles/MCP, swarms, code-mode tools, bootstrap "
+        "modes, execution-identity recovery, runtime hand-off, exec-approval follow-ups, prompt modes, provenance)",
+        {
+            "expectedExistingSessionId": _NONEMPTY,
+            "cwd": _NONEMPTY,
+            "cleanupBundleMcpOnRunEnd": Bool(),
+            "promptMode": Str(("full", "minimal", "none")),
+            "bootstrapContextMode": Str(("full", "lightweight")),
+            "bootstrapContextRunKind": Str(("default", "heartbeat", "cron")),
+            "acpTurnSource": Str(("manual_spawn",)),
+            "internalRuntimeHandoffId": _NONEMPTY,
+            "internalExecutionIdentityRetry": Bool(),
+            "internalExecutionIdentityRecoveryAttempt": Int(1),
+            "execApprovalFollowupExpectedSessionId": _NONEMPTY,
+            "internalEvents": List(_OBJECT),
+            "inputProvenance": _OBJECT,
+            "suppressPromptPersistence": Bool(),
+            "sessionEffects": Str(("visible", "internal")),
+            "disableMessageTool": Bool(),
+            "swarmCollector": Bool(),
+            "swarmOutputSchema": _OBJECT,
+            "forceRestartSafeTools": Bool(),
+            "forceCodeModeTools": Bool(),
+            "voiceWakeTrigger": _TEXT,
+        },
+    ),
+)
+
+
+@method("agent", _AGENT, table=AGENT_METHODS, ignored=_AGENT_IGNORED)
 def agent(conn, params):
     if is_reset(params["message"]) and "operator.admin" not in conn.scopes:
         raise GatewayError(INVALID_REQUEST, "missing scope: operator.admin")
@@ -136,14 +182,36 @@ _CHAT_SEND = Obj(
         "attachments": List(Any_()),
         "timeoutMs": Int(0),
         "queueMode": Str(("steer", "followup", "collect", "interrupt")),
-        "fastMode": Bool(),
+        "fastMode": Either((Bool(), Str(("auto",)))),
     },
     required=("sessionKey", "message", "idempotencyKey"),
     closed=True,
 )
 
 
-@method("chat.send", _CHAT_SEND, table=AGENT_METHODS)
+_CHAT_SEND_IGNORED = (
+    Ignored(
+        _NO_CHANNELS,
+        {"originatingChannel": _TEXT, "originatingTo": _TEXT, "originatingAccountId": _TEXT, "originatingThreadId": _TEXT, "replyToId": _NONEMPTY},
+    ),
+    Ignored(
+        "no session routing contracts, permission modes, tool overrides or leaf checks here: the run goes to the session as it is",
+        {
+            "expectedLeafEntryId": _maybe(_NONEMPTY),
+            "expectedSessionRoutingContract": _NONEMPTY,
+            "expectedPermissionMode": _maybe(_MODE),
+            "expectedToolOverrides": _maybe(_OBJECT),
+            "toolBindings": _OBJECT,
+        },
+    ),
+    Ignored(
+        "no intents, fast-mode timers, provenance receipts or command interpretation to suppress",
+        {"intent": _OBJECT, "fastAutoOnSeconds": Int(1), "systemInputProvenance": _OBJECT, "systemProvenanceReceipt": _TEXT, "suppressCommandInterpretation": Bool()},
+    ),
+)
+
+
+@method("chat.send", _CHAT_SEND, table=AGENT_METHODS, ignored=_CHAT_SEND_IGNORED)
 def chat_send(conn, params):
     runtime = runtime_of(conn)
     timeout = params.get("timeoutMs")
@@ -171,7 +239,15 @@ def display_messages(messages: list[dict[str, Any]], max_chars: int | None = Non
     return out
 
 
-@method("chat.history", _HISTORY, table=AGENT_METHODS)
+_HISTORY_IGNORED = (
+    Ignored(
+        "no history paging or lookup: the newest `limit` messages are returned",
+        {"cursor": _TEXT, "offset": Int(0), "pendingBefore": Int(1), "inputRunIds": List(Str(nonempty=True, max_length=256)), "messageId": _NONEMPTY},
+    ),
+)
+
+
+@method("chat.history", _HISTORY, table=AGENT_METHODS, ignored=_HISTORY_IGNORED)
 def chat_history(conn, params):
     key = key_of(params)
     store = runtime_of(conn).store(key.split(":", 2)[1])
@@ -233,7 +309,28 @@ _LIST = Obj(
 )
 
 
-@method("sessions.list", _LIST, table=AGENT_METHODS)
+_LIST_IGNORED = (
+    Ignored(
+        "no owners, people, boards, archive or spawn lineage here; rows are sorted by updatedAt",
+        {
+            "requireLastInteraction": Bool(),
+            "sortBy": Str(("updatedAt", "lastInteractionAt")),
+            "configuredAgentsOnly": Bool(),
+            "boardFace": Str(("chat", "dashboard")),
+            "creatorId": _NONEMPTY,
+            "ownerId": _NONEMPTY,
+            "ownerFirst": Bool(),
+            "involvingMe": Bool(),
+            "involvingProfileId": _NONEMPTY,
+            "includePeople": Bool(),
+            "spawnedBy": _NONEMPTY,
+            "archived": Either((Bool(), Str(("all",)))),
+        },
+    ),
+)
+
+
+@method("sessions.list", _LIST, table=AGENT_METHODS, ignored=_LIST_IGNORED)
 def sessions_list(conn, params):
     runtime = runtime_of(conn)
     store = runtime.store(params.get("agentId") or "main")
@@ -289,7 +386,47 @@ _PATCH = Obj(
 )
 
 
-@method("sessions.patch", _PATCH, table=AGENT_METHODS)
+_PATCH_IGNORED = (
+    Ignored(
+        "session settings this gateway does not keep (exec routing, permissions, tool overrides, board and inbox state, lifecycle checks)",
+        {
+            "responseUsage": _maybe(Str(("off", "tokens", "full", "on"))),
+            "execHost": _maybe(_NONEMPTY),
+            "execSecurity": _maybe(_NONEMPTY),
+            "execAsk": _maybe(_NONEMPTY),
+            "execNode": _maybe(_NONEMPTY),
+            "spawnedBy": _maybe(_NONEMPTY),
+            "groupActivation": _maybe(Str(("mention", "always"))),
+            "expectedSessionId": _NONEMPTY,
+            "expectedLifecycleRevision": _NONEMPTY,
+            "expectedPermissionMode": _maybe(_MODE),
+            "expectedToolOverrides": _maybe(_OBJECT),
+            "expectedMarkedUnreadAt": _maybe(Num(0)),
+            "icon": _maybe(_TEXT),
+            "color": _maybe(_TEXT),
+            "category": _maybe(Str(nonempty=True, max_length=512)),
+            "boardFace": Str(("chat", "dashboard")),
+            "statusNote": _maybe(Str(max_length=120)),
+            "attention": _maybe(Str(("hand", "key", "alert", "flag", "lock", "hourglass"))),
+            "ttlMinutes": Int(1, 120),
+            "archived": Bool(),
+            "pinned": Bool(),
+            "unread": Bool(),
+            "contextWindow": _maybe(_NONEMPTY),
+            "fastMode": Either((Bool(), Str(("auto",)), Null())),
+            "toolOverrides": _maybe(_OBJECT),
+            "traceLevel": _maybe(_NONEMPTY),
+            "permissionMode": _maybe(_MODE),
+            "completionOwnerSessionKey": _maybe(_NONEMPTY),
+            "inheritedToolPolicyVersion": _maybe(Int(1, 1)),
+            "inheritedToolAllow": _maybe(List(_NONEMPTY)),
+            "inheritedToolDeny": _maybe(List(_NONEMPTY)),
+        },
+    ),
+)
+
+
+@method("sessions.patch", _PATCH, table=AGENT_METHODS, ignored=_PATCH_IGNORED)
 def sessions_patch(conn, params):
     key = key_of(params, "key")
     store = runtime_of(conn).store(key.split(":", 2)[1])
@@ -312,7 +449,15 @@ def sessions_reset(conn, params):
     return {"ok": True, "key": key, "entry": entry}
 
 
-@method("sessions.delete", Obj({"key": _KEY, "agentId": Str(), "deleteTranscript": Bool()}, required=("key",), closed=True), table=AGENT_METHODS)
+_DELETE_IGNORED = (
+    Ignored(
+        "no lifecycle revisions, lifecycle hooks or archive here: the session is deleted as it is",
+        {"expectedSessionId": _NONEMPTY, "expectedLifecycleRevision": _NONEMPTY, "expectedSessionUpdatedAt": Num(0), "emitLifecycleHooks": Bool(), "archivedOnly": Bool()},
+    ),
+)
+
+
+@method("sessions.delete", Obj({"key": _KEY, "agentId": Str(), "deleteTranscript": Bool()}, required=("key",), closed=True), table=AGENT_METHODS, ignored=_DELETE_IGNORED)
 def sessions_delete(conn, params):
     key = key_of(params, "key")
     runtime = runtime_of(conn)
@@ -321,7 +466,15 @@ def sessions_delete(conn, params):
     return {"ok": True, "key": key, "deleted": deleted}
 
 
-@method("sessions.resolve", Obj({"key": Str(), "sessionKey": Str(), "agentId": Str(), "label": Str()}, closed=True), table=AGENT_METHODS)
+_RESOLVE_IGNORED = (
+    Ignored(
+        "sessions resolve by key or label only (no ids, short ids, slugs or spawn lineage)",
+        {"sessionId": _NONEMPTY, "shortId": _NONEMPTY, "slugHint": _NONEMPTY, "spawnedBy": _NONEMPTY, "includeGlobal": Bool(), "includeUnknown": Bool(), "allowMissing": Bool()},
+    ),
+)
+
+
+@method("sessions.resolve", Obj({"key": Str(), "sessionKey": Str(), "agentId": Str(), "label": Str()}, closed=True), table=AGENT_METHODS, ignored=_RESOLVE_IGNORED)
 def sessions_resolve(conn, params):
     raw = params.get("key") or params.get("sessionKey")
     runtime = runtime_of(conn)
@@ -356,7 +509,8 @@ async def sessions_compact(conn, params):
     return {"ok": True, "key": key, **result}
 
 
-@method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",), closed=True), table=AGENT_METHODS)
+# v4's WakeParams is open (additionalProperties: true): unknown keys are accepted, not acted on.
+@method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",)), table=AGENT_METHODS)
 def wake(conn, params):
     """Wake the agent: "now" runs the main session with the text; otherwise it waits for the next run."""
     runtime = runtime_of(conn)
@@ -389,7 +543,15 @@ _SEND = Obj(
 )
 
 
-@method("send", _SEND, table=AGENT_METHODS)
+_SEND_IGNORED = (
+    Ignored(
+        _NO_CHANNELS + " (send always answers UNAVAILABLE)",
+        {"buffer": _TEXT, "filename": _TEXT, "contentType": _TEXT, "asVoice": Bool(), "forceDocument": Bool(), "parseMode": Str(("HTML",))},
+    ),
+)
+
+
+@method("send", _SEND, table=AGENT_METHODS, ignored=_SEND_IGNORED)
 def send(conn, params):
     channel = params.get("channel") or "last"
     raise GatewayError(UNAVAILABLE, f"cannot send to {params['to']}: channel {channel!r} is not available (no messaging channels are configured in this gateway)", {"channel": channel})

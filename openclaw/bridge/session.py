@@ -15,8 +15,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from openclaw.nodes.pairing import MAX_NODE_ID, FieldError, check_fields
 from openclaw.nodes.registry import NodeInfo
 from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, GatewayError
+from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD
 
 log = Logger(namespace="openclaw.bridge")
 
@@ -27,6 +29,8 @@ PAIR_WAIT = 5 * 60.0
 PING_INTERVAL = 60.0
 IDLE_LIMIT = 180.0
 PRESENCE_INTERVAL = 180.0
+# Before hello-ok a line is a hello or a pair request: small (as the WebSocket's pre-auth cap).
+PREAUTH_MAX_LINE = PREAUTH_MAX_PAYLOAD
 # Methods a bridge node may call (upstream's small allowlist, as far as they exist here).
 ALLOWED_METHODS = frozenset({"health", "voicewake.get", "voicewake.set", "config.get", "node.event", "skills.bins"})
 _STRING_FIELDS = ("displayName", "platform", "version", "coreVersion", "uiVersion", "deviceFamily", "modelIdentifier")
@@ -114,6 +118,10 @@ class BridgeSession:
         if self.state == "closed":
             return
         self.last_heard = self.hub.clock.seconds()
+        if self.state != "ready" and len(raw) > PREAUTH_MAX_LINE:
+            self.error(INVALID_REQUEST, f"line too long before authentication (max {PREAUTH_MAX_LINE} bytes)")
+            self.hang_up()
+            return
         text = raw.rstrip(b"\r")
         if not text.strip():
             return  # blank lines are allowed between frames
@@ -151,7 +159,8 @@ class BridgeSession:
 
     # -- handshake
 
-    def _fields(self, frame: dict[str, Any]) -> dict[str, Any]:
+    def _fields(self, node_id: str, frame: dict[str, Any]) -> dict[str, Any] | None:
+        """What the node says about itself, or None (and an error) when it is out of bounds."""
         fields = {k: frame[k] for k in _STRING_FIELDS if isinstance(frame.get(k), str)}
         caps = frame.get("caps", frame.get("capabilities"))
         fields["caps"] = [c for c in caps if isinstance(c, str)] if isinstance(caps, list) else []
@@ -159,11 +168,16 @@ class BridgeSession:
         fields["commands"] = [c for c in commands if isinstance(c, str)] if isinstance(commands, list) else []
         if isinstance(frame.get("permissions"), dict):
             fields["permissions"] = frame["permissions"]
+        try:
+            check_fields(node_id, fields)
+        except FieldError as e:
+            self.error(INVALID_REQUEST, str(e))
+            return None
         return fields
 
     def _node_id(self, frame: dict[str, Any]) -> str | None:
         node_id = frame.get("nodeId")
-        if not isinstance(node_id, str) or not node_id.strip() or len(node_id) > 256:
+        if not isinstance(node_id, str) or not node_id.strip() or len(node_id) > MAX_NODE_ID:
             self.error(INVALID_REQUEST, "nodeId required")
             return None
         return node_id.strip()
@@ -186,7 +200,9 @@ class BridgeSession:
         if not store.verify(node_id, token):
             self.error(UNAUTHORIZED, "invalid token")
             return
-        self._ready(node_id, self._fields(frame))
+        fields = self._fields(node_id, frame)
+        if fields is not None:
+            self._ready(node_id, fields)
 
     def _pair_request(self, frame: dict[str, Any]) -> None:
         if self.state != "new":
@@ -195,9 +211,16 @@ class BridgeSession:
         node_id = self._node_id(frame)
         if node_id is None:
             return
-        fields = {**self._fields(frame), "remoteIp": self.remote_ip, "silent": bool(frame.get("silent"))}
+        described = self._fields(node_id, frame)
+        if described is None:
+            return
+        fields = {**described, "remoteIp": self.remote_ip, "silent": bool(frame.get("silent"))}
         hub = self.hub
-        request, created = hub.node_pairing.request(node_id, fields, hub.now_ms())
+        try:
+            request, created = hub.node_pairing.request(node_id, fields, hub.now_ms())
+        except FieldError as e:
+            self.error(INVALID_REQUEST, str(e))
+            return
         if created:
             hub.broadcast("node.pair.requested", request, drop_if_slow=True)
         self.state = "pairing"

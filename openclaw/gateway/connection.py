@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from openclaw import __version__
 from openclaw.gateway.auth import auth_failure, check_shared_secret
 from openclaw.gateway.devices import verify_device
+from openclaw.gateway.hub import CHALLENGE_CAPABILITIES
 from openclaw.gateway.scopes import RoleError, authorize
 from openclaw.nodes.methods import node_info_from_connect
 from openclaw.protocol import frames
@@ -92,7 +93,8 @@ class Connection:
     def opened(self) -> None:
         self.state = "challenged"
         self.transport.set_max_payload(PREAUTH_MAX_PAYLOAD)
-        self.transport.send(frames.event("connect.challenge", {"nonce": self.nonce, "ts": self.hub.now_ms()}))
+        challenge = {"nonce": self.nonce, "ts": self.hub.now_ms(), "capabilities": list(CHALLENGE_CAPABILITIES)}
+        self.transport.send(frames.event("connect.challenge", challenge))
         self._timeout = self.hub.clock.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout)
 
     def closed(self) -> None:
@@ -382,7 +384,7 @@ class Connection:
             "type": "hello-ok",
             "protocol": self.version.number,
             "server": {"version": __version__, "host": hub.hostname, "connId": self.conn_id},
-            "features": hub.features(),
+            "features": hub.features(self.version.number),
             "snapshot": snapshot,
             "policy": self.version.policy(),
         }

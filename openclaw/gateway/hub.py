@@ -28,6 +28,8 @@ from openclaw.config.settings import GatewaySettings, check_config, resolve_auth
 from openclaw.gateway.auth import FailureLimiter
 from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.scopes import has_scope
+from openclaw.gateway.stability import Stability
+from openclaw.gateway.summary import agent_ids, health_sessions, heartbeat_summary, store_of
 from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
 from openclaw.store import read_json, write_json
@@ -39,11 +41,18 @@ if TYPE_CHECKING:
 
 log = Logger(namespace="openclaw.gateway")
 
-EVENTS_V3 = [
-    "connect.challenge", "agent", "chat", "presence", "tick", "talk.mode", "shutdown", "health", "heartbeat",
-    "cron", "node.pair.requested", "node.pair.resolved", "node.invoke.request", "device.pair.requested",
-    "device.pair.resolved", "voicewake.changed", "exec.approval.requested", "exec.approval.resolved",
+# Events this gateway emits, in upstream's order (tests.test_status checks that
+# each one has an emitter and that nothing else is emitted).
+EVENTS = [
+    "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "node.pair.requested",
+    "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved", "voicewake.changed",
 ]
+# v4 server capabilities (hello-ok.features.capabilities), only those implemented here:
+# published-model-catalog: models.list answers from this gateway's catalog (includeDetails, availability).
+CAPABILITIES = ["published-model-catalog"]
+# Capabilities the challenge announces because they change what a client sends in connect
+# (upstream: model-catalog-snapshot, not implemented here).
+CHALLENGE_CAPABILITIES: list[str] = []
 PRESENCE_MAX = 200
 MAX_NODE_SUBSCRIPTIONS = 64
 DEFAULT_TRIGGERS = ["openclaw", "claude", "computer"]
@@ -84,15 +93,14 @@ class Hub:
         self.connections: set[Connection] = set()
         self._sockets = 0
         self.nodes = NodeRegistry(clock, settings.state_dir, (settings.config.get("gateway") or {}).get("nodes") or {})
-        self.node_pairing = NodePairingStore(settings.state_dir)
+        self.node_pairing = NodePairingStore(settings.state_dir, clock)
         self.methods: dict[str, Handler] = dict(methods or {})
         self.presence: dict[str, dict[str, Any]] = {}
         self.presence_version = 1
         self.health_version = 1
         self.health_cache: dict[str, Any] | None = None
         self.health_at_ms = 0
-        self.last_heartbeat: dict[str, Any] | None = None
-        self.heartbeats_enabled = True
+        self.last_heartbeat: dict[str, Any] | None = None  # no heartbeat has run: none is scheduled yet
         self.hostname = socket.gethostname()
         self._tick = LoopingCall(self._send_tick)
         self._tick.clock = clock
@@ -105,6 +113,7 @@ class Hub:
         self._config_stamp = self._stat_config()
         self._watch = LoopingCall(self.check_config)
         self._watch.clock = clock
+        self.stability = Stability(clock, self.vitals)
 
     # -- time
 
@@ -117,6 +126,7 @@ class Hub:
     # -- lifecycle
 
     def start(self) -> None:
+        self.stability.start()
         self.refresh_health()
         self._tick.start(TICK_INTERVAL_MS / 1000, now=False)
         self._health.start(HEALTH_REFRESH_MS / 1000, now=False)
@@ -126,6 +136,9 @@ class Hub:
         for loop in (self._tick, self._health, self._watch):
             if loop.running:
                 loop.stop()
+        self.stability.stop()
+        self.node_pairing.flush()
+        self.nodes.flush()
         self.broadcast("shutdown", {"reason": reason})
         for conn in list(self.connections):
             conn.close(1012, "service restart")
@@ -239,27 +252,28 @@ class Hub:
 
     def refresh_health(self) -> dict[str, Any]:
         started = time.monotonic()
-        state = self.settings.state_dir
-        sessions_path = str(state / "agents" / "main" / "sessions" / "sessions.json")
-        heartbeat = {"enabled": self.heartbeats_enabled, "every": "30m", "everyMs": 1_800_000, "prompt": "", "target": "last", "ackMaxChars": 300}
+        now = self.now_ms()
+        config = self.settings.config
+        default_id, listed = agent_ids(config)
+        agents = []
+        for agent in listed:
+            entry = {"agentId": agent["id"], "isDefault": agent["id"] == default_id, "heartbeat": heartbeat_summary(config), "sessions": health_sessions(store_of(self, agent["id"]), now)}
+            if "name" in agent:
+                entry["name"] = agent["name"]
+            agents.append(entry)
+        default = next(a for a in agents if a["isDefault"])
         snapshot = {
             "ok": True,
-            "ts": self.now_ms(),
+            "ts": now,
             "durationMs": int((time.monotonic() - started) * 1000),
+            "eventLoop": self.stability.event_loop(),
             "channels": {},
             "channelOrder": [],
             "channelLabels": {},
-            "heartbeatSeconds": 1800,
-            "defaultAgentId": "main",
-            "agents": [
-                {
-                    "agentId": "main",
-                    "isDefault": True,
-                    "heartbeat": heartbeat,
-                    "sessions": {"path": sessions_path, "count": 0, "recent": []},
-                }
-            ],
-            "sessions": {"path": sessions_path, "count": 0, "recent": []},
+            "heartbeatSeconds": 0,  # heartbeats are disabled (upstream: 0 when everyMs is null)
+            "defaultAgentId": default_id,
+            "agents": agents,
+            "sessions": default["sessions"],
         }
         self.health_cache = snapshot
         self.health_at_ms = self.now_ms()
@@ -352,8 +366,18 @@ class Hub:
             return {"ok": True, "event": event, "handled": True, "runId": run.run_id}
         return {"ok": True, "event": event, "handled": False, "reason": "unknown event"}
 
+    # -- vital signs
+
+    def vitals(self) -> dict[str, Any]:
+        runtime = self.agent
+        runs = {"active": len(runtime.active), "queued": sum(len(q) for q in runtime.queued.values())} if runtime is not None else {"active": 0, "queued": 0}
+        return {"connections": len(self.connections), "sockets": self._sockets, "nodes": len(self.nodes.links), "runs": runs, "uptimeMs": self.uptime_ms()}
+
     # -- methods
 
-    def features(self) -> dict[str, list[str]]:
-        return {"methods": sorted(self.methods), "events": list(EVENTS_V3)}
+    def features(self, version: int = 3) -> dict[str, list[str]]:
+        features = {"methods": sorted(self.methods), "events": list(EVENTS)}
+        if version >= 4:
+            features["capabilities"] = list(CAPABILITIES)  # v3's hello-ok has no such field
+        return features
 

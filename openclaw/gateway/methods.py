@@ -3,6 +3,10 @@
 The control-plane methods. Each handler takes C{(connection, params)} and
 returns the payload (or raises L{GatewayError}); params are checked against
 a closed shape first, as upstream's schemas are C{additionalProperties: false}.
+
+A method accepts every param upstream's schema declares for it. Params it
+accepts but does not act on are declared as L{Ignored}, with the reason; they
+are checked, then dropped before the handler runs (docs/params.md lists them).
 """
 
 from __future__ import annotations
@@ -11,17 +15,22 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+import attrs
 
 from openclaw import __version__
+from openclaw.agent.catalog import UnknownProvider, catalog, v3_row
 from openclaw.config.errors import ConfigError
 from openclaw.config.loader import config_hash, parse_json5, read_text, resolve_includes, substitute_env
 from openclaw.config.schema import ROOT, validate
 from openclaw.gateway.devices import redacted
 from openclaw.gateway.scopes import has_scope
+from openclaw.gateway.stability import CAPACITY
+from openclaw.gateway.summary import agent_ids, status_sessions
 from openclaw.protocol.connect import ADMIN
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
-from openclaw.shape import Any_, Bool, Int, List, Obj, Str, check
+from openclaw.shape import Any_, Bool, Int, Kind, List, Obj, Str, check
 from openclaw.store import atomic_write
 
 MASK = "__OPENCLAW_REDACTED__"
@@ -37,14 +46,34 @@ def params_of(method: str, shape: Obj, params: Any) -> dict[str, Any]:
     return params
 
 
-def method(name: str, shape: Obj = Obj(closed=True), table: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a handler with its params shape in C{table} (default L{METHODS})."""
+@attrs.frozen
+class Ignored:
+    """Params a method accepts (upstream declares them) but does not act on, and why."""
+
+    why: str
+    fields: Mapping[str, Kind]
+
+
+def method(name: str, shape: Obj = Obj(closed=True), table: dict[str, Any] | None = None, ignored: tuple[Ignored, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """
+    Register a handler with its params shape in C{table} (default L{METHODS}).
+    The handler keeps C{shape} (the full one, ignored params included) and
+    C{ignored} as attributes: the tests hold them against upstream's schemas.
+    """
+    dropped = {k for group in ignored for k in group.fields}
+    if dropped & set(shape.fields):
+        # A param a handler acts on must not be stripped as ignored (e.g. after a merge).
+        raise ValueError(f"{name}: params both acted on and ignored: {sorted(dropped & set(shape.fields))}")
+    full = Obj({**shape.fields, **{k: v for group in ignored for k, v in group.fields.items()}}, rest=shape.rest, required=shape.required, closed=shape.closed)
 
     def register(f: Callable[..., Any]) -> Callable[..., Any]:
         def handler(conn: Any, params: Any) -> Any:
-            return f(conn, params_of(name, shape, params))
+            checked = params_of(name, full, params)
+            return f(conn, {k: v for k, v in checked.items() if k not in dropped} if dropped else checked)
 
         handler.__name__ = f.__name__
+        handler.shape = full  # type: ignore[attr-defined]
+        handler.ignored = ignored  # type: ignore[attr-defined]
         (METHODS if table is None else table)[name] = handler
         return f
 
@@ -65,19 +94,45 @@ def health(conn, params):
     return hub.health_snapshot()
 
 
-@method("status")
+_STATUS = Obj(
+    # What the v4 CLI's `openclaw status` sends; upstream's schema declares no status params.
+    {"includeChannelSummary": Bool(), "includeCliProjection": Bool()},
+    closed=True,
+)
+
+
+def channel_summary(config: Mapping[str, Any]) -> list[str]:
+    """One line per configured channel; none runs in this gateway yet, and the lines say so."""
+    channels = config.get("channels") or {}
+    names = sorted(k for k, v in channels.items() if isinstance(v, dict) and v.get("enabled", True) is not False) if isinstance(channels, dict) else []
+    return [f"{name}: configured, not running (this gateway has no {name} channel yet)" for name in names]
+
+
+@method("status", _STATUS)
 def status(conn, params):
     hub = conn.hub
-    summary = {
+    config = hub.settings.config
+    default_id, agents = agent_ids(config)
+    sensitive = has_scope(conn.scopes, ADMIN)
+    runtime = getattr(hub, "agent", None)
+    main_key = f"agent:{default_id}:main"
+    live = hub.stability.live()
+    summary: dict[str, Any] = {
         "runtimeVersion": __version__,
-        "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": hub.heartbeats_enabled, "every": "30m", "everyMs": 1_800_000}]},
-        "channelSummary": [],
-        "queuedSystemEvents": [],
-        "sessions": {"paths": [], "count": 0, "defaults": {"model": None, "contextTokens": None}, "recent": [], "byAgent": []},
+        "heartbeat": {"defaultAgentId": default_id, "agents": [{"agentId": a["id"], "enabled": False, "every": "disabled", "everyMs": None} for a in agents]},
+        "channelSummary": channel_summary(config) if params.get("includeChannelSummary", True) else [],
+        "queuedSystemEvents": list(runtime.pending_events.get(main_key, [])) if runtime is not None else [],
+        "sessions": status_sessions(hub, hub.now_ms(), sensitive),
+        "eventLoop": live["eventLoop"],
+        "processMemory": live["memory"],
+        "pid": live["pid"],
         "uptimeMs": hub.uptime_ms(),
         "connections": len(hub.connections),
+        "runs": live["runs"],
     }
-    if has_scope(conn.scopes, ADMIN):
+    if params.get("includeCliProjection"):
+        summary["cliProjection"] = {"agents": {"defaultId": default_id, "selectionRequired": False, "rows": agents}, "updateChannel": None}
+    if sensitive:
         summary["configPath"] = str(hub.settings.layout.config_path)
         summary["stateDir"] = str(hub.settings.state_dir)
     return summary
@@ -118,13 +173,21 @@ def system_event(conn, params):
 
 @method("last-heartbeat")
 def last_heartbeat(conn, params):
-    return conn.hub.last_heartbeat
+    return conn.hub.last_heartbeat  # null: no heartbeat has run
 
 
 @method("set-heartbeats", Obj({"enabled": Bool()}, required=("enabled",), closed=True))
 def set_heartbeats(conn, params):
-    conn.hub.heartbeats_enabled = params["enabled"]
-    return {"ok": True, "enabled": params["enabled"]}
+    """Heartbeats are off and stay off until a scheduler exists; turning them on is refused, not faked."""
+    if params["enabled"]:
+        raise GatewayError(UNAVAILABLE, "heartbeats cannot be enabled: this gateway does not schedule heartbeats yet")
+    return {"ok": True, "enabled": False}
+
+
+@method("diagnostics.stability", Obj({"limit": Int(1, CAPACITY), "type": Str(nonempty=True), "sinceSeq": Int(0)}, closed=True))
+def diagnostics_stability(conn, params):
+    """The vital-signs record (L{openclaw.gateway.stability}); C{type}/C{sinceSeq} filter, C{limit} keeps the newest."""
+    return conn.hub.stability.snapshot(params.get("limit", 50), params.get("type", "").strip() or None, params.get("sinceSeq"))
 
 
 # -- logs
@@ -425,27 +488,42 @@ def device_token_revoke(conn, params):
 # -- models, agents, channels, voicewake
 
 
-@method("models.list", Obj({"agentId": Str(), "view": Str(), "preparedOnly": Bool(), "refresh": Bool()}, closed=True))
+_MODELS = Obj(
+    {
+        "agentId": Str(nonempty=True),
+        "view": Str(("default", "configured", "provider-config", "all")),
+        "provider": Str(nonempty=True),  # sent by the v4 CLI (`models list --provider`)
+        "includeDetails": Bool(),  # sent by the v4 CLI: adds input and local
+        "preparedOnly": Bool(),
+        "refresh": Bool(),
+    },
+    closed=True,
+)
+_MODELS_IGNORED = (Ignored("no per-provider capability probing here", {"includeProviderCapabilities": Bool()}),)
+
+
+@method("models.list", _MODELS, ignored=_MODELS_IGNORED)
 def models_list(conn, params):
-    providers = ((conn.hub.settings.config.get("models") or {}).get("providers") or {})
-    models = []
-    for provider_id, provider in providers.items() if isinstance(providers, dict) else ():
-        for model in (provider or {}).get("models") or []:
-            if isinstance(model, dict) and isinstance(model.get("id"), str):
-                entry = {"id": model["id"], "name": model.get("name") or model["id"], "provider": provider_id}
-                for key in ("contextWindow", "reasoning"):
-                    if key in model:
-                        entry[key] = model[key]
-                models.append(entry)
-    return {"models": models}
+    """
+    The configured catalog (L{openclaw.agent.catalog}). C{view} is accepted
+    and every view lists the same models; C{refresh} and C{preparedOnly} have
+    nothing to refresh or prepare (but may not both be true, as upstream).
+    """
+    if params.get("refresh") and params.get("preparedOnly"):
+        raise GatewayError(INVALID_REQUEST, "invalid models.list params: preparedOnly and refresh cannot both be true")
+    hub = conn.hub
+    try:
+        rows = catalog(hub.settings.config, hub.settings.env, params.get("agentId") or agent_ids(hub.settings.config)[0], params.get("provider"), bool(params.get("includeDetails")))
+    except UnknownProvider as e:
+        raise GatewayError(INVALID_REQUEST, str(e))
+    if conn.version.number < 4:
+        rows = [v3_row(r) for r in rows]
+    return {"models": rows}
 
 
 @method("agents.list")
 def agents_list(conn, params):
-    agents_config = conn.hub.settings.config.get("agents") or {}
-    listed = [a for a in (agents_config.get("list") or []) if isinstance(a, dict) and isinstance(a.get("id"), str)]
-    agents = [{"id": a["id"], **({"name": a["name"]} if isinstance(a.get("name"), str) else {})} for a in listed] or [{"id": "main"}]
-    default = next((a["id"] for a in listed if a.get("default")), agents[0]["id"])
+    default, agents = agent_ids(conn.hub.settings.config)
     return {"defaultId": default, "mainKey": "main", "scope": "per-sender", "agents": agents}
 
 

@@ -15,7 +15,7 @@ _READ = {
     "health", "logs.tail", "channels.status", "status", "usage.status", "usage.cost", "tts.status",
     "tts.providers", "models.list", "agents.list", "agent.identity.get", "skills.status", "voicewake.get",
     "sessions.list", "sessions.preview", "cron.list", "cron.status", "cron.runs", "system-presence",
-    "last-heartbeat", "node.list", "node.describe", "chat.history",
+    "last-heartbeat", "node.list", "node.describe", "chat.history", "diagnostics.stability",
 }
 _READ_SINCE_V4 = {"config.get", "config.schema"}  # admin in v3
 _WRITE = {

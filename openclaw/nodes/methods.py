@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from openclaw.gateway.methods import method
+from openclaw.gateway.methods import Ignored, method
+from openclaw.nodes.pairing import MAX_NAME, FieldError
 from openclaw.nodes.registry import NodeInfo
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
-from openclaw.shape import Any_, Bool, Int, List, Obj, Str
+from openclaw.shape import Any_, Bool, Either, Int, List, Num, Obj, Str
 
 NODE_METHODS: dict[str, Any] = {}
 
@@ -16,19 +17,27 @@ _NODE_ID = Str(nonempty=True)
 _STRINGS = List(Str())
 
 
-def known_nodes(hub: Any) -> dict[str, dict[str, Any]]:
-    """Paired nodes: the bridge store's, and devices approved with role node."""
-    known = {r["nodeId"]: r for r in hub.node_pairing.paired()}
+_DEVICE_FIELDS = ("displayName", "platform", "deviceFamily", "remoteIp", "createdAtMs", "approvedAtMs")
+
+
+def paired_nodes(hub: Any) -> dict[str, dict[str, Any]]:
+    """
+    The one answer to "is this node paired": nodes approved in the bridge's
+    node store, and devices approved with role C{node} (WebSocket nodes).
+    Every method that says "paired" reads it here. No tokens in the records.
+    """
+    known = {r["nodeId"]: {**r, "transport": "bridge"} for r in hub.node_pairing.paired()}
     for record in hub.pairing.all_paired():
-        if "node" in record.get("roles", []):
-            known.setdefault(record["deviceId"], {**record, "displayName": record.get("displayName")})
+        if "node" in record.get("roles", []) and record["deviceId"] not in known:
+            fields = {k: record[k] for k in _DEVICE_FIELDS if k in record}
+            known[record["deviceId"]] = {"nodeId": record["deviceId"], **fields, "transport": "ws"}
     return known
 
 
 @method("node.list", table=NODE_METHODS)
 def node_list(conn, params):
     hub = conn.hub
-    known = known_nodes(hub)
+    known = paired_nodes(hub)
     ids = sorted(set(known) | set(hub.nodes.links))
     return {"ts": hub.now_ms(), "nodes": [hub.nodes.describe(i, known.get(i)) for i in ids]}
 
@@ -36,7 +45,7 @@ def node_list(conn, params):
 @method("node.describe", Obj({"nodeId": _NODE_ID}, required=("nodeId",), closed=True), table=NODE_METHODS)
 def node_describe(conn, params):
     hub = conn.hub
-    known = known_nodes(hub)
+    known = paired_nodes(hub)
     node_id = params["nodeId"]
     if node_id not in known and not hub.nodes.connected(node_id):
         raise GatewayError(INVALID_REQUEST, f"unknown nodeId: {node_id}")
@@ -44,13 +53,21 @@ def node_describe(conn, params):
 
 
 _INVOKE = Obj(
-    {"nodeId": _NODE_ID, "command": Str(nonempty=True), "params": Any_(), "timeoutMs": Int(1), "idempotencyKey": Str(nonempty=True), "sessionKey": Str()},
+    {"nodeId": _NODE_ID, "command": Str(nonempty=True), "params": Any_(), "timeoutMs": Int(0), "idempotencyKey": Str(nonempty=True), "sessionKey": Str()},
     required=("nodeId", "command", "idempotencyKey"),
     closed=True,
 )
 
 
-@method("node.invoke", _INVOKE, table=NODE_METHODS)
+_INVOKE_IGNORED = (
+    Ignored(
+        "no messaging channels in this gateway: there is no turn source to route to",
+        {"turnSourceChannel": Str(), "turnSourceTo": Str(), "turnSourceAccountId": Str(), "turnSourceThreadId": Either((Str(), Num()))},
+    ),
+)
+
+
+@method("node.invoke", _INVOKE, table=NODE_METHODS, ignored=_INVOKE_IGNORED)
 def node_invoke(conn, params):
     return conn.hub.nodes.invoke(params["nodeId"], params["command"], params.get("params"), params.get("timeoutMs"), params["idempotencyKey"])
 
@@ -77,10 +94,15 @@ def node_event(conn, params):
     return conn.hub.node_event(conn.node_id, params["event"], params.get("payload"), params.get("payloadJSON"), conn)
 
 
-@method("node.rename", Obj({"nodeId": _NODE_ID, "displayName": Str(nonempty=True, max_length=120)}, required=("nodeId", "displayName"), closed=True), table=NODE_METHODS)
+@method("node.rename", Obj({"nodeId": _NODE_ID, "displayName": Str(nonempty=True, max_length=MAX_NAME)}, required=("nodeId", "displayName"), closed=True), table=NODE_METHODS)
 def node_rename(conn, params):
-    conn.hub.nodes.rename(params["nodeId"], params["displayName"])
-    return {"nodeId": params["nodeId"], "displayName": params["displayName"]}
+    hub = conn.hub
+    paired = set(paired_nodes(hub))
+    if params["nodeId"] not in paired:
+        raise GatewayError(INVALID_REQUEST, f"unknown nodeId: {params['nodeId']} (only paired nodes can be renamed)")
+    name = params["displayName"].strip()
+    hub.nodes.rename(params["nodeId"], name, paired)
+    return {"nodeId": params["nodeId"], "displayName": name}
 
 
 _PAIR_REQUEST = Obj(
@@ -99,7 +121,10 @@ _PAIR_REQUEST = Obj(
 @method("node.pair.request", _PAIR_REQUEST, table=NODE_METHODS)
 def node_pair_request(conn, params):
     hub = conn.hub
-    request, created = hub.node_pairing.request(params["nodeId"], params, hub.now_ms())
+    try:
+        request, created = hub.node_pairing.request(params["nodeId"], params, hub.now_ms())
+    except FieldError as e:
+        raise GatewayError(INVALID_REQUEST, f"invalid node.pair.request params: {e}")
     if created:
         hub.broadcast("node.pair.requested", request, drop_if_slow=True)
     return {"status": "pending", "request": request, "created": created}
@@ -108,7 +133,18 @@ def node_pair_request(conn, params):
 @method("node.pair.list", table=NODE_METHODS)
 def node_pair_list(conn, params):
     hub = conn.hub
-    return {"pending": hub.node_pairing.pending(hub.now_ms()), "paired": hub.node_pairing.paired()}
+    paired = []
+    for node_id, record in sorted(paired_nodes(hub).items(), key=lambda kv: kv[1].get("approvedAtMs", 0)):
+        link = hub.nodes.links.get(node_id)
+        entry = {**record, "connected": link is not None}
+        if hub.nodes.name(node_id):
+            entry["displayName"] = hub.nodes.name(node_id)
+        if link is not None:
+            entry["lastConnectedAtMs"] = link[2]
+        elif node_id in hub.nodes.last_seen:
+            entry["lastConnectedAtMs"] = hub.nodes.last_seen[node_id][0]
+        paired.append(entry)
+    return {"pending": hub.node_pairing.pending(hub.now_ms()), "paired": paired}
 
 
 _REQUEST_ID = Obj({"requestId": Str(nonempty=True)}, required=("requestId",), closed=True)

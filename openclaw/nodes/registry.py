@@ -17,9 +17,11 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from openclaw.coalesce import CoalescedJSON
+from openclaw.nodes.pairing import MAX_NAME, MAX_NODE_ID
 from openclaw.nodes.policy import allowed_commands
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
-from openclaw.store import read_json, write_json
+from openclaw.store import read_json
 
 log = Logger(namespace="openclaw.nodes")
 
@@ -116,8 +118,11 @@ class NodeRegistry:
         self.links: dict[str, tuple[NodeLink, NodeInfo, int]] = {}
         self._pending: dict[str, _Pending] = {}
         self._dedupe: OrderedDict[str, tuple[int, Outcome]] = OrderedDict()
-        self._names_path = state_dir / "nodes" / "names.json"
-        self._names: dict[str, str] = read_json(self._names_path, {}) or {}
+        stored = read_json(state_dir / "nodes" / "names.json", {})
+        self._names: dict[str, str] = {
+            k: v for k, v in (stored.items() if isinstance(stored, dict) else ()) if isinstance(v, str) and len(k) <= MAX_NODE_ID and len(v) <= MAX_NAME
+        }
+        self._names_file = CoalescedJSON(state_dir / "nodes" / "names.json", lambda: self._names, clock)
         self.last_seen: dict[str, tuple[int, str]] = {}
 
     def now_ms(self) -> int:
@@ -151,7 +156,7 @@ class NodeRegistry:
     def describe(self, node_id: str, known: dict[str, Any] | None = None) -> dict[str, Any]:
         link = self.links.get(node_id)
         info = link[1] if link else None
-        entry: dict[str, Any] = {"nodeId": node_id, "paired": known is not None or link is not None, "connected": link is not None}
+        entry: dict[str, Any] = {"nodeId": node_id, "paired": known is not None, "connected": link is not None}
         source = known or {}
         if info is not None:
             entry.update(
@@ -179,9 +184,23 @@ class NodeRegistry:
             entry["lastSeenAtMs"], entry["lastSeenReason"] = self.last_seen[node_id]
         return {k: v for k, v in entry.items() if v is not None}
 
-    def rename(self, node_id: str, name: str) -> None:
+    def rename(self, node_id: str, name: str, paired: set[str]) -> None:
+        """
+        Name a paired node. Names of nodes no longer paired are dropped, so the
+        file holds at most one bounded name per paired node.
+        """
+        if node_id not in paired or not name or len(name) > MAX_NAME:
+            raise ValueError(f"only a paired node can be renamed, to 1-{MAX_NAME} characters")
+        self._names = {k: v for k, v in self._names.items() if k in paired}
         self._names[node_id] = name
-        write_json(self._names_path, self._names)
+        self._names_file.changed()
+
+    def name(self, node_id: str) -> str | None:
+        """The operator's name for a node, if it was renamed."""
+        return self._names.get(node_id)
+
+    def flush(self) -> None:
+        self._names_file.flush()
 
     # -- invoke
 

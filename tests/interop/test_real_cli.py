@@ -140,9 +140,84 @@ class RealCLIMixin(GatewayMixin):
         self.assertIn("Hello from the fake model", out.decode())
 
 
+    def client_env(self, remote_config: bool = False, **extra: str) -> dict[str, str]:
+        """
+        A scratch client for commands without --url: 2026.1.30 reads the port,
+        2026.9.6 the URL; `status` reads the gateway from its config file.
+        """
+        state = Path(self.mktemp()).resolve()
+        state.mkdir()
+        url = f"ws://127.0.0.1:{self.service.port}"
+        if remote_config:
+            config = {"gateway": {"mode": "remote", "remote": {"url": url, "token": TOKEN}}}
+            (state / "openclaw.json").write_text(json.dumps(config))
+        return cli_env(state, OPENCLAW_GATEWAY_URL=url, OPENCLAW_GATEWAY_PORT=str(self.service.port), **extra)
+
+    async def run_plain(self, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+        out, err, code = await getProcessOutputAndValue(install(self.version), list(args), env=env, reactor=reactor)
+        return code, out.decode(), err.decode()
+
+
 class V3CLITests(RealCLIMixin, TestCase):
     version = VERSIONS["v3"]
+
+    async def test_nodes_list_counts_paired_node(self):
+        """`nodes list` (node.pair.list) counts a paired, connected WebSocket node, as node.list does."""
+        from tests.test_nodes import node_params
+        from tests.wsclient import Device
+
+        await self.gateway()
+        install(self.version)
+        ws = await self.ws()
+        device = Device()
+        params = node_params()
+        params["device"] = device.block(params, ws.challenge["payload"]["nonce"], ws.challenge["payload"]["ts"], "v3", params["auth"]["token"])
+        self.assertTrue((await ws.request("connect", params))["ok"])
+        code, out, err = await self.run_cli("nodes", "list")
+        self.assertEqual(code, 0, err[-2000:])
+        self.assertIn("Paired: 1", out)
+        listing = json.loads(out[out.index("{") :])
+        self.assertEqual([p["nodeId"] for p in listing["paired"]], [device.id])
 
 
 class V4CLITests(RealCLIMixin, TestCase):
     version = VERSIONS["v4"]
+
+    async def test_models_list(self):
+        """`models list` (needs capability published-model-catalog) exits 0 and lists the configured models."""
+        from tests.test_agent import model_config
+
+        await self.gateway(**model_config("http://127.0.0.1:9/v1"))
+        install(self.version)
+        code, out, err = await self.run_plain(self.client_env(), "models", "list", "--json")
+        self.assertEqual(code, 0, f"{out[-1500:]}\n{err[-1500:]}")
+        listing = json.loads(out)
+        self.assertEqual(listing["count"], len(listing["models"]))
+        self.assertGreaterEqual(listing["count"], 1)
+        self.assertTrue(all(row["available"] for row in listing["models"]))
+
+    async def test_gateway_stability(self):
+        """`gateway stability` (diagnostics.stability) exits 0 with the record and live figures."""
+        await self.gateway()
+        snapshot = await self.check_json("gateway", "stability")
+        self.assertGreaterEqual(snapshot["count"], 1)
+        self.assertGreater(snapshot["live"]["memory"]["rssBytes"], 0)
+        code, out, err = await self.run_plain(self.client_env(), "gateway", "stability", "--url", f"ws://127.0.0.1:{self.service.port}", "--token", TOKEN)
+        self.assertEqual(code, 0, err[-1500:])
+        self.assertIn("Gateway Stability", out)
+
+    async def test_status_shows_gateway(self):
+        """`status --json` gets the gateway's status (its runtime version, session count), not "unexpected property"."""
+        from openclaw import __version__
+
+        await self.gateway()
+        store = self.service.hub.agent.store("main")
+        for key in ("one", "two"):
+            store.resolve(f"agent:main:{key}")
+        install(self.version)
+        code, out, err = await self.run_plain(self.client_env(remote_config=True), "status", "--json")
+        self.assertEqual(code, 0, err[-1500:])
+        status = json.loads(out)
+        self.assertEqual((status["runtimeVersion"], status["sessions"]["count"]), (__version__, 2))
+        self.assertTrue(status["gateway"]["reachable"])
+        self.assertEqual(status["heartbeat"]["agents"][0]["enabled"], False)
