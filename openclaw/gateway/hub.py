@@ -34,6 +34,8 @@ from openclaw.store import read_json, write_json
 from openclaw.protocol.connect import APPROVALS, PAIRING, READ
 from openclaw.protocol.versions import HEALTH_REFRESH_MS, TICK_INTERVAL_MS
 
+from openclaw.gateway.connection import SendStats
+
 if TYPE_CHECKING:
     from openclaw.gateway.connection import Connection
 
@@ -82,6 +84,7 @@ class Hub:
         )
         self.exempt_loopback = limit.get("exemptLoopback", True)
         self.connections: set[Connection] = set()
+        self.send_stats = SendStats()
         self._sockets = 0
         self.nodes = NodeRegistry(clock, settings.state_dir, (settings.config.get("gateway") or {}).get("nodes") or {})
         self.node_pairing = NodePairingStore(settings.state_dir)
@@ -269,6 +272,16 @@ class Hub:
 
     # -- events
 
+    # Broadcasts are fire-and-forget: Connection.send_event never raises, and a
+    # bug in one connection still cannot stop the others from getting the event.
+
+    def _send(self, conn: Connection, name: str, payload: Any, versioned: dict[str, int] | None, drop_if_slow: bool) -> None:
+        try:
+            conn.send_event(name, payload, versioned, drop_if_slow)
+        except Exception:
+            self.send_stats.dropped += 1
+            log.failure("{event} event to {conn} failed", event=name, conn=conn.conn_id)
+
     def broadcast(self, name: str, payload: Any, drop_if_slow: bool = False) -> None:
         """Send an event to every authenticated socket allowed to see it."""
         scope = event_scope(name)
@@ -276,22 +289,22 @@ class Hub:
         for conn in list(self.connections):
             if scope is not None and not (conn.role == "operator" and has_scope(conn.scopes, scope)):
                 continue
-            conn.send_event(name, payload, versioned, drop_if_slow)
+            self._send(conn, name, payload, versioned, drop_if_slow)
 
     def broadcast_session(self, name: str, payload: Any, session_key: str, drop_if_slow: bool = False) -> None:
         """A session's chat/agent event: to readers, and to nodes subscribed to that session."""
         self.broadcast(name, payload, drop_if_slow)
         for conn in list(self.connections):
             if conn.role == "node" and session_key in conn.subscriptions:
-                conn.send_event(name, payload, None, drop_if_slow)
+                self._send(conn, name, payload, None, drop_if_slow)
 
     def broadcast_tool(self, payload: Any, session_key: str, verbose: bool) -> None:
         """Tool events: to readers that advertised cap "tool-events", or to all when the session is verbose."""
         for conn in list(self.connections):
             if conn.role == "operator" and has_scope(conn.scopes, READ) and (verbose or "tool-events" in conn.caps):
-                conn.send_event("agent", payload, None, False)
+                self._send(conn, "agent", payload, None, False)
             elif conn.role == "node" and session_key in conn.subscriptions:
-                conn.send_event("agent", payload, None, False)
+                self._send(conn, "agent", payload, None, False)
 
     def _send_tick(self) -> None:
         self.broadcast("tick", {"ts": self.now_ms()}, drop_if_slow=True)
