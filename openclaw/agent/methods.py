@@ -28,10 +28,8 @@ def runtime_of(conn: Any) -> Any:
 
 
 def key_of(params: dict[str, Any], field: str = "sessionKey") -> str:
-    try:
-        return canonical_key(params.get(field) or "main", params.get("agentId") or "main")
-    except SessionError as e:
-        raise GatewayError(INVALID_REQUEST, str(e))
+    """The canonical key; a bad key or agent id raises L{SessionError}, which the dispatcher answers INVALID_REQUEST."""
+    return canonical_key(params.get(field) or "main", params.get("agentId") or "main")
 
 
 # -- agent

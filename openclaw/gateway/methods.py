@@ -45,6 +45,7 @@ def method(name: str, shape: Obj = Obj(closed=True), table: dict[str, Any] | Non
             return f(conn, params_of(name, shape, params))
 
         handler.__name__ = f.__name__
+        handler.params_shape = shape  # type: ignore[attr-defined]  # for tests that walk every method's params
         (METHODS if table is None else table)[name] = handler
         return f
 
