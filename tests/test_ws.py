@@ -729,6 +729,31 @@ class SendTests(GatewayMixin, TestCase):
         self.assertGreater(self.service.hub.send_stats.dropped, 0)
         self.assertEqual(log.failures(), [])
 
+    async def test_clients_closing_together(self):
+        """
+        Three clients with presence entries close in the same turn (as the v4
+        CLI's `status --all` does): each one's leaving is broadcast while the
+        others are past their close handshake. No error is logged, all leave.
+        """
+        log = capture_log(self)
+        await self.gateway()
+        clients = []
+        for i in range(3):
+            params = connect_params(client_id="gateway-client", mode="backend")
+            params["client"] = {**params["client"], "instanceId": f"inst-{i}"}
+            clients.append((await self.connect(params))[0])
+        for ws in clients:
+            ws.close()
+        for ws in clients:
+            await ws.closed
+        for _ in range(100):
+            if not self.service.hub.connections:
+                break
+            await later(0.01)
+        self.assertEqual(self.service.hub.connections, set())
+        self.assertEqual(self.service.hub.presence, {})
+        self.assertEqual(log.failures(), [])
+
     async def test_send_while_autobahn_closing_is_dropped(self):
         """A connection autobahn is failing (1009: message too big) but we still list: sends are dropped."""
         log = capture_log(self)
