@@ -27,6 +27,8 @@ from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from twisted.logger import Logger  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 from twisted.internet.interfaces import IPushProducer  # noqa: E402
+from twisted.internet.protocol import connectionDone  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
 from twisted.web.server import NOT_DONE_YET  # noqa: E402
 
 from openclaw.gateway.connection import Connection, Peer  # noqa: E402
@@ -149,7 +151,7 @@ class GatewayWebSocket(WebSocketServerProtocol):
         if connection is not None:
             connection.closed()
 
-    def connectionLost(self, reason: Any = None) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
         # autobahn resolves is_open/is_closed with the protocol itself: a cycle
         # that would keep this protocol, and through it the socket's buffers,
