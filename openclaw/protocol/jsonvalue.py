@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 DEFAULT_MAX_DEPTH = 64
@@ -19,6 +20,7 @@ DEFAULT_MAX_DEPTH = 64
 # A JSON string (unrolled: no backtracking), and anything that is not a bracket.
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class JSONValueError(ValueError):
@@ -40,15 +42,7 @@ def _refuse_constant(name: str) -> Any:
 def depth(text: str) -> int:
     """The deepest nesting of arrays/objects in C{text} (brackets inside strings do not count)."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    level = deepest = 0
-    for c in brackets:
-        if c in "[{":
-            level += 1
-            if level > deepest:
-                deepest = level
-        else:
-            level -= 1
-    return deepest
+    return max(0, max(accumulate(map(_STEP.__getitem__, brackets)), default=0))
 
 
 def loads(text: str | bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
