@@ -208,11 +208,14 @@ class AgentTests(GatewayMixin, TestCase):
         self.fake.replies.append(slow)
         await self.gateway(**model_config(self.url))
         ws = await self.operator()
-        other = await self.operator()
         hub = self.service.hub
+        first = set(hub.connections)
+        other = await self.operator()
+        [closing] = hub.connections - first
+        closing.transport.closeHandshakeTimeout = 30  # keep the window open however slow this machine is
         other.protocol.transport.pauseProducing()  # never answers our close frame
         other.protocol.sendMessage(b"x" * (V3.max_payload + 1))  # autobahn fails it: 1009, state CLOSING
-        while not any(c.transport.state == c.transport.STATE_CLOSING for c in hub.connections):
+        while closing.transport.state != closing.transport.STATE_CLOSING:
             await deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(len(hub.connections), 2)  # still listed: connectionLost has not come
         await ws.request("chat.send", {"sessionKey": "main", "message": "count", "idempotencyKey": "w1"})

@@ -758,6 +758,7 @@ class SendTests(GatewayMixin, TestCase):
         """A connection autobahn is failing (1009: message too big) but we still list: sends are dropped."""
         log = capture_log(self)
         watcher, ws, _, conn = await self.two_clients()
+        conn.transport.closeHandshakeTimeout = 30  # the window stays open however slow this machine is
         ws.protocol.transport.pauseProducing()  # it will not answer the close handshake
         ws.protocol.sendMessage(b"x" * (V3.max_payload + 1))
         for _ in range(200):
