@@ -26,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/connect_health.py
+	$(BIN)/python bench/concurrent_chat.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp* .trial.out twisted/plugins/dropin.cache

@@ -4,7 +4,11 @@ The Autobahn adapter: bytes in and out of a L{Connection}.
 
 Upstream's close codes (1008, 1009, 1012, ...) go out through
 C{sendCloseFrame}, since C{sendClose} accepts only 1000 and 3000-4999.
-Origins are checked before the 101.
+Origins are checked before the 101 (C{Origin: null} too: 403, not
+autobahn's 400). Sending never raises: a closing socket drops the frame.
+On close every link between the socket, the protocol and the L{Connection}
+is cut, so a closed connection's buffers are freed at once, not at the
+next garbage collection.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from twisted.logger import Logger  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 from twisted.internet.interfaces import IPushProducer  # noqa: E402
+from twisted.internet.protocol import connectionDone  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
+from twisted.web.server import NOT_DONE_YET  # noqa: E402
 
 from openclaw.gateway.connection import Connection, Peer  # noqa: E402
 from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD  # noqa: E402
@@ -140,19 +147,70 @@ class GatewayWebSocket(WebSocketServerProtocol):
         if getattr(self, "_counted", False):
             self._counted = False
             self.factory.gateway.hub.socket_closed()
-        if self.connection is not None:
-            self.connection.closed()
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.closed()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # autobahn resolves is_open/is_closed with the protocol itself: a cycle
+        # that would keep this protocol, and through it the socket's buffers,
+        # alive until a full GC pass.
+        self.is_open = txaio.create_future_success(None)
+        self.is_closed = txaio.create_future_success(None)
+        # A close we started (e.g. "slow consumer") left a reply timer holding us.
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
+        self._cancel_close_deadline()
+
+    # -- a peer's invalid close frame gets our 1002, then a FIN (not a reset)
+
+    _in_close_frame = False
+    _close_deadline: Any = None
+
+    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
+        self._in_close_frame = True
+        try:
+            return super().onCloseFrame(code, reasonRaw)
+        finally:
+            self._in_close_frame = False
+
+    def dropConnection(self, abort: bool = False) -> None:
+        if abort and self._in_close_frame and self.failedByMe and self.state != self.STATE_CLOSED:
+            # autobahn takes the peer's bad close frame for the reply to the
+            # 1002 it just wrote, and would reset the socket before that 1002
+            # leaves: flush it, then FIN; abort only if the peer stops reading.
+            abort = False
+            self._close_deadline = txaio.call_later(max(self.closeHandshakeTimeout, 1), self._abort)
+        super().dropConnection(abort)
+
+    def _abort(self) -> None:
+        self._close_deadline = None
+        if self.transport is not None and getattr(self.transport, "connected", False):
+            self.transport.abortConnection()
+
+    def _cancel_close_deadline(self) -> None:
+        if self._close_deadline is not None:
+            self._close_deadline.cancel()
+            self._close_deadline = None
 
     # -- Transport for Connection
 
-    def send(self, text: str) -> None:
+    def send(self, text: str) -> bool:
+        """One text message; False once the socket is closing or closed (dropped, never raised)."""
+        if self.state != self.STATE_OPEN:
+            return False
         data = text.encode("utf-8")
         if self._paused:
             self._paused_bytes += len(data)
-        self.sendMessage(data, isBinary=False)
+        # Not sendMessage: it applies maxMessagePayloadSize, our limit for what
+        # clients send, to what we send (a large chat.history would raise).
+        self.sendFrame(opcode=1, payload=data)
+        return True
 
     def close(self, code: int, reason: str) -> None:
-        if self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+        if self.state != self.STATE_OPEN:
             return
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8") if reason else None, isReply=False)
 
@@ -181,9 +239,28 @@ class GatewayWebSocketFactory(WebSocketServerFactory):
     def __init__(self, gateway: Any) -> None:
         super().__init__()
         self.gateway = gateway
-        # every setProtocolOptions call resets allowNullOrigin; pass it each time
-        self.setProtocolOptions(failByDrop=False, allowNullOrigin=False, openHandshakeTimeout=10, closeHandshakeTimeout=1)
+        # Every setProtocolOptions call resets allowNullOrigin; pass it each time.
+        # "Allowed" here only means autobahn lets it through to onConnect, which
+        # refuses it with our 403 (autobahn's own refusal is a 400).
+        self.setProtocolOptions(failByDrop=False, allowNullOrigin=True, openHandshakeTimeout=10, closeHandshakeTimeout=1)
+
+
+class GatewayWebSocketResource(WebSocketResource):
+    """Upgrades, then lets go of the spent HTTP request."""
+
+    def render(self, request: Any) -> Any:
+        result = super().render(request)
+        if result is not NOT_DONE_YET:
+            return result  # not upgraded (426/500): an ordinary HTTP answer
+        # The socket now belongs to the WebSocket protocol. The request and its
+        # channel point at each other and at the socket: cut that cycle, or the
+        # socket (and whatever it still buffers) outlives its close until a GC pass.
+        channel = request.channel
+        if channel is not None and request in getattr(channel, "requests", ()):
+            channel.requests.remove(request)
+        request.channel = None
+        return result
 
 
 def websocket_resource(gateway: Any) -> WebSocketResource:
-    return WebSocketResource(GatewayWebSocketFactory(gateway))
+    return GatewayWebSocketResource(GatewayWebSocketFactory(gateway))

@@ -49,3 +49,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class LogCapture:
+    """Every log event while a test runs (an observer on the global publisher)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def texts(self) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) or "" for e in self.events]
+
+    def failures(self) -> list[str]:
+        """Tracebacks and errors: log.failure, log.error/critical, legacy log.err ("Unhandled Error")."""
+        from twisted.logger import LogLevel, formatEvent
+
+        bad = [e for e in self.events if "log_failure" in e or e.get("isError") or e.get("log_level") in (LogLevel.error, LogLevel.critical)]
+        return [formatEvent(e) or repr(e.get("log_failure")) for e in bad]
+
+
+def capture_log(testcase: Any) -> LogCapture:
+    from twisted.logger import globalLogPublisher
+
+    capture = LogCapture()
+    globalLogPublisher.addObserver(capture)
+    testcase.addCleanup(globalLogPublisher.removeObserver, capture)
+    return capture

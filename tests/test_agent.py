@@ -8,8 +8,10 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from openclaw.agent.sessions import SessionStore
+from openclaw.protocol.versions import V3
 from tests import schemas
 from tests.fakes import Reply, openai_text, start_fake
+from tests.helpers import capture_log
 from tests.wsclient import GatewayMixin, connect_params
 
 
@@ -193,6 +195,62 @@ class AgentTests(GatewayMixin, TestCase):
         self.assertEqual((await ws.request("sessions.list"))["payload"]["sessions"], [])
         usage = (await ws.request("usage.status"))["payload"]
         self.assertEqual(usage["providers"][0]["model"], "fake/m1")
+
+    async def test_run_survives_a_closing_client(self):
+        """
+        A run whose events hit a connection autobahn is already closing (here:
+        failed 1009 and not answering the close handshake) still ends with
+        `final` for the other clients; nothing crashes, nothing is logged as an error.
+        """
+        log = capture_log(self)
+        slow = openai_text("one ", "two ", "three ", "four")
+        slow.delay = 0.02
+        self.fake.replies.append(slow)
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        hub = self.service.hub
+        first = set(hub.connections)
+        other = await self.operator()
+        [closing] = hub.connections - first
+        closing.transport.closeHandshakeTimeout = 30  # keep the window open however slow this machine is
+        other.protocol.transport.pauseProducing()  # never answers our close frame
+        other.protocol.sendMessage(b"x" * (V3.max_payload + 1))  # autobahn fails it: 1009, state CLOSING
+        while closing.transport.state != closing.transport.STATE_CLOSING:
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(hub.connections), 2)  # still listed: connectionLost has not come
+        await ws.request("chat.send", {"sessionKey": "main", "message": "count", "idempotencyKey": "w1"})
+        events = await self.chat_until(ws, "w1")
+        self.assertEqual(events[-1]["state"], "final", events[-1])
+        self.assertEqual(events[-1]["message"]["content"][0]["text"], "one two three four")
+        self.assertEqual(len(hub.connections), 2)  # the run really ran inside the window
+        self.assertGreater(hub.send_stats.dropped, 0)
+        waited = await ws.request("agent.wait", {"runId": "w1"})
+        self.assertEqual(waited["payload"]["status"], "ok")
+        other.protocol.transport.resumeProducing()
+        await other.closed
+        self.assertEqual(log.failures(), [])
+
+    async def test_failed_run_is_not_ok(self):
+        """A failed run's final `agent` answer is ok:false UNAVAILABLE with {runId, status:"error", summary} (upstream's shape), v3 and v4."""
+        for protocol in (3, 4):
+            self.fake.replies.append(Reply([b'{"error":{"message":"model exploded"}}'], status=400))
+        await self.gateway(**model_config(self.url))
+        for protocol in (3, 4):
+            ws, _ = await self.connect(connect_params(protocol=protocol, scopes=["operator.write"]))
+            ws.protocol.send_json({"type": "req", "id": "a", "method": "agent", "params": {"message": "x", "idempotencyKey": f"bad{protocol}"}})
+            accepted = await ws.response("a")
+            self.assertEqual(accepted["payload"]["status"], "accepted")
+            final = await ws.response("a")
+            schemas.validate(protocol, "ResponseFrame", final)
+            self.assertFalse(final["ok"], final)
+            self.assertEqual(final["error"]["code"], "UNAVAILABLE")
+            self.assertIn("model exploded", final["error"]["message"])
+            self.assertEqual(final["payload"], {"runId": f"bad{protocol}", "status": "error", "summary": final["error"]["message"]})
+            ws.protocol.send_json({"type": "req", "id": "again", "method": "agent", "params": {"message": "x", "idempotencyKey": f"bad{protocol}"}})
+            await ws.response("again")
+            self.assertFalse((await ws.response("again"))["ok"])  # a replay answers the same way
+            waited = await ws.request("agent.wait", {"runId": f"bad{protocol}"})
+            self.assertEqual((waited["ok"], waited["payload"]["status"]), (True, "error"))  # agent.wait reports, it does not fail
 
     async def test_scopes(self):
         """chat.send needs write; chat.history read; a reader cannot send."""

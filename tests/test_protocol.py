@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from openclaw.gateway.connection import Connection, Peer
 from openclaw.gateway.hub import Hub
 from openclaw.gateway.methods import METHODS
-from openclaw.protocol import frames
+from openclaw.protocol import frames, jsonvalue
 from openclaw.protocol.versions import V3, V4, negotiate, truncate_reason
 from tests.wsclient import connect_params, gateway_settings
 
@@ -28,6 +28,7 @@ class FakeTransport:
     def send(self, text):
         json.loads(text)  # everything we send is one JSON object
         self.sent.append(text)
+        return True
 
     def close(self, code, reason):
         self.closes.append((code, reason))
@@ -67,6 +68,43 @@ class FrameTests(SynchronousTestCase):
         reason = truncate_reason("é" * 100)
         self.assertLessEqual(len(reason.encode()), 120)
         self.assertEqual(reason, "é" * 60)
+
+
+class JSONValueTests(SynchronousTestCase):
+    def test_depth_bound(self):
+        """max_depth levels parse; one more, or 100k, is TooDeep (a ValueError), never a RecursionError."""
+        self.assertEqual(jsonvalue.loads("[" * 64 + "]" * 64), eval("[" * 63 + "[]" + "]" * 63))
+        for text in ("[" * 65 + "]" * 65, '{"a":' * 65 + "1" + "}" * 65, "[" * 100_000 + "]" * 100_000, "[" * 100_000):
+            with self.assertRaises(jsonvalue.TooDeep):
+                jsonvalue.loads(text)
+        self.assertTrue(issubclass(jsonvalue.TooDeep, ValueError))
+        self.assertEqual(jsonvalue.loads("[[[1]]]", max_depth=3), [[[1]]])
+        self.assertRaises(jsonvalue.TooDeep, jsonvalue.loads, "[[[[1]]]]", max_depth=3)
+
+    def test_brackets_in_strings_do_not_count(self):
+        """Brackets inside strings (escaped quotes too) are text, not nesting."""
+        text = json.dumps({"a": "[" * 1000 + '\\"{' * 500, "b": [["]]]]"]]})
+        self.assertEqual(jsonvalue.loads(text), json.loads(text))
+        self.assertEqual(jsonvalue.depth(text), 3)
+
+    def test_non_finite_refused(self):
+        """NaN, Infinity and -Infinity are not JSON: NonFinite; ordinary numbers pass."""
+        for text in ("NaN", "[1, Infinity]", '{"x": -Infinity}'):
+            self.assertRaises(jsonvalue.NonFinite, jsonvalue.loads, text)
+        self.assertEqual(jsonvalue.loads('{"x": 1e308, "y": -0.5}'), {"x": 1e308, "y": -0.5})
+
+    def test_bad_text(self):
+        """Invalid UTF-8, non-JSON and non-text are JSONValueError."""
+        for text in (b"\xff\xfe", "{nope", "", b'"\xc3"', 42):
+            self.assertRaises(jsonvalue.JSONValueError, jsonvalue.loads, text)
+        self.assertEqual(jsonvalue.loads(b'{"\xc3\xa9": 1}'), {"é": 1})
+
+    def test_frames_use_it(self):
+        """A frame with NaN is a FrameError that keeps the id; a too-deep frame is NotJSON."""
+        with self.assertRaises(frames.FrameError) as cm:
+            frames.parse(b'{"type":"req","id":"n1","method":"health","params":{"x":NaN}}')
+        self.assertEqual(cm.exception.id, "n1")
+        self.assertRaises(frames.NotJSON, frames.parse, b'{"type":"req","id":"d","method":"health","params":' + b"[" * 200 + b"]" * 200 + b"}")
 
 
 class ConnectionPropertyTests(SynchronousTestCase):

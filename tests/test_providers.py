@@ -23,6 +23,7 @@ from openclaw.agent.providers import (
 )
 from openclaw.agent.sse import SSEParser
 from tests.fakes import Reply, anthropic_events, openai_text, openai_tool_call, start_fake
+from tests.helpers import capture_log
 
 KEY = "sk-test-secret-key-0123456789"
 
@@ -76,6 +77,15 @@ class OpenAITests(TestCase):
         self.assertEqual((sent["path"], sent["headers"]["authorization"]), ("/v1/chat/completions", f"Bearer {KEY}"))
         self.assertEqual(sent["body"]["messages"][0], {"role": "system", "content": "be brief"})
         self.assertTrue(sent["body"]["stream"])
+
+    async def test_requests_do_not_flood_the_log(self):
+        """Provider requests log no "Starting/Stopping factory _HTTP11ClientFactory" lines (one pair per request before)."""
+        self.fake.replies += [openai_text("a"), openai_text("b")]
+        log = capture_log(self)
+        for _ in range(2):
+            await self.provider.stream(self.model, request(), lambda d: None)
+        await deferLater(reactor, 0.05, lambda: None)  # the connections' close
+        self.assertEqual([t for t in log.texts() if "factory" in t.lower()], [])
 
     async def test_tool_calls(self):
         """tool_calls deltas are joined into calls with parsed arguments; tools are sent."""

@@ -11,7 +11,8 @@ import ast
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from openclaw import __version__
-from openclaw.gateway.hub import CAPABILITIES, CHALLENGE_CAPABILITIES, EVENTS
+from openclaw.gateway.hub import EVENTS
+from openclaw.protocol.versions import CAPABILITIES, CHALLENGE_CAPABILITIES
 from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params

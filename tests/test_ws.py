@@ -6,15 +6,26 @@ schemas where one applies.
 
 from __future__ import annotations
 
+import base64
+import gc
 import json
+import os
+import struct
 import uuid
+import weakref
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from openclaw.protocol.errors import GatewayError
 from openclaw.protocol.versions import V3, V4
 from tests import schemas
+from tests.helpers import capture_log
 from tests.wsclient import TOKEN, Device, GatewayMixin, connect_params
 
 
@@ -589,3 +600,294 @@ class MethodTests(GatewayMixin, TestCase):
         schemas.validate(3, "ModelsListResult", models)
         schemas.validate(3, "ChannelsStatusResult", (await ws.request("channels.status"))["payload"])
         schemas.validate(3, "ConfigSchemaResponse", (await ws.request("config.schema"))["payload"])
+
+
+def unsent(tcp):
+    """Bytes a Twisted TCP transport holds for its peer (its private buffers: what item 4 is about)."""
+    return len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
+
+
+class Raw(Protocol):
+    """A bare TCP client: bytes in, and how the connection ended."""
+
+    def __init__(self):
+        self.data = b""
+        self.lost = Deferred()
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        self.lost.callback(reason.value)
+
+
+def masked_frame(opcode, payload):
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+class RawSocketTests(GatewayMixin, TestCase):
+    """What a hand-written client sees on the wire: HTTP status lines, close frames, FIN or RST."""
+
+    async def upgrade(self, origin=None):
+        raw = Raw()
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.service.port), raw)
+        self.addCleanup(lambda: raw.transport.abortConnection() if raw.transport.connected else None)
+        key = base64.b64encode(os.urandom(16)).decode()
+        head = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{self.service.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        if origin is not None:
+            head += f"Origin: {origin}\r\n"
+        raw.transport.write((head + "\r\n").encode())
+        for _ in range(200):
+            if b"\r\n\r\n" in raw.data or raw.lost.called:
+                break
+            await later(0.01)
+        return raw
+
+    async def test_null_origin_is_403(self):
+        """Origin: null is refused with 403 before the upgrade, like any other foreign origin (docs), not autobahn's 400."""
+        await self.gateway()
+        for origin in ("null", "https://evil.example"):
+            raw = await self.upgrade(origin)
+            self.assertTrue(raw.data.startswith(b"HTTP/1.1 403 "), raw.data[:80])
+
+    async def test_bad_close_frames_get_1002_then_fin(self):
+        """A close frame with an invalid code, or a 1-byte payload, gets a 1002 close frame and a FIN, not a reset."""
+        await self.gateway()
+        for payload in (struct.pack("!H", 999), struct.pack("!H", 1005), b"\x03"):
+            raw = await self.upgrade()
+            self.assertTrue(raw.data.startswith(b"HTTP/1.1 101 "))
+            raw.transport.write(masked_frame(8, payload))
+            reason = await raw.lost
+            self.assertIsInstance(reason, ConnectionDone, f"{payload!r}: {reason!r}")
+            frames_part = raw.data.split(b"\r\n\r\n", 1)[1]
+            close_at = frames_part.find(b"\x88")
+            self.assertNotEqual(close_at, -1, f"{payload!r}: no close frame in {frames_part!r}")
+            length = frames_part[close_at + 1]
+            code = struct.unpack("!H", frames_part[close_at + 2 : close_at + 4])[0]
+            self.assertEqual(code, 1002, frames_part[close_at : close_at + 2 + length])
+
+    async def test_good_close_still_echoed(self):
+        """A valid close (1000) is still answered with 1000 and a FIN."""
+        await self.gateway()
+        raw = await self.upgrade()
+        raw.transport.write(masked_frame(8, struct.pack("!H", 1000)))
+        reason = await raw.lost
+        self.assertIsInstance(reason, ConnectionDone)
+        self.assertTrue(raw.data.endswith(b"\x88\x02\x03\xe8"))
+
+
+class SendTests(GatewayMixin, TestCase):
+    """Sending to a client never raises into the caller, and never buffers without bound."""
+
+    async def two_clients(self):
+        await self.gateway()
+        watcher, _ = await self.connect(connect_params(client_id="gateway-client", mode="backend"))
+        ws, _ = await self.connect()
+        conns = {c.client["id"]: c for c in self.service.hub.connections}
+        return watcher, ws, conns["gateway-client"], conns["cli"]
+
+    async def test_send_after_close_handshake_is_dropped(self):
+        """
+        The window: autobahn has finished the close handshake (socket closed)
+        but connectionLost has not yet removed the connection from the hub.
+        Broadcasts, responses, errors, direct events and node invokes to it are
+        dropped and counted; none raises.
+        """
+        log = capture_log(self)
+        watcher, ws, _, conn = await self.two_clients()
+        hub = self.service.hub
+        proto = conn.transport
+        proto.dropConnection(abort=False)  # what autobahn does once a client's close frame is answered
+        self.assertIn(conn, hub.connections)
+        self.assertEqual(conn.state, "ready")
+        before = hub.send_stats.dropped
+        hub.broadcast("tick", {"ts": 1})
+        hub.broadcast("presence", {"presence": []}, drop_if_slow=True)
+        conn.respond("r1", {"ok": True})
+        conn.fail("r2", GatewayError("UNAVAILABLE", "nope"))
+        conn.send_direct("voicewake.changed", {"triggers": []})
+        conn.send_invoke("i1", "system.which", None, 1000, None)
+        self.assertEqual(hub.send_stats.dropped, before + 6)
+        await ws.closed
+        self.assertNotIn(conn, hub.connections)
+        hub.broadcast("tick", {"ts": 2})
+        self.assertEqual((await watcher.event("tick"))["payload"], {"ts": 1})
+        self.assertEqual((await watcher.event("tick"))["payload"], {"ts": 2})
+        self.assertEqual(log.failures(), [])
+
+    async def test_presence_broadcast_from_connection_lost(self):
+        """A client leaving broadcasts presence while another socket is in the close window: no error is logged."""
+        log = capture_log(self)
+        watcher, ws, leaving, closing = await self.two_clients()
+        closing.transport.dropConnection(abort=False)
+        # "gateway-client" has a presence entry: its leaving is broadcast, to `closing` too
+        leaving.close(1000, "bye")
+        await watcher.closed
+        await ws.closed
+        self.assertEqual(self.service.hub.connections, set())
+        self.assertGreater(self.service.hub.send_stats.dropped, 0)
+        self.assertEqual(log.failures(), [])
+
+    async def test_clients_closing_together(self):
+        """
+        Three clients with presence entries close in the same turn (as the v4
+        CLI's `status --all` does): each one's leaving is broadcast while the
+        others are past their close handshake. No error is logged, all leave.
+        """
+        log = capture_log(self)
+        await self.gateway()
+        clients = []
+        for i in range(3):
+            params = connect_params(client_id="gateway-client", mode="backend")
+            params["client"] = {**params["client"], "instanceId": f"inst-{i}"}
+            clients.append((await self.connect(params))[0])
+        for ws in clients:
+            ws.close()
+        for ws in clients:
+            await ws.closed
+        for _ in range(100):
+            if not self.service.hub.connections:
+                break
+            await later(0.01)
+        self.assertEqual(self.service.hub.connections, set())
+        self.assertEqual(self.service.hub.presence, {})
+        self.assertEqual(log.failures(), [])
+
+    async def test_send_while_autobahn_closing_is_dropped(self):
+        """A connection autobahn is failing (1009: message too big) but we still list: sends are dropped."""
+        log = capture_log(self)
+        watcher, ws, _, conn = await self.two_clients()
+        conn.transport.closeHandshakeTimeout = 30  # the window stays open however slow this machine is
+        ws.protocol.transport.pauseProducing()  # it will not answer the close handshake
+        ws.protocol.sendMessage(b"x" * (V3.max_payload + 1))
+        for _ in range(200):
+            if conn.transport.state == conn.transport.STATE_CLOSING:
+                break
+            await later(0.01)
+        self.assertEqual(conn.transport.state, conn.transport.STATE_CLOSING)
+        self.assertIn(conn, self.service.hub.connections)
+        self.service.hub.broadcast("tick", {"ts": 1})
+        conn.respond("r", {})
+        self.assertTrue((await watcher.request("health"))["ok"])
+        ws.protocol.transport.resumeProducing()
+        await ws.closed
+        self.assertEqual(log.failures(), [])
+
+    async def test_large_response_is_sent(self):
+        """A response larger than the client's own maxPayload is still sent (that limit is for what clients send)."""
+        log = capture_log(self)
+        await self.gateway()
+        v4, _ = await self.connect(connect_params(protocol=4))
+        big = "y" * (V3.max_payload + 1000)
+        self.assertTrue((await v4.request("chat.inject", {"sessionKey": "main", "message": big}))["ok"])
+        ws, _ = await self.connect(connect_params(protocol=3))
+        history = await ws.request("chat.history", {"sessionKey": "main"})
+        self.assertEqual(history["payload"]["messages"][-1]["content"][0]["text"], big)
+        self.assertEqual(log.failures(), [])
+
+    async def test_slow_consumer_of_responses(self):
+        """
+        A client that keeps asking (chat.history) and never reads is closed
+        1008 "slow consumer" once its unread data passes maxBufferedBytes; the
+        gateway never holds much more than that for it.
+        """
+        log = capture_log(self)
+        await self.gateway()
+        ws, _ = await self.connect()  # v3: 1.5 MB
+        hub = self.service.hub
+        conn = next(iter(hub.connections))
+        proto = conn.transport
+        tcp = proto.transport
+        message = "z" * 100_000
+        await ws.request("chat.inject", {"sessionKey": "main", "message": message})
+        ws.protocol.transport.pauseProducing()  # the client stops reading
+        peak = 0
+        for i in range(400):
+            ws.protocol.send_json({"type": "req", "id": f"h{i}", "method": "chat.history" if i % 2 else "health", "params": {"sessionKey": "main"} if i % 2 else {}})
+            await later(0.002)
+            if tcp.connected:
+                peak = max(peak, unsent(tcp))
+            if conn.state == "closed":
+                break
+        self.assertEqual(conn.state, "closed")
+        self.assertEqual((proto.localCloseCode, proto.localCloseReason), (1008, b"slow consumer"))
+        self.assertLess(peak, V3.max_buffered + 64 * 1024 + 2 * len(message))
+        self.assertEqual(hub.send_stats.slow_consumers, 1)
+        self.assertTrue(any("slow consumer" in t for t in log.texts()))
+        for _ in range(300):  # the close handshake times out (the client is not reading): the socket is dropped
+            if not hub.open_sockets():
+                break
+            await later(0.01)
+        self.assertEqual(hub.open_sockets(), 0)
+        ws.protocol.transport.resumeProducing()
+        await ws.closed
+
+    async def test_closed_connection_freed_without_gc(self):
+        """With the garbage collector off, a closed connection (socket, protocol, buffers) is freed by refcounting."""
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        await self.gateway()
+        waiting = []  # what a run still to answer holds: the connection, not its socket
+        for how in ("abort", "close", "held"):
+            ws, _ = await self.connect()
+            conn = next(c for c in self.service.hub.connections)
+            refs = [weakref.ref(conn), weakref.ref(conn.transport), weakref.ref(conn.transport.transport)]
+            ws.protocol.transport.pauseProducing()
+            for _ in range(5):
+                conn.send_direct("health", {"blob": "b" * 200_000})  # unsent data the socket holds
+            if how == "held":
+                waiting.append(conn)
+            del conn
+            if how in ("abort", "held"):
+                ws.protocol.transport.abortConnection()
+            else:
+                ws.protocol.transport.resumeProducing()
+                ws.close()
+            await ws.closed
+            for _ in range(100):
+                if not self.service.hub.open_sockets() and all(r() is None for r in refs[1:]):
+                    break
+                await later(0.01)
+            self.assertEqual([r() is None for r in refs], [how != "held", True, True], how)
+
+
+class InputTests(GatewayMixin, TestCase):
+    """Hostile JSON in request frames: a clear INVALID_REQUEST, the socket stays, nothing is logged as a failure."""
+
+    async def test_non_finite_numbers_refused(self):
+        """NaN/Infinity/-Infinity in params: INVALID_REQUEST answered under the request's id; the socket stays open."""
+        log = capture_log(self)
+        await self.gateway()
+        ws, _ = await self.connect()
+        for i, constant in enumerate(("NaN", "Infinity", "-Infinity")):
+            # node.invoke's params are free-form: only the parser can refuse the constant
+            ws.protocol.sendMessage(('{"type":"req","id":"n%d","method":"node.invoke","params":{"nodeId":"n","command":"c","idempotencyKey":"k","params":{"x":%s}}}' % (i, constant)).encode())
+            error = (await ws.response(f"n{i}"))["error"]
+            self.assertEqual(error["code"], "INVALID_REQUEST")
+            self.assertIn(constant.lstrip("-"), error["message"])
+        self.assertTrue((await ws.request("health"))["ok"])
+        self.assertEqual(log.failures(), [])
+
+    async def test_non_finite_in_connect(self):
+        """NaN in the connect frame is an invalid request frame: close 1008."""
+        await self.gateway()
+        ws = await self.ws()
+        ws.protocol.sendMessage(b'{"type":"req","id":"c","method":"connect","params":{"minProtocol":NaN}}')
+        self.assertEqual(await ws.closed, (1008, "invalid request frame"))
+
+    async def test_nesting_is_bounded(self):
+        """Params nested past the frame depth limit (or 100k deep) are refused as INVALID_REQUEST; shallower ones reach the method."""
+        log = capture_log(self)
+        await self.gateway()
+        ws, _ = await self.connect(connect_params(protocol=4))
+        for levels in (70, 100_000):
+            ws.protocol.sendMessage(b'{"type":"req","id":"deep","method":"node.invoke","params":{"nodeId":"n","command":"c","idempotencyKey":"k","params":' + b"[" * levels + b"]" * levels + b"}}")
+            error = (await ws.response("invalid"))["error"]
+            self.assertEqual(error["code"], "INVALID_REQUEST")
+            self.assertIn("nested deeper than", error["message"])
+        nested = "[" * 50 + "]" * 50
+        res = await ws.request("node.invoke", json.loads('{"nodeId":"n","command":"c","idempotencyKey":"k2","params":%s}' % nested))
+        self.assertEqual(res["error"]["message"], "node not connected")  # got past the parser
+        self.assertEqual(log.failures(), [])

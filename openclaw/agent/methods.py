@@ -41,10 +41,8 @@ def runtime_of(conn: Any) -> Any:
 
 
 def key_of(params: dict[str, Any], field: str = "sessionKey") -> str:
-    try:
-        return canonical_key(params.get(field) or "main", params.get("agentId") or "main")
-    except SessionError as e:
-        raise GatewayError(INVALID_REQUEST, str(e))
+    """The canonical key; a bad key or agent id raises L{SessionError}, which the dispatcher answers INVALID_REQUEST."""
+    return canonical_key(params.get(field) or "main", params.get("agentId") or "main")
 
 
 # -- agent
@@ -122,7 +120,20 @@ def agent(conn, params):
     accepted = {"runId": run.run_id, "sessionKey": run.session_key, "agentId": run.agent_id, "status": "accepted", "acceptedAt": int(time.time() * 1000)}
     if not created and not run.outcome.done:
         accepted["status"] = "in_flight"
-    return TwoPhase(accepted, run.outcome.wait())
+    return TwoPhase(accepted, run.outcome.wait().addCallback(final_response))
+
+
+def final_response(summary: dict[str, Any]) -> dict[str, Any]:
+    """
+    C{agent}'s second answer. A run that failed is C{ok:false}, as upstream
+    answers: C{UNAVAILABLE} with the reason, beside the payload C{{runId,
+    status:"error", summary}} (clients exit non-zero on it). A completed or
+    timed-out run is C{ok:true}.
+    """
+    if summary.get("status") != "error":
+        return summary
+    message = summary.get("error") or summary.get("summary") or "agent run failed"
+    raise GatewayError(UNAVAILABLE, message, payload={"runId": summary["runId"], "status": "error", "summary": message})
 
 
 @method("agent.wait", Obj({"runId": _ID, "timeoutMs": Int(0)}, required=("runId",), closed=True), table=AGENT_METHODS)

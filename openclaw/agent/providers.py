@@ -20,6 +20,7 @@ import treq
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from zope.interface import Interface, implementer
 
 from openclaw.agent.sse import SSEParser
@@ -178,6 +179,16 @@ def _error_kind(status: int | None, text: str) -> str:
     return "unknown"
 
 
+class _QuietClientFactory(_HTTP11ClientFactory):
+    noisy = False  # no "Starting factory ..." / "Stopping factory ..." per request
+
+
+class QuietPool(HTTPConnectionPool):
+    """A connection pool whose per-connection factories do not log at info."""
+
+    _factory = _QuietClientFactory
+
+
 class HttpStreaming:
     """The shared HTTP part: POST JSON, retry before output, feed the body to a parser."""
 
@@ -186,6 +197,7 @@ class HttpStreaming:
         self.http = http
         self.timeout = timeout
         self.rng = rng or random.Random()
+        self.pool = QuietPool(reactor, persistent=False)
 
     def stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> Deferred:
         """IModelProvider.stream: each API implements C{_stream}; cancelling the Deferred stops it."""
@@ -211,7 +223,7 @@ class HttpStreaming:
     async def _once(self, url: str, headers: dict[str, str], body: dict[str, Any], on_chunk: Callable[[bytes], None]) -> None:
         data = json.dumps(body).encode("utf-8")
         try:
-            response = await self.http.request("POST", url, data=data, headers={**headers, "Content-Type": "application/json"}, reactor=self.reactor, timeout=self.timeout, persistent=False)
+            response = await self.http.request("POST", url, data=data, headers={**headers, "Content-Type": "application/json"}, reactor=self.reactor, timeout=self.timeout, pool=self.pool)
         except CancelledError:
             raise
         except Exception as e:

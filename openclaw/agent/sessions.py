@@ -23,24 +23,33 @@ from typing import Any, Iterator
 
 from twisted.logger import Logger
 
+from openclaw.protocol.errors import InvalidInput
 from openclaw.store import FILE_MODE, ensure_dir, read_json, write_json
 
 log = Logger(namespace="openclaw.sessions")
 
 MAX_KEY_LENGTH = 512
 MAX_TRANSCRIPT_READ = 64 * 1024 * 1024
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # fullmatch: "$" would let a "\n" through
+_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-class SessionError(ValueError):
-    """A session key or id that cannot be used."""
+class SessionError(InvalidInput):
+    """A session key, session id or agent id that cannot be used."""
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A client's value in an error message: quoted, and cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def canonical_key(key: str, agent_id: str = "main", main_key: str = "main") -> str:
     """C{main} and bare keys get the C{agent:<id>:} prefix; C{agent:...} keys stay."""
     if not isinstance(key, str) or not key.strip():
         raise SessionError("sessionKey is required")
+    if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
+        raise SessionError(f"invalid agent id: {_shown(agent_id)}")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or any(ord(c) < 32 for c in key):
         raise SessionError("sessionKey is too long or has control characters")
@@ -48,8 +57,8 @@ def canonical_key(key: str, agent_id: str = "main", main_key: str = "main") -> s
         return f"agent:{agent_id}:{main_key}"
     if key.startswith("agent:"):
         parts = key.split(":", 2)
-        if len(parts) < 3 or not _AGENT_ID.match(parts[1]) or not parts[2]:
-            raise SessionError(f"invalid session key: {key}")
+        if len(parts) < 3 or not _AGENT_ID.fullmatch(parts[1]) or not parts[2]:
+            raise SessionError(f"invalid session key: {_shown(key)}")
         return key
     return f"agent:{agent_id}:{key}"
 
@@ -60,8 +69,8 @@ def agent_of(key: str) -> str:
 
 def check_session_id(session_id: str) -> str:
     """Session ids become file names: only C{[A-Za-z0-9_-]}."""
-    if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
-        raise SessionError(f"invalid session id: {session_id!r}")
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+        raise SessionError(f"invalid session id: {_shown(session_id)}")
     return session_id
 
 
@@ -147,8 +156,8 @@ class SessionStore:
     """The sessions of one agent: C{agents/<agentId>/sessions/}."""
 
     def __init__(self, state_dir: Path, agent_id: str = "main", cwd: str | None = None) -> None:
-        if not _AGENT_ID.match(agent_id):
-            raise SessionError(f"invalid agent id: {agent_id!r}")
+        if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
+            raise SessionError(f"invalid agent id: {_shown(agent_id)}")
         self.agent_id = agent_id
         self.folder = Path(state_dir) / "agents" / agent_id / "sessions"
         self.index_path = self.folder / "sessions.json"
@@ -184,7 +193,7 @@ class SessionStore:
         if not self.folder.is_dir():
             return index
         for path in sorted(self.folder.glob("*.jsonl")):
-            if not _SESSION_ID.match(path.stem):
+            if not _SESSION_ID.fullmatch(path.stem):
                 continue
             header = Transcript(path).header()
             key = (header or {}).get("sessionKey")

@@ -14,17 +14,17 @@ from typing import Any, Protocol
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from openclaw import __version__
 from openclaw.gateway.auth import auth_failure, check_shared_secret
 from openclaw.gateway.devices import verify_device
-from openclaw.gateway.hub import CHALLENGE_CAPABILITIES
 from openclaw.gateway.scopes import RoleError, authorize
 from openclaw.nodes.methods import node_info_from_connect
 from openclaw.protocol import frames
 from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, CONTROL_UI_CLIENTS, ROLE_NODE, ROLE_OPERATOR
-from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, UNAVAILABLE, GatewayError, HandshakeFailed
-from openclaw.protocol.versions import HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, negotiate, truncate_reason
+from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, UNAVAILABLE, GatewayError, HandshakeFailed, InvalidInput
+from openclaw.protocol.versions import CHALLENGE_CAPABILITIES, HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, negotiate, truncate_reason
 from openclaw.shape import check
 
 log = Logger(namespace="openclaw.ws")
@@ -41,7 +41,9 @@ class TwoPhase:
 
 
 class Transport(Protocol):
-    def send(self, text: str) -> None: ...
+    def send(self, text: str) -> bool:
+        """Write one message; False (never an exception) once the socket is closing or closed."""
+        ...
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -50,6 +52,34 @@ class Transport(Protocol):
         ...
 
     def set_max_payload(self, size: int) -> None: ...
+
+
+class _Gone:
+    """The transport of a closed connection: drops everything, holds nothing."""
+
+    def send(self, text: str) -> bool:
+        return False
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+    def buffered(self) -> int:
+        return 0
+
+    def set_max_payload(self, size: int) -> None:
+        pass
+
+
+GONE = _Gone()
+
+
+@attrs.define
+class SendStats:
+    """What the gateway did not deliver, for diagnostics."""
+
+    dropped: int = 0  # frames for a socket already closing or closed
+    dropped_slow: int = 0  # droppable events skipped for a slow reader
+    slow_consumers: int = 0  # connections closed 1008 "slow consumer"
 
 
 @attrs.frozen
@@ -98,9 +128,12 @@ class Connection:
         self._timeout = self.hub.clock.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout)
 
     def closed(self) -> None:
+        """The socket is gone: leave the hub and let go of the transport."""
         self._cancel_timeout()
         self.state = "closed"
         self._leave()
+        # Runs still waiting to answer hold this connection; they must not hold its buffers.
+        self.transport = GONE
 
     def _leave(self) -> None:
         self.hub.remove(self)
@@ -121,32 +154,66 @@ class Connection:
         self._cancel_timeout()
         self.state = "closed"
         self._leave()
-        self.transport.close(code, truncate_reason(reason))
+        try:
+            self.transport.close(code, truncate_reason(reason))
+        except Exception:
+            log.failure("closing the socket of {ip} failed", ip=self.peer.ip)
 
     def respond(self, id: str, payload: Any) -> None:
-        if self.state != "closed":
-            self.transport.send(frames.response(id, True, payload))
+        self._write(frames.response(id, True, payload))
 
     def fail(self, id: str, error: GatewayError) -> None:
-        if self.state != "closed":
-            self.transport.send(frames.response(id, False, error=error.shape()))
+        self._write(frames.response(id, False, error.payload, error.shape()))
 
     def send_event(self, name: str, payload: Any, state_version: dict[str, int] | None = None, drop_if_slow: bool = False) -> None:
         """A broadcast: numbered per connection; a slow consumer is dropped or closed."""
         if self.state != "ready":
             return
         self.seq += 1
-        if self.transport.buffered() > self.version.max_buffered:
-            if drop_if_slow:
-                return
-            self.close(1008, "slow consumer")
-            return
-        self.transport.send(frames.event(name, payload, self.seq, state_version))
+        self._write(frames.event(name, payload, self.seq, state_version), drop_if_slow)
 
     def send_direct(self, name: str, payload: Any) -> None:
         """An event for this socket only: no C{seq}."""
         if self.state == "ready":
-            self.transport.send(frames.event(name, payload))
+            self._write(frames.event(name, payload))
+
+    def _write(self, text: str, drop_if_slow: bool = False) -> None:
+        """
+        Everything sent to the peer goes through here, and nothing here raises:
+        sending is fire-and-forget for every caller (broadcasts, responses,
+        runs, invokes), so no caller's outcome depends on another client's
+        socket. A closing socket drops the frame (counted); a peer that stopped
+        reading is closed 1008 once past the buffer limit, whatever we were sending.
+        """
+        stats = self.hub.send_stats
+        if self.state == "closed":
+            stats.dropped += 1
+            return
+        if self.transport.buffered() > self.version.max_buffered:
+            if drop_if_slow:
+                stats.dropped_slow += 1
+                return
+            self._slow_consumer()
+            stats.dropped += 1
+            return
+        try:
+            sent = self.transport.send(text)
+        except Exception:
+            log.failure("sending to {ip} failed", ip=self.peer.ip)
+            sent = False
+        if not sent:
+            stats.dropped += 1
+
+    def _slow_consumer(self) -> None:
+        self.hub.send_stats.slow_consumers += 1
+        log.warn(
+            "closing slow consumer {ip} ({conn}): {buffered} bytes unread, limit {limit}",
+            ip=self.peer.ip,
+            conn=self.conn_id,
+            buffered=self.transport.buffered(),
+            limit=self.version.max_buffered,
+        )
+        self.close(1008, "slow consumer")
 
     # -- NodeLink (when this connection is a node)
 
@@ -178,12 +245,10 @@ class Connection:
             self.close(1009, "preauth payload too large")
             return
         try:
-            value = frames.decode(payload)
+            request = frames.parse(payload)
         except frames.NotJSON:
             self.close(1000, "")
             return
-        try:
-            request = frames.parse_request(value)
         except frames.FrameError:
             self.close(1008, "invalid request frame")
             return
@@ -431,8 +496,7 @@ class Connection:
 
     def _request(self, payload: bytes) -> None:
         try:
-            value = frames.decode(payload)
-            request = frames.parse_request(value, allow_traceparent=self.version.number >= 4)
+            request = frames.parse(payload, allow_traceparent=self.version.number >= 4)
         except frames.NotJSON as e:
             self.fail("invalid", GatewayError(INVALID_REQUEST, f"invalid request frame: {e}"))
             return
@@ -464,12 +528,8 @@ class Connection:
     def _run(self, request: frames.Request, handler: Any, params: Any) -> None:
         try:
             result = handler(self, params)
-        except GatewayError as e:
-            self.fail(request.id, e)
-            return
-        except Exception as e:
-            log.failure("method {method} failed", method=request.method)
-            self.fail(request.id, GatewayError(UNAVAILABLE, str(e) or type(e).__name__))
+        except Exception:
+            self._failed(request, Failure())
             return
         if isinstance(result, TwoPhase):
             # e.g. `agent`: "accepted" now, the final payload later, under the same id
@@ -482,9 +542,17 @@ class Connection:
         else:
             self.respond(request.id, result)
 
-    def _failed(self, request: frames.Request, failure: Any) -> None:
+    def _failed(self, request: frames.Request, failure: Failure) -> None:
+        """
+        A handler's failure as the client sees it: its own error, bad input as
+        INVALID_REQUEST (the client's mistake: debug only), anything else as
+        UNAVAILABLE with a traceback in the log (ours).
+        """
         if failure.check(GatewayError):
             self.fail(request.id, failure.value)
-            return
-        log.failure("method {method} failed", failure, method=request.method)
-        self.fail(request.id, GatewayError(UNAVAILABLE, failure.getErrorMessage()))
+        elif failure.check(InvalidInput):
+            log.debug("method {method}: invalid input: {problem}", method=request.method, problem=str(failure.value))
+            self.fail(request.id, GatewayError(INVALID_REQUEST, f"invalid {request.method} params: {failure.value}"))
+        else:
+            log.failure("method {method} failed", failure, method=request.method)
+            self.fail(request.id, GatewayError(UNAVAILABLE, failure.getErrorMessage() or failure.type.__name__))

@@ -34,7 +34,9 @@ from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
 from openclaw.store import read_json, write_json
 from openclaw.protocol.connect import APPROVALS, PAIRING, READ
-from openclaw.protocol.versions import HEALTH_REFRESH_MS, TICK_INTERVAL_MS
+from openclaw.protocol.versions import CAPABILITIES, HEALTH_REFRESH_MS, TICK_INTERVAL_MS
+
+from openclaw.gateway.connection import SendStats
 
 if TYPE_CHECKING:
     from openclaw.gateway.connection import Connection
@@ -47,12 +49,6 @@ EVENTS = [
     "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "node.pair.requested",
     "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved", "voicewake.changed",
 ]
-# v4 server capabilities (hello-ok.features.capabilities), only those implemented here:
-# published-model-catalog: models.list answers from this gateway's catalog (includeDetails, availability).
-CAPABILITIES = ["published-model-catalog"]
-# Capabilities the challenge announces because they change what a client sends in connect
-# (upstream: model-catalog-snapshot, not implemented here).
-CHALLENGE_CAPABILITIES: list[str] = []
 PRESENCE_MAX = 200
 MAX_NODE_SUBSCRIPTIONS = 64
 DEFAULT_TRIGGERS = ["openclaw", "claude", "computer"]
@@ -91,6 +87,7 @@ class Hub:
         )
         self.exempt_loopback = limit.get("exemptLoopback", True)
         self.connections: set[Connection] = set()
+        self.send_stats = SendStats()
         self._sockets = 0
         self.nodes = NodeRegistry(clock, settings.state_dir, (settings.config.get("gateway") or {}).get("nodes") or {})
         self.node_pairing = NodePairingStore(settings.state_dir, clock)
@@ -283,6 +280,16 @@ class Hub:
 
     # -- events
 
+    # Broadcasts are fire-and-forget: Connection.send_event never raises, and a
+    # bug in one connection still cannot stop the others from getting the event.
+
+    def _send(self, conn: Connection, name: str, payload: Any, versioned: dict[str, int] | None, drop_if_slow: bool) -> None:
+        try:
+            conn.send_event(name, payload, versioned, drop_if_slow)
+        except Exception:
+            self.send_stats.dropped += 1
+            log.failure("{event} event to {conn} failed", event=name, conn=conn.conn_id)
+
     def broadcast(self, name: str, payload: Any, drop_if_slow: bool = False) -> None:
         """Send an event to every authenticated socket allowed to see it."""
         scope = event_scope(name)
@@ -290,22 +297,22 @@ class Hub:
         for conn in list(self.connections):
             if scope is not None and not (conn.role == "operator" and has_scope(conn.scopes, scope)):
                 continue
-            conn.send_event(name, payload, versioned, drop_if_slow)
+            self._send(conn, name, payload, versioned, drop_if_slow)
 
     def broadcast_session(self, name: str, payload: Any, session_key: str, drop_if_slow: bool = False) -> None:
         """A session's chat/agent event: to readers, and to nodes subscribed to that session."""
         self.broadcast(name, payload, drop_if_slow)
         for conn in list(self.connections):
             if conn.role == "node" and session_key in conn.subscriptions:
-                conn.send_event(name, payload, None, drop_if_slow)
+                self._send(conn, name, payload, None, drop_if_slow)
 
     def broadcast_tool(self, payload: Any, session_key: str, verbose: bool) -> None:
         """Tool events: to readers that advertised cap "tool-events", or to all when the session is verbose."""
         for conn in list(self.connections):
             if conn.role == "operator" and has_scope(conn.scopes, READ) and (verbose or "tool-events" in conn.caps):
-                conn.send_event("agent", payload, None, False)
+                self._send(conn, "agent", payload, None, False)
             elif conn.role == "node" and session_key in conn.subscriptions:
-                conn.send_event("agent", payload, None, False)
+                self._send(conn, "agent", payload, None, False)
 
     def _send_tick(self) -> None:
         self.broadcast("tick", {"ts": self.now_ms()}, drop_if_slow=True)

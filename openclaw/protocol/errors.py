@@ -13,8 +13,20 @@ FORBIDDEN = "FORBIDDEN"
 UNAVAILABLE = "UNAVAILABLE"
 
 
+class InvalidInput(ValueError):
+    """
+    A value from a client that cannot be used (a bad id, key, name or path),
+    found wherever it is checked, however deep. The dispatcher answers
+    C{INVALID_REQUEST} with the message and logs it at debug level: bad input
+    is the client's mistake, not the gateway's failure.
+    """
+
+
 class GatewayError(Exception):
-    """A request failed in a way the client is told about."""
+    """
+    A request failed in a way the client is told about. C{payload}, when set,
+    goes out beside the error (upstream's failed C{agent} run carries one).
+    """
 
     def __init__(
         self,
@@ -23,6 +35,7 @@ class GatewayError(Exception):
         details: dict[str, Any] | None = None,
         retryable: bool | None = None,
         retry_after_ms: int | None = None,
+        payload: Any = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -30,6 +43,7 @@ class GatewayError(Exception):
         self.details = details
         self.retryable = retryable
         self.retry_after_ms = retry_after_ms
+        self.payload = payload
 
     def shape(self) -> dict[str, Any]:
         shape: dict[str, Any] = {"code": self.code, "message": self.message}

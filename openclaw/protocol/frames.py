@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_protocol -*-
 """
 Frames: C{req}, C{res}, C{event}. Parsing never raises anything but
-L{FrameError}; serialising keeps upstream's key order.
+L{NotJSON} or L{FrameError}; serialising keeps upstream's key order.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from typing import Any
 
 import attrs
 
+from openclaw.protocol import jsonvalue
+
 TRACEPARENT_MAX = 128
+MAX_DEPTH = 64  # nesting of a whole frame, params included
 
 
 class NotJSON(Exception):
@@ -34,12 +37,30 @@ class Request:
 
 
 def decode(text: str | bytes) -> Any:
+    """
+    One JSON value, depth-bounded. C{NaN}/C{Infinity} make a L{FrameError}
+    carrying the frame's id when it has one, so the request gets its answer.
+    """
     try:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        return json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        return jsonvalue.loads(text, MAX_DEPTH)
+    except jsonvalue.NonFinite as e:
+        raise FrameError(str(e), _lenient_id(text)) from None
+    except jsonvalue.JSONValueError as e:
         raise NotJSON(str(e)) from None
+
+
+def _lenient_id(text: str | bytes) -> str | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    frame_id = value.get("id") if isinstance(value, dict) else None
+    return frame_id if isinstance(frame_id, str) and frame_id else None
+
+
+def parse(text: str | bytes, allow_traceparent: bool = True) -> Request:
+    """L{decode} then L{parse_request}."""
+    return parse_request(decode(text), allow_traceparent)
 
 
 _REQUEST_KEYS = {"type", "id", "method", "params"}
@@ -72,10 +93,11 @@ def dumps(value: Any) -> str:
 
 
 def response(id: str, ok: bool, payload: Any = None, error: dict[str, Any] | None = None) -> str:
+    """A C{res}; a failure may carry a payload too (upstream's failed C{agent} run does)."""
     frame: dict[str, Any] = {"type": "res", "id": id, "ok": ok}
-    if ok:
+    if ok or payload is not None:
         frame["payload"] = payload
-    else:
+    if not ok:
         frame["error"] = error
     return dumps(frame)
 

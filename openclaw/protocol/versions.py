@@ -44,3 +44,11 @@ def truncate_reason(reason: str, limit: int = CLOSE_REASON_MAX) -> str:
     if len(data) <= limit:
         return reason
     return data[:limit].decode("utf-8", "ignore")
+
+
+# v4 server capabilities (hello-ok.features.capabilities), only those implemented here:
+# published-model-catalog: models.list answers from this gateway's catalog (includeDetails, availability).
+CAPABILITIES = ["published-model-catalog"]
+# Capabilities the challenge announces because they change what a client sends in connect
+# (upstream: model-catalog-snapshot, not implemented here).
+CHALLENGE_CAPABILITIES: list[str] = []

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -157,6 +158,22 @@ class RealCLIMixin(GatewayMixin):
         out, err, code = await getProcessOutputAndValue(install(self.version), list(args), env=env, reactor=reactor)
         return code, out.decode(), err.decode()
 
+    async def test_agent_failure_exits_nonzero(self):
+        """A run that fails (the provider refuses) makes `openclaw agent` exit non-zero with the reason."""
+        from tests.fakes import Reply, start_fake
+        from tests.test_agent import model_config
+
+        fake, url = await start_fake(self)
+        fake.replies.append(Reply([b'{"error":{"message":"model exploded"}}'], status=400))
+        await self.gateway(**model_config(url))
+        cli = install(self.version)
+        state = Path(self.mktemp()).resolve()
+        state.mkdir()
+        env = cli_env(state, OPENCLAW_GATEWAY_URL=f"ws://127.0.0.1:{self.service.port}", OPENCLAW_GATEWAY_PORT=str(self.service.port))
+        out, err, code = await getProcessOutputAndValue(cli, ["agent", "--agent", "main", "--message", "hi", "--json", "--timeout", "60"], env=env, reactor=reactor)
+        self.assertNotEqual(code, 0, out.decode()[-1500:])
+        self.assertIn("model exploded", out.decode() + err.decode())
+
 
 class V3CLITests(RealCLIMixin, TestCase):
     version = VERSIONS["v3"]
@@ -221,3 +238,22 @@ class V4CLITests(RealCLIMixin, TestCase):
         self.assertEqual((status["runtimeVersion"], status["sessions"]["count"]), (__version__, 2))
         self.assertTrue(status["gateway"]["reachable"])
         self.assertEqual(status["heartbeat"]["agents"][0]["enabled"], False)
+
+    async def test_status_all_logs_no_error(self):
+        """`status --all` opens and closes several connections together: no "Unhandled Error" (presence broadcast) is logged."""
+        from tests.helpers import capture_log
+
+        log = capture_log(self)
+        await self.gateway()
+        cli = install(self.version)
+        state = Path(self.mktemp()).resolve()
+        state.mkdir()
+        env = cli_env(state, OPENCLAW_GATEWAY_URL=f"ws://127.0.0.1:{self.service.port}", OPENCLAW_GATEWAY_PORT=str(self.service.port))
+        for _ in range(3):
+            out, err, code = await getProcessOutputAndValue(cli, ["status", "--all"], env=env, reactor=reactor)
+            self.assertEqual(code, 0, err.decode()[-2000:])
+        for _ in range(100):
+            if not self.service.hub.open_sockets():
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual(log.failures(), [])
