@@ -10,7 +10,8 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 
-from openclaw.web.jsonbody import MAX_DEPTH, BodyError, decode, depth
+from openclaw.protocol.jsonvalue import depth
+from openclaw.web.jsonbody import MAX_DEPTH, BodyError, decode
 from tests.wsclient import TOKEN, GatewayMixin, connect_params
 
 ENABLED = {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}}
@@ -44,9 +45,9 @@ class NotBytes(Resource):
 class DepthTests(TestCase):
     def test_depth(self):
         """Nesting is counted outside strings only; escaped quotes do not end a string."""
-        self.assertEqual(depth(b'{"a": [1, {"b": "[[[["}]}'), 3)
-        self.assertEqual(depth(b'["\\"[[[", [[]]]'), 3)
-        self.assertEqual(depth(b"1"), 0)
+        self.assertEqual(depth('{"a": [1, {"b": "[[[["}]}'), 3)
+        self.assertEqual(depth('["\\"[[[", [[]]]'), 3)
+        self.assertEqual(depth("1"), 0)
 
     def test_decode_bounds(self):
         """Deep nesting, NaN and Infinity are 400s, never RecursionError."""

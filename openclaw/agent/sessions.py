@@ -31,7 +31,7 @@ log = Logger(namespace="openclaw.sessions")
 MAX_KEY_LENGTH = 512
 MAX_TRANSCRIPT_READ = 64 * 1024 * 1024
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # fullmatch: "$" would let a "\n" through
-_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # an agent id names a folder
 
 
 class SessionError(InvalidInput):
@@ -48,7 +48,7 @@ def canonical_key(key: str, agent_id: str = "main", main_key: str = "main") -> s
     """C{main} and bare keys get the C{agent:<id>:} prefix; C{agent:...} keys stay."""
     if not isinstance(key, str) or not key.strip():
         raise SessionError("sessionKey is required")
-    if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
+    if not isinstance(agent_id, str) or not AGENT_ID.fullmatch(agent_id):
         raise SessionError(f"invalid agent id: {_shown(agent_id)}")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or any(ord(c) < 32 for c in key):
@@ -57,7 +57,7 @@ def canonical_key(key: str, agent_id: str = "main", main_key: str = "main") -> s
         return f"agent:{agent_id}:{main_key}"
     if key.startswith("agent:"):
         parts = key.split(":", 2)
-        if len(parts) < 3 or not _AGENT_ID.fullmatch(parts[1]) or not parts[2]:
+        if len(parts) < 3 or not AGENT_ID.fullmatch(parts[1]) or not parts[2]:
             raise SessionError(f"invalid session key: {_shown(key)}")
         return key
     return f"agent:{agent_id}:{key}"
@@ -156,7 +156,7 @@ class SessionStore:
     """The sessions of one agent: C{agents/<agentId>/sessions/}."""
 
     def __init__(self, state_dir: Path, agent_id: str = "main", cwd: str | None = None) -> None:
-        if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
+        if not isinstance(agent_id, str) or not AGENT_ID.fullmatch(agent_id):
             raise SessionError(f"invalid agent id: {_shown(agent_id)}")
         self.agent_id = agent_id
         self.folder = Path(state_dir) / "agents" / agent_id / "sessions"

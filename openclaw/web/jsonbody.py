@@ -8,23 +8,14 @@ And the ids a request names, checked before they reach a path.
 
 from __future__ import annotations
 
-import json
-import re
-from itertools import accumulate
 from typing import Any
 
 from twisted.web.server import Request
 
-MAX_DEPTH = 64
-AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # the rule openclaw.agent.sessions applies
+from openclaw.agent.sessions import AGENT_ID
+from openclaw.protocol import jsonvalue
 
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_STEP = [0] * 256
-for _open in b"[{":
-    _STEP[_open] = 1
-for _close in b"]}":
-    _STEP[_close] = -1
+MAX_DEPTH = jsonvalue.DEFAULT_MAX_DEPTH
 
 
 class BodyError(Exception):
@@ -53,25 +44,13 @@ def read_body(request: Request, limit: int) -> bytes:
     return data
 
 
-def depth(data: bytes) -> int:
-    """How deep arrays and objects nest in C{data} (brackets inside strings do not count)."""
-    if data.count(b"[") + data.count(b"{") == 0:
-        return 0
-    brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
-
-
-def _constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def decode(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON; L{BodyError} 400 for anything that is not JSON or nests too deep."""
-    if data.count(b"[") + data.count(b"{") > max_depth and depth(data) > max_depth:
-        raise BodyError(400, f"The body nests deeper than {max_depth} levels.")
     try:
-        return json.loads(data, parse_constant=_constant)
-    except (ValueError, RecursionError):
+        return jsonvalue.loads(data, max_depth)
+    except jsonvalue.TooDeep:
+        raise BodyError(400, f"The body nests deeper than {max_depth} levels.") from None
+    except jsonvalue.JSONValueError:
         raise BodyError(400, "The body is not valid JSON.") from None
 
 
@@ -87,7 +66,7 @@ def read_json(request: Request, limit: int, empty: Any = None) -> Any:
 
 def check_agent_id(value: Any, what: str = "agentId") -> str:
     """C{value} if it is a usable agent id (it names a folder), else L{BodyError} 400."""
-    if not isinstance(value, str) or not AGENT_ID.match(value):
+    if not isinstance(value, str) or not AGENT_ID.fullmatch(value):
         shown = value[:40] if isinstance(value, str) else type(value).__name__
         raise BodyError(400, f"{what}: invalid agent id {shown!r} (lowercase letters, digits, _ and -).", what)
     return value
