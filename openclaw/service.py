@@ -41,6 +41,7 @@ from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, Zeroconf
 from openclaw.netinfo import lan_address
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
+from openclaw.web.controlui import ControlUi
 from openclaw.web.jsonpage import JsonError, write_json
 from openclaw.web.openai_api import MAX_BODY as OPENAI_MAX_BODY, OpenAIApi
 from openclaw.web.reload import ReloadProtocol
@@ -237,6 +238,8 @@ class GatewayService(MultiService):
         tools = Resource()
         tools.putChild(b"invoke", ToolsInvoke(self.hub))
         self.root.putChild(b"tools", tools)
+        if settings.control_ui_enabled:
+            self.root.mount_ui(ControlUi(settings.control_ui_base_path))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:

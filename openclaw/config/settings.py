@@ -26,6 +26,7 @@ DEFAULT_PREAUTH_PER_ADDRESS = 16  # unauthenticated connections per client addre
 DEFAULT_PREAUTH_TIMEOUT_MS = 30_000  # a whole HTTP request, or a WebSocket upgrade, within this
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_LOG_MAX_FILES = 5
+DEFAULT_CONTROL_UI_BASE_PATH = "/"
 LOOPBACK = "127.0.0.1"
 ANY = "0.0.0.0"
 
@@ -128,6 +129,17 @@ class GatewaySettings:
         if mdns.get("mode") == "off":
             return False
         return bool(self.flags.mdns or mdns.get("enabled", False))
+
+    @property
+    def control_ui_enabled(self) -> bool:
+        return bool(_get(self.config, "gateway.controlUi.enabled", True))
+
+    @property
+    def control_ui_base_path(self) -> str:
+        """C{gateway.controlUi.basePath} as C{/} or C{/seg/.../} (the schema checked its segments)."""
+        raw = _get(self.config, "gateway.controlUi.basePath") or DEFAULT_CONTROL_UI_BASE_PATH
+        inner = "/".join(s for s in str(raw).split("/") if s)
+        return f"/{inner}/" if inner else "/"
 
     @property
     def bridge_tls(self) -> Mapping[str, Any] | None:
