@@ -136,10 +136,7 @@ class GatewaySettings:
 
     @property
     def control_ui_base_path(self) -> str:
-        """C{gateway.controlUi.basePath} as C{/} or C{/seg/.../} (the schema checked its segments)."""
-        raw = _get(self.config, "gateway.controlUi.basePath") or DEFAULT_CONTROL_UI_BASE_PATH
-        inner = "/".join(s for s in str(raw).split("/") if s)
-        return f"/{inner}/" if inner else "/"
+        return control_ui_base_path(self.config)
 
     @property
     def bridge_tls(self) -> Mapping[str, Any] | None:
@@ -158,6 +155,13 @@ def _get(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
             return default
         node = node[part]
     return node
+
+
+def control_ui_base_path(config: Mapping[str, Any]) -> str:
+    """C{gateway.controlUi.basePath} as C{/} or C{/seg/.../} (the schema checked its segments)."""
+    raw = _get(config, "gateway.controlUi.basePath") or DEFAULT_CONTROL_UI_BASE_PATH
+    inner = "/".join(s for s in str(raw).split("/") if s)
+    return f"/{inner}/" if inner else "/"
 
 
 def _first(*values: Any) -> Any:

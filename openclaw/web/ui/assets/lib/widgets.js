@@ -62,9 +62,9 @@ export function duration(ms) {
   s -= h * 3600;
   const m = Math.floor(s / 60);
   s -= m * 60;
-  if (d) return `${d}d ${h}h`;
-  if (h) return `${h}h ${m}m`;
-  if (m) return `${m}m ${s}s`;
+  if (d) return h ? `${d}d ${h}h` : `${d}d`;
+  if (h) return m ? `${h}h ${m}m` : `${h}h`;
+  if (m) return s ? `${m}m ${s}s` : `${m}m`;
   return `${s}s`;
 }
 

@@ -27,7 +27,7 @@ export function create(ctx) {
   let failures = 0;
 
   function row(entry) {
-    return el("div", { class: `line ${entry.level}` }, el("span", { class: "ts" }, entry.ts.replace("T", " ").replace(/\.\d+Z?$/, "")), el("span", { class: "lvl" }, entry.level), el("span", { class: "sub" }, entry.subsystem), el("span", { class: "msg" }, entry.msg));
+    return el("div", { class: `line ${entry.level}` }, el("span", { class: "ts", title: entry.ts }, (/T(\d\d:\d\d:\d\d)/.exec(entry.ts) || [, entry.ts])[1]), el("span", { class: "lvl" }, entry.level), el("span", { class: "sub" }, entry.subsystem), el("span", { class: "msg" }, entry.msg));
   }
 
   function render() {

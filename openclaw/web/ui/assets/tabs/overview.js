@@ -37,10 +37,11 @@ export function create(ctx) {
   function renderGateway() {
     const hello = ctx.hello();
     const server = hello.server || {};
+    const self = entries.find((e) => e.mode === "gateway") || {};
     fill(
       gateway,
       fact("Version", server.version || "?"),
-      fact("Host", server.host || "—"),
+      fact("Host", server.host || self.host || "—"),
       fact("Protocol", String(hello.protocol)),
       fact("Uptime", duration(uptime.base + Date.now() - uptime.at), "overview-uptime"),
       fact("Methods", String(((hello.features || {}).methods || []).length)),
