@@ -65,8 +65,9 @@ export function create(ctx) {
     }
     fill(
       model,
-      el("p", { class: "warn", id: "overview-model-missing" }, "No model is configured: the agent cannot answer yet."),
+      el("p", { class: "warn", id: "overview-model-missing" }, "No model is set in the config."),
       el("p", null, "Set ", el("code", null, "agents.defaults.model.primary"), ' (for example "openai/gpt-4o-mini") and that provider under ', el("code", null, "models.providers"), ", with its API key, in ", el("code", { class: "wrap" }, result.path || "the config file"), "."),
+      note("Without it the agent uses a provider's default model only if the gateway has OPENAI_API_KEY or ANTHROPIC_API_KEY in its environment."),
       el("p", null, el("button", { type: "button", class: "link", on: { click: () => ctx.go("config") } }, "Open the Config tab")),
     );
   }
