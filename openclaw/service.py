@@ -366,6 +366,10 @@ class GatewayService(MultiService):
         for listener in self.http:
             host = listener.listening.getHost()  # type: ignore[union-attr]
             log.info("listening on ws://{host}:{port} (http + websocket)", host=host.host, port=host.port)
+        if self.settings.control_ui_enabled and self.http:
+            host = self.http[0].listening.getHost()  # type: ignore[union-attr]
+            base = self.settings.control_ui_base_path
+            log.info("Control UI on http://{host}:{port}{base} and WebChat on {base}chat (`openclaw dashboard` prints a signed-in link)", host=host.host, port=host.port, base=base)
         for listener in self.canvas_listeners:
             host = listener.listening.getHost()  # type: ignore[union-attr]
             log.info("canvas host on http://{host}:{port}/ (root {root})", host=host.host, port=host.port, root=str(self.settings.canvas_root))

@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.threads import deferToThread
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from openclaw.config import ConfigError, Flags, LoadedConfig, resolve_settings
@@ -151,6 +152,15 @@ class ServingTests(GatewayMixin, TestCase):
             ws = await _open_at(self.service.port, path)
             self.addCleanup(self._close_ws, ws)
             self.assertEqual(ws.challenge["event"], "connect.challenge", path)
+
+    async def test_start_names_the_address(self):
+        """At start the gateway logs where the Control UI and WebChat are (no token in it)."""
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        await self.gateway(gateway={"controlUi": {"basePath": "/ui"}})
+        lines = [formatEvent(e) for e in seen if "Control UI" in (e.get("log_format") or "")]
+        self.assertEqual(lines, [f"Control UI on http://127.0.0.1:{self.service.port}/ui/ and WebChat on /ui/chat (`openclaw dashboard` prints a signed-in link)"])
 
     async def test_disabled(self):
         """gateway.controlUi.enabled: false leaves / and /chat as JSON 404s."""

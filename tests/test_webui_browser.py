@@ -19,7 +19,7 @@ from twisted.web.static import Data
 
 from openclaw import __version__
 from tests.browser import Browser, Keys, missing
-from tests.fakes import openai_text, start_fake
+from tests.fakes import openai_text, openai_tool_call, start_fake
 from tests.helpers import scratch_home, write_config
 from tests.test_agent import model_config
 from tests.wsclient import TOKEN, Device, GatewayMixin, connect_params, open_ws
@@ -150,6 +150,34 @@ class WebChatTests(BrowserTestCase):
             if not any("FakeProvider" in repr(c.func) for c in reactor.getDelayedCalls()):
                 break
             await deferLater(reactor, 0.1, lambda: None)
+
+
+    async def test_tool_cards_when_verbose(self):
+        """"Tools" makes the session verbose: tool calls show as cards, live and in the history; off hides them."""
+        await self.start()
+        workspace = self.service.settings.state_dir / "workspace"
+        workspace.mkdir(parents=True, exist_ok=True)
+        (workspace / "notes.txt").write_text("buy <b>milk</b>")
+        self.fake.replies += [openai_tool_call("read", {"path": "notes.txt"}), openai_text("The note says to buy milk.")]
+        browser = await Browser.start(self)
+        await self.sign_in(browser)
+        await browser.click("#verbose")
+        store = self.service.hub.agent.store("main")
+        for _ in range(50):
+            if (store.get("agent:main:main") or {}).get("verboseLevel") == "on":
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(store.get("agent:main:main")["verboseLevel"], "on")
+        await browser.keys("#input", "what do my notes say?", Keys.ENTER)
+        await browser.until("const r = document.querySelector('.msg.assistant .tool .result'); return r && r.textContent.includes('milk')", "the tool card with its result")
+        self.assertEqual(await browser.js("return document.querySelector('.tool .tool-name').textContent"), "read")
+        self.assertIn('"path": "notes.txt"', await browser.js("return document.querySelector('.tool pre.json').textContent"))
+        self.assertEqual(await browser.js("return document.querySelectorAll('#messages b').length"), 0)
+        await browser.until("return [...document.querySelectorAll('.msg.assistant .md')].some(m => m.textContent === 'The note says to buy milk.')", "the final reply")
+        await browser.get(self.base + "/chat")
+        await browser.until("return document.body.dataset.conn === 'connected' && document.querySelector('#messages .tool .result')", "the tool card in the history")
+        await browser.click("#verbose")
+        await browser.until("return document.body.dataset.conn === 'connected' && !document.querySelector('#messages .tool') && document.querySelectorAll('#messages .msg').length === 2", "the history without tool cards")
 
 
 class ControlUiTests(BrowserTestCase):

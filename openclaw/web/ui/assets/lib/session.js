@@ -45,6 +45,13 @@ export async function copyText(text, button) {
   }
 }
 
+// A gateway without a secret refuses every sign-in: say how to give it one.
+const NOT_CONFIGURED = {
+  AUTH_TOKEN_NOT_CONFIGURED:
+    "The gateway has no token set, so nobody can sign in. On the gateway host set gateway.auth.token in the config (or start it with OPENCLAW_GATEWAY_TOKEN=… or --token …), then run `openclaw dashboard` for a signed-in link.",
+  AUTH_PASSWORD_NOT_CONFIGURED: "The gateway is in password mode but has no password set (gateway.auth.password).",
+};
+
 function describe(state) {
   switch (state.phase) {
     case "connected":
@@ -190,9 +197,9 @@ export async function startSession({ clientId, mode, displayName, onHello, onEve
   function onState(state) {
     setPill(state);
     if (state.phase === "failed") {
-      lastError = state.message || state.code;
+      lastError = NOT_CONFIGURED[state.code] || state.message || state.code;
       if (state.code === "CONTROL_UI_DEVICE_IDENTITY_REQUIRED" && !identity) insecureCard(insecureReason(window) || "no device identity");
-      else loginForm(state.message || state.code);
+      else loginForm(lastError);
     } else if (state.phase === "pairing" || (state.phase === "connecting" && state.pairing)) {
       pairingCard(state.phase === "pairing" ? state : { ...state.pairing });
     } else if (state.phase === "connected") {
