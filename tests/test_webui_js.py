@@ -19,6 +19,9 @@ class PageLogicTests(SynchronousTestCase):
         node = shutil.which("node")
         if node is None:
             raise SkipTest("node is not installed: the Web UI's JavaScript is untested here")
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip().lstrip("v")
+        if tuple(int(x) for x in version.split(".")[:2] if x.isdigit()) < (20, 10):
+            raise SkipTest(f"node {version} is too old to load the assets as ES modules (needs 20.10 or later)")
         # The assets are plain .js ES modules (no package.json): tell node so.
         argv = [node, "--no-warnings", "--experimental-default-type=module", str(REPO / "tests" / "webui_check.mjs"), str(bundled_root() / "assets")]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)

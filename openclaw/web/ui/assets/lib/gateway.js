@@ -275,7 +275,7 @@ export class GatewayClient {
     }
     let delay = backoffDelay(this.attempt++, RECONNECT, this.random);
     if (refusal && refusal.kind === "wait") delay = Math.max(delay, refusal.retryAfterMs);
-    this.setState({ phase: "retrying", retryInMs: delay, code, reason, message: refusal && refusal.message, wasConnected, pairing: this.pairing });
+    this.setState({ phase: "retrying", retryInMs: delay, attempt: this.attempt, code, reason, message: refusal && refusal.message, wasConnected, pairing: this.pairing });
     this.timer.retry = this.timers.setTimeout(() => this.open(), delay);
   }
 

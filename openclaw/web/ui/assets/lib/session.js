@@ -205,6 +205,17 @@ export async function startSession({ clientId, mode, displayName, onHello, onEve
     } else if (state.phase === "connected") {
       gate.hidden = true;
       app.hidden = false;
+    } else if (state.phase === "retrying" && app.hidden && state.attempt >= 3) {
+      showGate(
+        el(
+          "section",
+          { class: "card narrow", id: "unreachable" },
+          el("h2", null, "Still trying to reach the gateway"),
+          el("p", null, `No answer on ${wsUrl()} yet (${state.message || `closed with ${state.code}`}). Is the gateway running?`),
+          el("p", { class: "muted" }, "Behind a reverse proxy, pass the Host header through, or add ", el("code", null, location.origin), " to ", el("code", null, "gateway.controlUi.allowedOrigins"), "."),
+          el("div", { class: "row" }, el("button", { type: "button", on: { click: () => client && client.retryNow() } }, "Retry now"), el("button", { type: "button", class: "link", on: { click: () => signOut() } }, "Use other credentials")),
+        ),
+      );
     } else if (app.hidden && gate.hidden) {
       showGate(el("section", { class: "card narrow" }, el("p", null, "Connecting to the gateway…")));
     }
