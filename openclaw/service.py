@@ -239,7 +239,7 @@ class GatewayService(MultiService):
         tools.putChild(b"invoke", ToolsInvoke(self.hub))
         self.root.putChild(b"tools", tools)
         if settings.control_ui_enabled:
-            self.root.mount_ui(ControlUi(settings.control_ui_base_path))
+            self.root.mount_ui(ControlUi(settings.control_ui_base_path, settings.control_ui_root))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:

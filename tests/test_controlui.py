@@ -162,6 +162,20 @@ class ServingTests(GatewayMixin, TestCase):
         lines = [formatEvent(e) for e in seen if "Control UI" in (e.get("log_format") or "")]
         self.assertEqual(lines, [f"Control UI on http://127.0.0.1:{self.service.port}/ui/ and WebChat on /ui/chat (`openclaw dashboard` prints a signed-in link)"])
 
+    async def test_own_root(self):
+        """gateway.controlUi.root serves that folder's shells and assets instead of the bundled ones."""
+        root = Path(self.mktemp()).resolve()
+        (root / "assets").mkdir(parents=True)
+        (root / "index.html").write_text("<base href='{{BASE}}'>mine")
+        (root / "assets" / "app.js").write_text("export const mine = 1;")
+        await self.gateway(gateway={"controlUi": {"root": str(root)}})
+        status, _, body = await self.get("/logs")
+        self.assertEqual((status, body), (200, b"<base href='/'>mine"))
+        status, _, body = await self.get("/assets/app.js")
+        self.assertEqual((status, body), (200, b"export const mine = 1;"))
+        self.assertJson404(await self.get("/chat"), "/chat")  # no chat.html there
+        self.assertJson404(await self.get("/assets/chat.js"), "/assets/chat.js")
+
     async def test_disabled(self):
         """gateway.controlUi.enabled: false leaves / and /chat as JSON 404s."""
         await self.gateway(gateway={"controlUi": {"enabled": False}})

@@ -139,6 +139,12 @@ class GatewaySettings:
         return control_ui_base_path(self.config)
 
     @property
+    def control_ui_root(self) -> Path | None:
+        """C{gateway.controlUi.root}: a folder of UI files to serve instead of the bundled ones."""
+        root = _get(self.config, "gateway.controlUi.root")
+        return Path(root).expanduser() if root else None
+
+    @property
     def bridge_tls(self) -> Mapping[str, Any] | None:
         tls = _get(self.config, "bridge.tls")
         return tls if isinstance(tls, dict) and tls.get("enabled") else None

@@ -3,7 +3,7 @@
 The Control UI (at C{gateway.controlUi.basePath}, default C{/}) and WebChat
 (at C{<base>chat}): static files shipped in C{openclaw/web/ui/}.
 
-The files are indexed once, at start: a request can only name a file of that
+The files (the bundled ones, or C{gateway.controlUi.root}) are indexed once, at start: a request can only name a file of that
 index (no path is ever joined from request bytes), and the index itself holds
 no symlink that leads out of the folder. UI routes get their HTML shell, files
 under C{assets/} are served as they are, anything else is the JSON 404.
@@ -23,11 +23,14 @@ import re
 from pathlib import Path
 
 import attrs
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from openclaw import __version__
 from openclaw.web.jsonpage import JsonError, not_found
+
+log = Logger(namespace="openclaw.controlui")
 
 # Path routes of the two pages (history.pushState in the browser); a reload keeps the tab.
 CONTROL_TABS = ("overview", "channels", "sessions", "approvals", "nodes", "cron", "logs", "config")
@@ -131,7 +134,11 @@ class ControlUi(Resource):
         super().__init__()
         self.base_path = base_path
         self.mount, self.prefix = mount_point(base_path)
-        self.files = index_files(root or bundled_root())
+        self.root = root or bundled_root()
+        self.files = index_files(self.root)
+        missing = sorted(set(SHELLS.values()) - set(self.files))
+        if missing:
+            log.warn("Control UI: {missing} not found in {root}", missing=", ".join(missing), root=str(self.root))
         fields = {b"{{BASE}}": base_path, b"{{VERSION}}": version}
         for name in set(SHELLS.values()):
             shell = self.files.get(name)
