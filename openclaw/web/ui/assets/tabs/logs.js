@@ -22,6 +22,7 @@ export function create(ctx) {
   let lines = [];
   let cursor = null;
   let paused = false;
+  let held = [];
   let visible = false;
   let timer = null;
   let failures = 0;
@@ -55,7 +56,9 @@ export function create(ctx) {
       failures = 0;
       if (page.reset) append([parseLogLine("--- the log file was rotated ---")]);
       cursor = typeof page.cursor === "number" ? page.cursor : cursor;
-      append((page.lines || []).map(parseLogLine));
+      const entries = (page.lines || []).map(parseLogLine);
+      if (paused) held = held.concat(entries).slice(-KEEP); // answered after Pause: shown on Resume
+      else append(entries);
       status.textContent = page.file ? `${page.file}` : "";
     } catch (e) {
       failures++;
@@ -72,7 +75,11 @@ export function create(ctx) {
     paused = !paused;
     pause.textContent = paused ? "Resume" : "Pause";
     pause.setAttribute("aria-pressed", String(paused));
-    if (!paused) schedule();
+    if (!paused) {
+      append(held);
+      held = [];
+      schedule();
+    }
   });
   clearButton.addEventListener("click", () => {
     lines = [];
@@ -85,6 +92,7 @@ export function create(ctx) {
     root,
     refresh() {
       lines = [];
+      held = [];
       cursor = null;
       render();
     },
