@@ -19,7 +19,7 @@ from twisted.web.static import Data
 
 from openclaw import __version__
 from tests.browser import Browser, Keys, missing
-from tests.fakes import openai_text, openai_tool_call, start_fake
+from tests.fakes import Reply, openai_text, openai_tool_call, start_fake
 from tests.helpers import scratch_home, write_config
 from tests.test_agent import model_config
 from tests.wsclient import TOKEN, Device, GatewayMixin, connect_params, open_ws
@@ -119,7 +119,7 @@ class WebChatTests(BrowserTestCase):
         await browser.screenshot("chat-phone.png")
 
     async def test_stop_and_unsafe_reply(self):
-        """A reply with an <img onerror> and a javascript: link shows as text and runs nothing; Esc stops a reply mid-stream."""
+        """A reply with an <img onerror> and a javascript: link shows as text and runs nothing; Esc stops a reply mid-stream; a model error shows inline."""
         await self.start()
         self.fake.replies.append(openai_text('Look: <img src=x onerror="window.__pwned=1"> and [click me](javascript:window.__pwned=2) and <script>window.__pwned=3</script> [ok](https://example.com/)'))
         hanging = openai_text("Thinking", " slowly", " and", " never", " done")
@@ -150,6 +150,11 @@ class WebChatTests(BrowserTestCase):
             if not any("FakeProvider" in repr(c.func) for c in reactor.getDelayedCalls()):
                 break
             await deferLater(reactor, 0.1, lambda: None)
+        # a failing model: the error shows inline, under the message
+        self.fake.replies.append(Reply([b'{"error":{"message":"model overloaded, try later"}}'], status=400))
+        await browser.keys("#input", "again", Keys.ENTER)
+        error = await browser.until("const e = document.querySelector('.msg.assistant.failed .error'); return e && e.textContent", "the inline error")
+        self.assertIn("model overloaded", error)
 
 
     async def test_tool_cards_when_verbose(self):
