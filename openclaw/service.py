@@ -41,6 +41,7 @@ from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, Zeroconf
 from openclaw.netinfo import lan_address
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
+from openclaw.web.controlui import ControlUi
 from openclaw.web.jsonpage import JsonError, write_json
 from openclaw.web.openai_api import MAX_BODY as OPENAI_MAX_BODY, OpenAIApi
 from openclaw.web.reload import ReloadProtocol
@@ -257,6 +258,8 @@ class GatewayService(MultiService):
         tools = Resource()
         tools.putChild(b"invoke", ToolsInvoke(self.hub))
         self.root.putChild(b"tools", tools)
+        if settings.control_ui_enabled:
+            self.root.mount_ui(ControlUi(settings.control_ui_base_path, settings.control_ui_root))
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:
@@ -398,6 +401,10 @@ class GatewayService(MultiService):
         for listener in self.http:
             host = listener.listening.getHost()  # type: ignore[union-attr]
             log.info("listening on ws://{host}:{port} (http + websocket)", host=host.host, port=host.port)
+        if self.settings.control_ui_enabled and self.http:
+            host = self.http[0].listening.getHost()  # type: ignore[union-attr]
+            base = self.settings.control_ui_base_path
+            log.info("Control UI on http://{host}:{port}{base} and WebChat on {base}chat (`openclaw dashboard` prints a signed-in link)", host=host.host, port=host.port, base=base)
         for listener in self.canvas_listeners:
             host = listener.listening.getHost()  # type: ignore[union-attr]
             log.info("canvas host on http://{host}:{port}/ (root {root})", host=host.host, port=host.port, root=str(self.settings.canvas_root))

@@ -55,8 +55,8 @@ class LoopbackTests(TestCase):
         self.assertEqual((code, headers.getRawHeaders("allow")), (405, ["GET, HEAD"]))
 
     async def test_unknown_paths(self):
-        """Unknown paths, and /, are JSON 404s."""
-        service = self.start(make_settings(scratch_home(self)))
+        """Unknown paths are JSON 404s (and / too, with the Control UI switched off)."""
+        service = self.start(make_settings(scratch_home(self), controlUi={"enabled": False}))
         for path in ("/nope", "/", "/health/x", "/%2e%2e/etc/passwd"):
             code, _, body = await self.get(service, path)
             self.assertEqual(code, 404, path)

@@ -9,10 +9,13 @@ config written by a newer or older OpenClaw still starts.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
+import attrs
+
 from openclaw.config.errors import Issue
-from openclaw.shape import Any_, check, Bool, Duration, Either, Int, List, Obj, Str
+from openclaw.shape import Any_, check, Bool, Duration, Either, Int, Kind, List, Obj, Str
 
 FREE = Obj(rest=Any_())
 PORT = Int(1, 65535)
@@ -20,6 +23,32 @@ STRINGS = List(Str())
 LOG_LEVELS = ("silent", "fatal", "error", "warn", "info", "debug", "trace")
 BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
 AUTH_MODES = ("none", "token", "password", "trusted-proxy")
+
+# First path segments the gateway port already serves; the Control UI may not shadow them.
+RESERVED_PATHS = ("health", "healthz", "v1", "tools", "__openclaw__")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$")
+
+
+@attrs.frozen
+class BasePath(Kind):
+    """A URL path prefix such as C{/} or C{/openclaw}: plain segments, none reserved."""
+
+    description = 'a path such as "/" or "/openclaw"'
+
+    def check(self, value, path, errors, warnings):
+        if not isinstance(value, str) or not value.startswith("/"):
+            errors.append(Issue(path, f"expected {self.description}, got {value!r}"))
+            return
+        segments = [s for s in value.split("/") if s]
+        bad = next((s for s in segments if not _SEGMENT.match(s)), None)
+        if bad is not None:
+            errors.append(Issue(path, f"invalid path segment {bad!r} (use letters, digits, '-', '_', '.', '~')"))
+        elif segments and segments[0] in RESERVED_PATHS:
+            errors.append(Issue(path, f"/{segments[0]} is served by the gateway already, pick another base path"))
+
+    def json_schema(self):
+        return {"type": "string", "pattern": "^/"}
+
 
 TLS = Obj({"enabled": Bool(), "autoGenerate": Bool(), "certPath": Str(), "keyPath": Str(), "caPath": Str()})
 
@@ -54,7 +83,7 @@ GATEWAY = Obj(
         "controlUi": Obj(
             {
                 "enabled": Bool(),
-                "basePath": Str(),
+                "basePath": BasePath(),
                 "root": Str(),
                 "allowedOrigins": STRINGS,
                 "allowInsecureAuth": Bool(),

@@ -27,6 +27,7 @@ DEFAULT_PREAUTH_PER_ADDRESS = 16  # unauthenticated connections per client addre
 DEFAULT_PREAUTH_TIMEOUT_MS = 30_000  # a whole HTTP request, or a WebSocket upgrade, within this
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_LOG_MAX_FILES = 5
+DEFAULT_CONTROL_UI_BASE_PATH = "/"
 LOOPBACK = "127.0.0.1"
 ANY = "0.0.0.0"
 
@@ -142,6 +143,20 @@ class GatewaySettings:
         return bool(self.flags.mdns or mdns.get("enabled", False))
 
     @property
+    def control_ui_enabled(self) -> bool:
+        return bool(_get(self.config, "gateway.controlUi.enabled", True))
+
+    @property
+    def control_ui_base_path(self) -> str:
+        return control_ui_base_path(self.config)
+
+    @property
+    def control_ui_root(self) -> Path | None:
+        """C{gateway.controlUi.root}: a folder of UI files to serve instead of the bundled ones."""
+        root = _get(self.config, "gateway.controlUi.root")
+        return Path(root).expanduser() if root else None
+
+    @property
     def bridge_tls(self) -> Mapping[str, Any] | None:
         tls = _get(self.config, "bridge.tls")
         return tls if isinstance(tls, dict) and tls.get("enabled") else None
@@ -175,6 +190,13 @@ def _get(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
             return default
         node = node[part]
     return node
+
+
+def control_ui_base_path(config: Mapping[str, Any]) -> str:
+    """C{gateway.controlUi.basePath} as C{/} or C{/seg/.../} (the schema checked its segments)."""
+    raw = _get(config, "gateway.controlUi.basePath") or DEFAULT_CONTROL_UI_BASE_PATH
+    inner = "/".join(s for s in str(raw).split("/") if s)
+    return f"/{inner}/" if inner else "/"
 
 
 def _first(*values: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
+from openclaw.web.controlui import ControlUi
 from openclaw.web.health import Health
 from openclaw.web.jsonpage import not_found
 
@@ -24,6 +25,7 @@ class GatewayRoot(Resource):
     def __init__(self, websocket: IResource | None = None) -> None:
         super().__init__()
         self.websocket = websocket
+        self.ui: ControlUi | None = None  # the Control UI when its base path is "/"
         health = Health()
         self.putChild(b"health", health)
         self.putChild(b"healthz", health)
@@ -34,11 +36,21 @@ class GatewayRoot(Resource):
             return self.websocket
         return super().getChildWithDefault(path, request)
 
+    def mount_ui(self, ui: ControlUi) -> None:
+        """The Control UI at its base path; paths the root serves itself keep precedence."""
+        if ui.mount:
+            self.putChild(ui.mount, ui)
+        else:
+            self.ui = ui
+
     def getChild(self, path: bytes, request: Request) -> IResource:
+        if self.ui is not None:
+            # The UI reads the whole path itself (the segment was moved to prepath).
+            request.postpath.insert(0, request.prepath.pop())
+            return self.ui
         return not_found()
 
     def render(self, request: Request) -> bytes:
-        # "/" itself: the Control UI will live here; until then a JSON 404.
         if self.websocket is not None and wants_websocket(request):
             return self.websocket.render(request)
         return not_found().render(request)
