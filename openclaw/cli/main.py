@@ -23,6 +23,7 @@ from openclaw.cli.dashboard import DashboardOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_for, load_valid
+from openclaw.config.firstrun import needs_token, new_token, store_or_explain
 from openclaw.paths import ProfileError
 from openclaw.tap import Options as TapOptions
 from openclaw.tap import settings_from_options
@@ -46,6 +47,14 @@ class GatewayRunOptions(TapOptions, CommandOptions):
 
         try:
             settings = settings_from_options(self, env)
+            if needs_token(settings.auth):
+                # First run: a token in the config, so the local CLI and browser can connect.
+                store_or_explain(load_for(settings.layout, env), new_token())
+                settings = settings_from_options(self, env)
+                out.write(
+                    f"Generated a gateway token and stored it in {settings.layout.config_path} (gateway.auth.token).\n"
+                    "Local `openclaw` commands read it from there; `openclaw dashboard` prints the browser link with it.\n"
+                )
         except ConfigError as e:
             err.write(e.describe() + "\n")
             return EX_CONFIG
