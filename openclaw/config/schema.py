@@ -93,6 +93,8 @@ GATEWAY = Obj(
                 "allowNetwork": Bool(),
                 "allowFileSystem": Either((Bool(), STRINGS)),
                 "image": Str(),
+                "pidsLimit": Int(1),
+                "memory": Either((Int(1), Str(nonempty=True))),
             }
         ),
     }

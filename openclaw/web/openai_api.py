@@ -136,8 +136,8 @@ class _Route(Resource):
         model = body.get("model") if isinstance(body.get("model"), str) else "openclaw"
         header_agent = request.getHeader(b"x-openclaw-agent-id")
         agent_id = header_agent.decode() if header_agent else agent_from_model(model)
-        if agent_id is None:
-            return _error(request, 400, f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId>.", code="model_not_found")
+        if agent_id is None or agent_id not in self.api.hub.agent.agents():
+            return _error(request, 400, f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId> of a configured agent.", code="model_not_found")
         key_header = request.getHeader(b"x-openclaw-session-key")
         if key_header:
             raw_key = key_header.decode("utf-8", "replace")

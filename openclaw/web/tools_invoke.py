@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_tools -*-
 """
 C{POST /tools/invoke}: run one agent tool over HTTP, behind the gateway's
-bearer secret. Dangerous tools are refused unless C{gateway.tools.allow}
-names them (spec §7's default deny list, adjusted by C{gateway.tools}).
+bearer secret. Tools that read, write or execute files, and spec §7's
+default deny list, are refused unless C{gateway.tools.allow} names them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from openclaw.agent.tools import HTTP_DENY, TOOLS, run_tool
+from openclaw.protocol.errors import GatewayError
 
 MAX_BODY = 2 * 1024 * 1024
 
@@ -57,7 +58,10 @@ class ToolsInvoke(Resource):
         if not self.allowed(name):
             return _reply(request, 404, {"ok": False, "error": {"type": "not_found", "message": f"tool not available over HTTP: {name}"}})
         runtime = self.hub.agent
-        key = runtime.key(body.get("sessionKey") or "main", body.get("agentId"))
+        try:
+            key = runtime.key(body.get("sessionKey") or "main", body.get("agentId"))
+        except (ValueError, GatewayError) as e:  # a bad key, or an agent that is not configured
+            return _reply(request, 400, {"ok": False, "error": {"type": "invalid_request", "message": getattr(e, "message", None) or str(e)}})
         d = Deferred.fromCoroutine(run_tool(TOOLS[name], runtime.tool_context(key), body.get("args") if "args" in body else {}))
         closed: list[bool] = []
         request.notifyFinish().addBoth(lambda _: closed.append(True))
