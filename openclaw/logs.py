@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Mapping
 
 from twisted.application.service import Service
 from twisted.logger import (
@@ -59,6 +59,39 @@ _DEFAULT_PATTERNS = (
 )
 
 
+# Config keys whose string values are secrets wherever they appear (provider
+# keys, channel tokens, gateway token/password, webhook secrets, ...).
+_SECRET_FIELD = re.compile(r"(token|password|passwd|secret|api[-_]?key|private[-_]?key|credential|cookie)$", re.I)
+_SECRET_ENV = re.compile(r"(TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|PRIVATE_?KEY|CREDENTIALS?)$")
+
+
+def config_secrets(config: Mapping[str, Any], env: Mapping[str, str] = {}) -> set[str]:
+    """Every configured secret, by value: secret-named config fields at any depth
+    (C{models.providers.*.apiKey}, C{channels.*.botToken}, C{gateway.auth.token}, ...)
+    and secret-named environment variables (C{OPENAI_API_KEY}, ...)."""
+    found: set[str] = set()
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and _SECRET_FIELD.search(key):
+            found.add(value)
+
+    walk(config, "")
+    found.update(v for k, v in env.items() if isinstance(v, str) and _SECRET_ENV.search(k.upper()))
+    # Flags like "true" or a short word would mask ordinary text everywhere.
+    return {s for s in found if len(s) >= 6 and s.lower() not in ("false", "enabled", "disabled")}
+
+
+def gateway_redactor(settings: Any) -> Redactor:
+    """The gateway's redactor: auth secrets plus every configured secret (L{config_secrets})."""
+    return Redactor((*settings.auth.secrets, *config_secrets(settings.config, settings.env)))
+
+
 class Redactor:
     """Masks known secret values, secret-looking strings, and secret-named fields."""
 
@@ -72,12 +105,30 @@ class Redactor:
         self._secrets.update(s for s in secrets if s and len(s) >= 4)
 
     def text(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, MASK)
+        text = self.values(text)
         for pattern in self._patterns:
             text = pattern.sub(self._mask_match, text)
         return text
+
+    def values(self, text: str) -> str:
+        """C{text} with every known secret value masked (patterns are not applied)."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def scrub(self, value: Any) -> Any:
+        """A copy of a JSON value with known secret values masked in every string;
+        nothing else changes (for events and errors sent to clients)."""
+        if not self._secrets:
+            return value
+        if isinstance(value, str):
+            return self.values(value)
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(v) for v in value]
+        return value
 
     @staticmethod
     def _mask_match(m: re.Match[str]) -> str:
@@ -177,7 +228,7 @@ class ConsoleObserver:
             clock = time.strftime("%H:%M:%S", time.localtime(event.get("log_time") or time.time()))
             level = "" if record["level"] == "info" else f"{record['level']} "
             line = f"{clock} {level}[{record['subsystem']}] {record['msg']}"
-            if "error" in record and self._style == "pretty":
+            if "stack" in record and self._style == "pretty":
                 line += f"\n{record['stack']}"
         try:
             self._out.write(line + "\n")

@@ -34,7 +34,7 @@ from openclaw.gateway.methods import METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
 from openclaw.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
-from openclaw.logs import LogFileService, Redactor
+from openclaw.logs import LogFileService, gateway_redactor
 from openclaw.portowner import listeners
 from openclaw.store import StateLock, StateLocked, clean_stray_temps, ensure_dir, loose_mode
 from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
@@ -234,7 +234,7 @@ class GatewayService(MultiService):
         super().__init__()
         self.settings = settings
         self.reactor = reactor
-        self.redactor = Redactor(settings.auth.secrets)
+        self.redactor = gateway_redactor(settings)
         self.lock = StateLock(settings.state_dir)
         self.started_at: float | None = None
 
@@ -249,7 +249,7 @@ class GatewayService(MultiService):
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
         self.from_proxy = _matcher(self.trusted_proxies)  # proxies share one address among many clients
         self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS})
-        self.hub.agent = AgentRuntime(self.hub, reactor)
+        self.hub.agent = AgentRuntime(self.hub, reactor, redactor=self.redactor)
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.hub.canvas_url = self.canvas_url
         self.root = GatewayRoot(websocket_resource(self))

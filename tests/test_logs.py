@@ -9,7 +9,7 @@ from pathlib import Path
 from twisted.logger import Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from openclaw.logs import ConsoleObserver, JsonLinesObserver, LogFileService, Redactor, filtered
+from openclaw.logs import ConsoleObserver, JsonLinesObserver, LogFileService, Redactor, config_secrets, filtered
 
 
 class Sink(io.BytesIO):
@@ -98,6 +98,37 @@ class LevelTests(SynchronousTestCase):
         first, second = out.getvalue().splitlines()
         self.assertRegex(first, r"^\d\d:\d\d:\d\d \[gateway\] listening on 1$")
         self.assertRegex(second, r"^\d\d:\d\d:\d\d warn \[gateway\] bad \*\*\*$")
+
+    def test_console_error_field(self):
+        """An event with an `error` field (not a failure) is printed, not lost to a KeyError."""
+        out = io.StringIO()
+        publisher = LogPublisher()
+        publisher.addObserver(ConsoleObserver(out, Redactor()))
+        Logger(namespace="openclaw.agent", observer=publisher).warn("model failed: {error}", error="boom")
+        self.assertRegex(out.getvalue(), r"warn \[agent\] model failed: boom\n$")
+
+
+class SecretTests(SynchronousTestCase):
+    def test_config_secrets(self):
+        """Every secret-named config value and environment variable is collected by value; flags and numbers are not."""
+        config = {
+            "models": {"providers": {"a": {"apiKey": "key-aaaaaaaa", "maxTokens": 100}}},
+            "channels": {"telegram": {"botToken": "123:bot-token-x", "accounts": [{"appToken": "xapp-zzzzzz"}]}},
+            "gateway": {"auth": {"password": "pass-word-1"}},
+            "hooks": {"token": "hook-tok-77", "enabled": True},
+            "tools": {"allow": ["token"]},
+        }
+        env = {"OPENAI_API_KEY": "env-openai-1", "PATH": "/usr/bin", "SOME_TOKEN": "false"}
+        self.assertEqual(
+            config_secrets(config, env),
+            {"key-aaaaaaaa", "123:bot-token-x", "xapp-zzzzzz", "pass-word-1", "hook-tok-77", "env-openai-1"},
+        )
+
+    def test_scrub(self):
+        """scrub masks known values in every string of a JSON value and changes nothing else."""
+        redactor = Redactor(["prov-key-123456"])
+        value = {"error": "401: prov-key-123456 is wrong", "n": 3, "list": ["Bearer abcdefghijkl", {"token": "keep-shape"}]}
+        self.assertEqual(redactor.scrub(value), {"error": "401: *** is wrong", "n": 3, "list": ["Bearer abcdefghijkl", {"token": "keep-shape"}]})
 
 
 class FileServiceTests(SynchronousTestCase):

@@ -98,11 +98,18 @@ class SandboxTests(TestCase):
         self.assertEqual((self.ws / "made.txt").read_text(), "inside\n")
 
     def test_bubblewrap_network_flag(self):
-        """allowNetwork shares the network; allowFileSystem true mounts / read-only."""
-        cmd = Bubblewrap(allow_network=True, allow_file_system=True, binary="/usr/bin/bwrap").command(["true"], self.ws)
-        self.assertIn("--share-net", cmd)
-        self.assertEqual(cmd[cmd.index("--ro-bind") : cmd.index("--ro-bind") + 3], ["--ro-bind", "/", "/"])
-        self.assertNotIn("--share-net", Bubblewrap(binary="/usr/bin/bwrap").command(["true"], self.ws))
+        """allowNetwork keeps the network (both modes); allowFileSystem true binds the host's top folders read-only."""
+        for as_root in (False, True):
+            open_net = Bubblewrap(allow_network=True, allow_file_system=True, binary="/usr/bin/bwrap", setpriv="/usr/bin/setpriv", as_root=as_root).prepare(["true"], self.ws)
+            closed = Bubblewrap(binary="/usr/bin/bwrap", setpriv="/usr/bin/setpriv", as_root=as_root).prepare(["true"], self.ws)
+            for launch in (open_net, closed):
+                launch.close()
+            if as_root:  # no --unshare-all as root: it would map root into a user namespace
+                self.assertEqual(("--unshare-net" in open_net.argv, "--unshare-net" in closed.argv), (False, True))
+            else:
+                self.assertEqual(("--share-net" in open_net.argv, "--share-net" in closed.argv), (True, False))
+            self.assertEqual(open_net.argv[open_net.argv.index("/usr") - 1 : open_net.argv.index("/usr") + 2], ["--ro-bind", "/usr", "/usr"])
+            self.assertNotIn("/proc", open_net.argv[: open_net.argv.index("--proc")])
 
     async def test_docker_with_fake_cli(self):
         """The docker backend drives the docker CLI: no network, the workspace mounted, the image named."""
@@ -117,7 +124,10 @@ class SandboxTests(TestCase):
         self.assertFalse(error, text)
         self.assertIn("from docker", text)
         [call] = [json.loads(line) for line in log.read_text().splitlines()]
-        self.assertEqual(call[:5], ["run", "--rm", "-i", "--network", "none"])
+        self.assertEqual(call[:3], ["run", "--rm", "-i"])
+        for flag, value in (("--network", "none"), ("--cap-drop", "ALL"), ("--security-opt", "no-new-privileges"), ("--pids-limit", "256")):
+            self.assertEqual(call[call.index(flag) + 1], value)
+        self.assertEqual(call[call.index("--user") + 1], "65534:65534" if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}")
         self.assertIn(f"{self.ws}:/workspace", call)
 
     async def test_missing_backend_refused(self):
@@ -201,8 +211,8 @@ class ToolLoopTests(GatewayMixin, TestCase):
         self.assertIn("/workspace", result)
 
     async def test_tools_invoke_http(self):
-        """/tools/invoke: bearer required; exec is denied by default (404); read works."""
-        await self.gateway()
+        """/tools/invoke: bearer required; exec is denied by default (404); read works once allowed."""
+        await self.gateway(gateway={"tools": {"allow": ["read"]}})
         workspace = self.service.hub.agent.workspace()
         workspace.mkdir(parents=True, exist_ok=True)
         (workspace / "hello.txt").write_text("hi from the workspace")

@@ -3,13 +3,16 @@
 The agent's tools: C{read}, C{write}, C{edit}, C{exec}, C{web_fetch},
 C{sessions_list}, C{sessions_send}.
 
-Paths are relative to the workspace; a sandboxed session cannot leave it.
-The main session runs C{exec} on the host; other sessions run it in the
-sandbox when C{gateway.sandbox.mode} is C{non-main} (all of them with C{all}).
+Paths are relative to the workspace; a sandboxed session cannot leave it
+(see L{openclaw.agent.fsjail}). The main session runs C{exec} on the host;
+other sessions run it in the sandbox when C{gateway.sandbox.mode} is
+C{non-main} (all of them with C{all}). File work runs in a thread pool, never
+on the reactor. docs/security.md says what each tool may touch.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import uuid
@@ -17,20 +20,29 @@ from pathlib import Path
 from typing import Any, Callable
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 
+from openclaw.agent.fsjail import Jail, JailError
 from openclaw.agent.providers import ToolSpec
-from openclaw.agent.sandbox import ISandbox, SandboxUnavailable
+from openclaw.agent.sandbox import ISandbox, Launch, SandboxUnavailable, inner_cwd
 from openclaw.agent.webfetch import FetchRefused
 from openclaw.process import run_process
-from openclaw.store import atomic_write
 
-READ_CAP = 256 * 1024
+log = Logger(namespace="openclaw.tools")
+
 OUTPUT_CAP = 64 * 1024
 EXEC_TIMEOUT = 120.0
+MAX_EXEC_TIMEOUT = 600.0
+EXEC_GRACE = 1.0  # SIGTERM, then SIGKILL this much later
+CLEANUP_TIMEOUT = 30.0
 SEND_TIMEOUT = 120.0
-# Never callable over HTTP /tools/invoke unless allowed explicitly (spec §7).
-HTTP_DENY = frozenset({"exec", "spawn", "shell", "fs_write", "fs_delete", "fs_move", "apply_patch", "sessions_spawn", "sessions_send", "cron", "gateway", "nodes"})
+MAX_READ_LINES = 100_000
+# Never callable over HTTP /tools/invoke unless gateway.tools.allow names them:
+# spec §7's list, and every tool here that reads, writes or executes files.
+HTTP_DENY = frozenset({"exec", "spawn", "shell", "fs_write", "fs_delete", "fs_move", "apply_patch", "sessions_spawn", "sessions_send", "cron", "gateway", "nodes", "read", "write", "edit"})
 
 
 class ToolError(Exception):
@@ -44,135 +56,209 @@ class ToolContext:
     sandbox: ISandbox | None  # None: runs on the host
     runtime: Any
     reactor: Any
+    pool: ThreadPool | None = None  # the thread pool for file work (default: the reactor's)
 
     @property
     def confined(self) -> bool:
         return self.sandbox is not None
 
+    def jail(self) -> Jail:
+        return Jail(self.workspace, self.confined, self.sandbox.owner() if self.sandbox is not None else None)
 
-def _path(ctx: ToolContext, raw: Any) -> Path:
-    if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
-        raise ToolError("path is required")
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = ctx.workspace / path
-    real = Path(os.path.realpath(path))
-    root = Path(os.path.realpath(ctx.workspace))
-    if ctx.confined and real != root and root not in real.parents:
-        raise ToolError(f"path is outside the workspace: {raw}")
-    return real
+    def in_thread(self, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        return deferToThreadPool(self.reactor, self.pool or self.reactor.getThreadPool(), f, *args)
 
 
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n[... truncated {len(text) - limit} characters]"
+def _whole(args: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = args.get(name)
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ToolError(f"{name} must be a whole number from {low}")
+    return min(value, high)
+
+
+def exec_timeout(value: Any) -> float:
+    """C{timeoutMs} as seconds; anything but a positive finite number is refused."""
+    if value is None:
+        return EXEC_TIMEOUT
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ToolError(f"timeoutMs must be a positive number of milliseconds, not {value[:40]!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ToolError(f"timeoutMs must be a positive number of milliseconds, not {value!r}")
+    return min(value / 1000, MAX_EXEC_TIMEOUT)
 
 
 async def tool_read(ctx: ToolContext, args: dict[str, Any]) -> str:
-    path = _path(ctx, args.get("path"))
-    try:
-        data = path.read_bytes()[: READ_CAP * 4]
-    except FileNotFoundError:
-        raise ToolError(f"no such file: {args.get('path')}")
-    except IsADirectoryError:
-        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())[:500]
-        return "\n".join(entries)
-    except OSError as e:
-        raise ToolError(f"cannot read {args.get('path')}: {e.strerror}")
-    lines = data.decode("utf-8", "replace").splitlines()
-    offset = max(int(args.get("offset") or 1), 1) - 1
-    limit = int(args.get("limit") or 2000)
-    return _cap("\n".join(lines[offset : offset + limit]), READ_CAP)
+    offset = _whole(args, "offset", 1, 1, 10**9)
+    limit = _whole(args, "limit", 2000, 1, MAX_READ_LINES)
+    return await ctx.in_thread(ctx.jail().read, args.get("path"), offset, limit)
 
 
 async def tool_write(ctx: ToolContext, args: dict[str, Any]) -> str:
-    path = _path(ctx, args.get("path"))
     content = args.get("content")
     if not isinstance(content, str):
         raise ToolError("content must be a string")
-    atomic_write(path, content.encode("utf-8"), mode=0o644)
-    return f"wrote {len(content.encode('utf-8'))} bytes to {args['path']}"
+    data = content.encode("utf-8")
+    await ctx.in_thread(ctx.jail().write, args.get("path"), data)
+    return f"wrote {len(data)} bytes to {args['path']}"
+
+
+def _edit(jail: Jail, path: Any, old: str, new: str) -> None:
+    place, text = jail.read_text(path)
+    with place:
+        count = text.count(old)
+        if count != 1:
+            raise ToolError(f"oldText must occur exactly once (found {count} times)")
+        jail.replace(place, text.replace(old, new, 1).encode("utf-8"))
 
 
 async def tool_edit(ctx: ToolContext, args: dict[str, Any]) -> str:
-    path = _path(ctx, args.get("path"))
     old, new = args.get("oldText"), args.get("newText")
     if not isinstance(old, str) or not old or not isinstance(new, str):
         raise ToolError("oldText (non-empty) and newText are required")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ToolError(f"cannot read {args.get('path')}: {e.strerror}")
-    count = text.count(old)
-    if count != 1:
-        raise ToolError(f"oldText must occur exactly once (found {count} times)")
-    atomic_write(path, text.replace(old, new, 1).encode("utf-8"), mode=0o644)
+    await ctx.in_thread(_edit, ctx.jail(), args.get("path"), old, new)
     return f"edited {args['path']}"
 
 
-async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
+def _command(args: dict[str, Any]) -> list[str]:
     command = args.get("command")
-    if isinstance(command, str) and command.strip():
-        argv = ["/bin/sh", "-c", command]
-    elif isinstance(command, list) and command and all(isinstance(a, str) for a in command):
-        argv = list(command)
-    else:
-        raise ToolError("command is required (a shell string or an argv list)")
-    timeout = min(float(args.get("timeoutMs") or EXEC_TIMEOUT * 1000) / 1000, 600.0)
-    ctx.workspace.mkdir(parents=True, exist_ok=True)
+    if isinstance(command, str) and command.strip() and "\x00" not in command:
+        return ["/bin/sh", "-c", command]
+    if isinstance(command, list) and command and all(isinstance(a, str) and "\x00" not in a for a in command):
+        return list(command)
+    raise ToolError("command is required (a shell string or an argv list)")
+
+
+def _host_launch(ctx: ToolContext, argv: list[str], cwd: Any) -> Launch:
     path = os.environ.get("PATH", "/usr/bin:/bin")
-    if ctx.sandbox is not None:
-        try:
-            argv = ctx.sandbox.command(argv, ctx.workspace)
-        except SandboxUnavailable as e:
-            raise ToolError(f"exec refused: {e}")
-        cwd = str(ctx.workspace)
-    else:
-        cwd = str(_path(ctx, args.get("cwd") or "."))
-        if argv[0] != "/bin/sh":
-            found = shutil.which(argv[0], path=path)
-            if found is None:
-                raise ToolError(f"command not found: {argv[0]}")
-            argv[0] = found
+    ctx.workspace.mkdir(parents=True, exist_ok=True)
+    folder = Path(cwd).expanduser() if isinstance(cwd, str) and cwd.strip() else ctx.workspace
+    folder = folder if folder.is_absolute() else ctx.workspace / folder
+    if not folder.is_dir():
+        raise ToolError(f"cwd is not a folder: {cwd}")
+    if argv[0] != "/bin/sh":
+        found = shutil.which(argv[0], path=path)
+        if found is None:
+            raise ToolError(f"command not found: {argv[0]}")
+        argv = [found, *argv[1:]]
     env = {"PATH": path, "HOME": os.environ.get("HOME", str(ctx.workspace)), "LANG": "C.UTF-8"}
-    try:
-        ran = await run_process(ctx.reactor, argv, timeout, env, cwd, cap=OUTPUT_CAP)
-    except OSError as e:
-        raise ToolError(f"cannot start {argv[0]}: {e.strerror}")
-    parts = [f"exit code: {ran.code}" + (" (timed out)" if ran.timed_out else "")]
-    if ran.stdout:
-        parts.append("stdout:\n" + _cap(ran.stdout.decode("utf-8", "replace"), OUTPUT_CAP))
-    if ran.stderr:
-        parts.append("stderr:\n" + _cap(ran.stderr.decode("utf-8", "replace"), OUTPUT_CAP))
+    return Launch(argv, str(folder), env)
+
+
+def _report(ran: Any, timeout: float) -> str:
+    if ran.timed_out:
+        head = f"exit code: {ran.code} (timed out after {timeout:g} s: the command and everything it started were stopped)"
+    elif ran.code is not None and ran.code < 0:
+        head = f"exit code: {ran.code} (killed by signal {-ran.code})"
+    else:
+        head = f"exit code: {ran.code}"
+    parts = [head]
+    for name, data, dropped in (("stdout", ran.stdout, ran.stdout_dropped), ("stderr", ran.stderr, ran.stderr_dropped)):
+        if data:
+            parts.append(f"{name}:\n" + data.decode("utf-8", "replace"))
+        if dropped:
+            parts.append(f"[{name} cut: the first {OUTPUT_CAP // 1024} KiB are shown, {dropped} more bytes were dropped]")
     return "\n".join(parts)
 
 
+async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
+    # Everything is checked before anything starts.
+    argv = _command(args)
+    timeout = exec_timeout(args.get("timeoutMs"))
+    if ctx.sandbox is not None:
+        try:
+            cwd = inner_cwd(args.get("cwd"))
+            ctx.workspace.mkdir(parents=True, exist_ok=True)
+            launch = ctx.sandbox.prepare(argv, ctx.workspace, cwd)
+        except SandboxUnavailable as e:
+            raise ToolError(f"exec refused: {e}")
+        except ValueError as e:
+            raise ToolError(str(e))
+    else:
+        launch = _host_launch(ctx, argv, args.get("cwd"))
+    try:
+        ran = await run_process(ctx.reactor, launch.argv, timeout, launch.env, launch.cwd, cap=OUTPUT_CAP, grace=EXEC_GRACE, limits=launch.limits, fds=launch.fds)
+    except CancelledError:
+        _clean_up(ctx, launch)
+        raise
+    except OSError as e:
+        raise ToolError(f"cannot start {argv[0]}: {e.strerror}")
+    if ran.timed_out:
+        _clean_up(ctx, launch)
+    return _report(ran, timeout)
+
+
+def _clean_up(ctx: ToolContext, launch: Launch) -> None:
+    """After a stopped sandboxed command: whatever its backend needs (a container to remove)."""
+    if launch.cleanup:
+        d = Deferred.fromCoroutine(run_process(ctx.reactor, launch.cleanup, CLEANUP_TIMEOUT, launch.env))
+        d.addErrback(lambda f: log.warn("sandbox clean-up failed: {error}", error=f.getErrorMessage()))
+
+
 async def tool_web_fetch(ctx: ToolContext, args: dict[str, Any]) -> str:
+    if ctx.sandbox is not None and not ctx.sandbox.allow_network:
+        raise ToolError("web_fetch is not available in this sandboxed session: it has no network (gateway.sandbox.allowNetwork is false)")
     url = args.get("url")
     if not isinstance(url, str):
         raise ToolError("url is required")
-    max_bytes = min(int(args.get("maxBytes") or 512 * 1024), 2 * 1024 * 1024)
+    max_bytes = _whole(args, "maxBytes", 512 * 1024, 1, 2 * 1024 * 1024)
     try:
         result = await ctx.runtime.fetcher.fetch(url, max_bytes)
     except FetchRefused as e:
         raise ToolError(str(e))
+    except CancelledError:
+        raise
     except Exception as e:
         raise ToolError(f"fetch failed: {type(e).__name__}: {e}")
     note = " (truncated)" if result.truncated else ""
     return f"HTTP {result.status} {result.content_type}{note}\n\n{result.text}"
 
 
+def _agent(session_key: str) -> str:
+    return session_key.split(":", 2)[1]
+
+
 async def tool_sessions_list(ctx: ToolContext, args: dict[str, Any]) -> str:
-    rows = ctx.runtime.store(ctx.session_key.split(":", 2)[1]).rows()[:100]
-    return "\n".join(f"{key} ({entry.get('label', '')}) updated {entry.get('updatedAt')}" for key, entry in rows) or "no sessions"
+    rows = ctx.runtime.store(_agent(ctx.session_key)).rows()
+    if ctx.confined:  # a sandboxed session sees only sessions sandboxed like it
+        rows = [(key, entry) for key, entry in rows if ctx.runtime.confined(key)]
+    return "\n".join(f"{key} ({entry.get('label', '')}) updated {entry.get('updatedAt')}" for key, entry in rows[:100]) or "no sessions"
+
+
+def agent_to_agent_allowed(config: dict[str, Any], sender: str, target: str) -> bool:
+    """C{tools.agentToAgent}: off unless enabled; C{allow} (if given) must name both agents."""
+    section = (config.get("tools") or {}).get("agentToAgent") or {}
+    if not isinstance(section, dict) or section.get("enabled") is not True:
+        return False
+    allow = section.get("allow")
+    return not isinstance(allow, list) or "*" in allow or (sender in allow and target in allow)
 
 
 async def tool_sessions_send(ctx: ToolContext, args: dict[str, Any]) -> str:
     target, message = args.get("sessionKey"), args.get("message")
     if not isinstance(target, str) or not isinstance(message, str) or not message:
         raise ToolError("sessionKey and message are required")
-    if ctx.runtime.key(target, ctx.session_key.split(":", 2)[1]) == ctx.session_key:
+    runtime = ctx.runtime
+    sender_agent = _agent(ctx.session_key)
+    try:
+        key = runtime.key(target, sender_agent)
+    except Exception as e:
+        raise ToolError(f"cannot send to {target[:200]}: {e}")
+    if key == ctx.session_key:
         raise ToolError("a session cannot send to itself")
-    run, _ = ctx.runtime.submit(target, message, f"send-{uuid.uuid4()}")
+    if _agent(key) != sender_agent and not agent_to_agent_allowed(runtime.config(), sender_agent, _agent(key)):
+        raise ToolError(f"sending to another agent's sessions is off (tools.agentToAgent): {key}")
+    if ctx.confined and not runtime.confined(key):
+        raise ToolError(f"a sandboxed session may only message sessions that are sandboxed too; {key} runs its tools on the host")
+    run, _ = runtime.submit(key, message, f"send-{uuid.uuid4()}", source={"sessionKey": ctx.session_key, "sandboxed": ctx.confined})
     waited: Deferred[Any] = run.outcome.wait()
     summary = await waited.addTimeout(SEND_TIMEOUT, ctx.reactor)
     if summary.get("status") != "ok":
@@ -196,7 +282,7 @@ TOOLS = {
         Tool(_spec("read", "Read a text file (or list a folder) in the workspace.", {"path": {"type": "string"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}, ["path"]), tool_read),
         Tool(_spec("write", "Create or replace a file in the workspace.", {"path": {"type": "string"}, "content": {"type": "string"}}, ["path", "content"]), tool_write),
         Tool(_spec("edit", "Replace one exact occurrence of oldText with newText in a file.", {"path": {"type": "string"}, "oldText": {"type": "string"}, "newText": {"type": "string"}}, ["path", "oldText", "newText"]), tool_edit),
-        Tool(_spec("exec", "Run a command (shell string or argv list) in the workspace.", {"command": {}, "cwd": {"type": "string"}, "timeoutMs": {"type": "integer"}}, ["command"]), tool_exec),
+        Tool(_spec("exec", "Run a command (shell string or argv list) in the workspace. It ends, with everything it started, when it exits or times out.", {"command": {}, "cwd": {"type": "string"}, "timeoutMs": {"type": "integer"}}, ["command"]), tool_exec),
         Tool(_spec("web_fetch", "Fetch a public http(s) URL and return its text.", {"url": {"type": "string"}, "maxBytes": {"type": "integer"}}, ["url"]), tool_web_fetch),
         Tool(_spec("sessions_list", "List the agent's sessions.", {}, []), tool_sessions_list),
         Tool(_spec("sessions_send", "Send a message to another session and wait for its reply.", {"sessionKey": {"type": "string"}, "message": {"type": "string"}}, ["sessionKey", "message"]), tool_sessions_send),
@@ -204,21 +290,29 @@ TOOLS = {
 }
 
 
-def tools_for(config: dict[str, Any]) -> list[Tool]:
-    """The tools an agent gets: all, minus C{tools.deny}, or only C{tools.allow} when set."""
+def tools_for(config: dict[str, Any], sandbox: ISandbox | None = None) -> list[Tool]:
+    """The tools an agent gets: all, minus C{tools.deny}, or only C{tools.allow} when set;
+    a sandbox without network gets no C{web_fetch}."""
     section = config.get("tools") or {}
     allow = section.get("allow") if isinstance(section.get("allow"), list) else None
     deny = set(section.get("deny") or []) if isinstance(section.get("deny"), list) else set()
+    if sandbox is not None and not sandbox.allow_network:
+        deny.add("web_fetch")
     return [t for name, t in TOOLS.items() if name not in deny and (allow is None or name in allow)]
 
 
 async def run_tool(tool: Tool, ctx: ToolContext, args: Any) -> tuple[str, bool]:
-    """C{(text, is_error)}: a failing tool is a result the model can read, never a crash."""
+    """C{(text, is_error)}: a failing tool is a result the model can read, never a crash.
+    Cancellation (the run was aborted or timed out) passes through."""
     if not isinstance(args, dict):
         return "arguments must be an object", True
     try:
         return str(await tool.run(ctx, args)), False
-    except ToolError as e:
+    except CancelledError:
+        raise
+    except (ToolError, JailError) as e:
         return str(e), True
+    except OSError as e:
+        return f"{tool.spec.name} failed: {e.strerror or type(e).__name__}", True
     except Exception as e:
         return f"{tool.spec.name} failed: {type(e).__name__}: {e}", True

@@ -4,7 +4,9 @@ C{web_fetch} with an SSRF guard: resolve the host, refuse private, loopback,
 link-local (cloud metadata), multicast and reserved addresses (IPv4-mapped
 IPv6 included), connect to the vetted address only (pinned: a second DNS
 answer cannot redirect us), follow redirects by hand re-checking each hop,
-and stop reading past a size cap.
+and stop reading past a size cap. The whole fetch (every hop, headers and
+body) has one deadline; a body that stalls or breaks off is an error, never
+a short success.
 """
 
 from __future__ import annotations
@@ -15,23 +17,29 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import urljoin, urlsplit
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.threads import deferToThread
-from twisted.web.client import Agent
+from twisted.web.client import Agent, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 1024 * 1024
-TIMEOUT = 20.0
+TIMEOUT = 20.0  # to connect
+TOTAL_TIMEOUT = 30.0  # the whole fetch, body included
 
 
 class FetchRefused(Exception):
     """The URL may not be fetched (the message says why)."""
+
+
+class FetchFailed(Exception):
+    """The fetch started but did not complete (timeout, broken body)."""
 
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (and Tailscale)
@@ -89,10 +97,12 @@ class WebFetcher:
         reactor: Any,
         resolve: Callable[[str], Awaitable[list[str]]] | None = None,
         public: Callable[[str], bool] = is_public,
+        timeout: float = TOTAL_TIMEOUT,
     ) -> None:
         self.reactor = reactor
         self.resolve = resolve or (lambda host: deferToThread(resolve_host, host))
         self.public = public
+        self.timeout = timeout
 
     async def vet(self, url: str) -> tuple[Any, str]:
         parts = urlsplit(url)
@@ -110,11 +120,25 @@ class WebFetcher:
         return parts, addresses[0]
 
     async def fetch(self, url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> FetchResult:
+        """Fetch C{url} within C{self.timeout} seconds, or raise L{FetchRefused}/L{FetchFailed}."""
+        d = Deferred.fromCoroutine(self._fetch(url, max_bytes))
+        expired: list[bool] = []
+        timer = self.reactor.callLater(self.timeout, lambda: (expired.append(True), d.cancel()))
+        try:
+            return await d
+        except CancelledError:
+            if expired:
+                raise FetchFailed(f"the fetch took longer than {self.timeout:g} s (body included); stopped")
+            raise
+        finally:
+            if timer.active():
+                timer.cancel()
+
+    async def _fetch(self, url: str, max_bytes: int) -> FetchResult:
         for _ in range(MAX_REDIRECTS + 1):
             parts, address = await self.vet(url)
             agent = Agent.usingEndpointFactory(self.reactor, _Pinned(self.reactor, address))
-            d = agent.request(b"GET", url.encode(), Headers({b"User-Agent": [b"OpenClaw web_fetch"], b"Accept": [b"text/html, text/plain, application/json, */*"]}))
-            response = await d.addTimeout(TIMEOUT, self.reactor)
+            response = await agent.request(b"GET", url.encode(), Headers({b"User-Agent": [b"OpenClaw web_fetch"], b"Accept": [b"text/html, text/plain, application/json, */*"]}))
             if response.code in (301, 302, 303, 307, 308):
                 location = response.headers.getRawHeaders(b"location")
                 response.deliverBody(_Discard())
@@ -140,7 +164,15 @@ class _Discard:
 
 
 async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
-    done: Deferred[tuple[bytes, bool]] = Deferred()
+    """The body up to C{limit} bytes (and whether it was cut); cancelling aborts the connection."""
+    readers: list[Protocol] = []
+
+    def abort(_: Deferred[Any]) -> None:
+        for reader in readers:
+            if reader.transport is not None:
+                reader.transport.stopProducing()
+
+    done: Deferred[tuple[bytes, bool]] = Deferred(abort)
 
     class Reader(Protocol):
         def __init__(self) -> None:
@@ -155,9 +187,15 @@ async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
                 self.transport.stopProducing()  # stop reading: we have enough
 
         def connectionLost(self, reason: Any = None) -> None:
-            if not done.called:
+            if done.called:
+                return
+            if self.cut or reason is None or reason.check(ResponseDone, PotentialDataLoss):
                 done.callback((bytes(self.data), self.cut))
+            else:
+                done.errback(FetchFailed(f"the body broke off after {len(self.data)} bytes: {reason.getErrorMessage()}"))
 
-    response.deliverBody(Reader())
+    reader = Reader()
+    readers.append(reader)
+    response.deliverBody(reader)
     return await done
 

@@ -9,7 +9,7 @@ from twisted.logger import globalLogBeginner, globalLogPublisher
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.listen import StartupError
-from openclaw.logs import Redactor, console_observer
+from openclaw.logs import console_observer, gateway_redactor
 from openclaw.store import StateLocked
 
 
@@ -19,7 +19,7 @@ def run_gateway(settings: GatewaySettings, out: IO[str], err: IO[str]) -> int:
 
     from openclaw.service import GatewayService
 
-    redactor = Redactor(settings.auth.secrets)
+    redactor = gateway_redactor(settings)
     console = console_observer(redactor, settings.logging.console_level, settings.logging.console_style, out)
     globalLogBeginner.beginLoggingTo([console], redirectStandardIO=False)
 

@@ -125,6 +125,8 @@ GATEWAY = Obj(
                 # "workspace" (the seed's value) is false: the session workspace only
                 "allowFileSystem": Either((Bool(), Str(("workspace",)), STRINGS)),
                 "image": Str(),
+                "pidsLimit": Int(1),
+                "memory": Either((Int(1), Str(nonempty=True))),
             }
         ),
     }

@@ -143,6 +143,8 @@ class _Route(Resource):
             if named is None:
                 raise Invalid(f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId>.", "model", "model_not_found")
             agent_id = check_agent_id(named, "model")
+        if agent_id not in self.api.hub.agent.agents():
+            raise Invalid(f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId> of a configured agent.", "model", "model_not_found")
         raw_key = _header(request, b"x-openclaw-session-key")
         if raw_key:
             if raw_key.startswith(RESERVED_PREFIXES):

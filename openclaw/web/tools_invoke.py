@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_tools -*-
 """
 C{POST /tools/invoke}: run one agent tool over HTTP, behind the gateway's
-bearer secret. Dangerous tools are refused unless C{gateway.tools.allow}
-names them (spec §7's default deny list, adjusted by C{gateway.tools}).
+bearer secret. Tools that read, write or execute files, and spec §7's
+default deny list, are refused unless C{gateway.tools.allow} names them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from openclaw.agent.sessions import SessionError
 from openclaw.agent.tools import HTTP_DENY, TOOLS, run_tool
+from openclaw.protocol.errors import GatewayError
 from openclaw.web.bearer import authorize
 from openclaw.web.jsonbody import BodyError, check_agent_id, read_json
 from openclaw.web.jsonpage import failed
@@ -97,4 +98,6 @@ class ToolsInvoke(Resource):
             key = self.hub.agent.key(session_key or "main", agent_id)
         except SessionError as e:
             raise BodyError(400, str(e)) from None
+        except GatewayError as e:  # an agent that is not configured
+            raise BodyError(400, e.message) from None
         return name, key, args
