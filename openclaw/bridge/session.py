@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from openclaw.nodes.pairing import MAX_NODE_ID, FieldError, check_fields
 from openclaw.nodes.registry import NodeInfo
-from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, GatewayError
-from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD
+from openclaw.protocol.dispatch import run
+from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, GatewayError, InvalidInput
+from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD, V3
 
 log = Logger(namespace="openclaw.bridge")
 
@@ -58,6 +59,7 @@ class BridgeSession:
         self.device_id: str | None = None
         self.auth_method = "bridge"
         self.subscriptions: set[str] = set()
+        self.version = V3  # method handlers read it; bridge nodes speak the v3 shapes
 
     # -- lifecycle
 
@@ -317,15 +319,16 @@ class BridgeSession:
             except ValueError as e:
                 self._res(req_id, GatewayError(INVALID_REQUEST, f"paramsJSON is not JSON: {e}"))
                 return
-        try:
-            result = self.hub.methods[method](self, params)
-        except GatewayError as e:
-            self._res(req_id, e)
-            return
-        if isinstance(result, Deferred):
-            result.addCallbacks(lambda value: self._res(req_id, value), lambda f: self._res(req_id, f.value if f.check(GatewayError) else GatewayError("UNAVAILABLE", f.getErrorMessage())))
+        run(self.hub.methods[method], self, params, lambda value: self._res(req_id, value), lambda f: self._failed(req_id, method, f))
+
+    def _failed(self, req_id: str, method: str, failure: Failure) -> None:
+        if failure.check(GatewayError):
+            self._res(req_id, failure.value)
+        elif failure.check(InvalidInput):
+            self._res(req_id, GatewayError(INVALID_REQUEST, f"invalid {method} params: {failure.value}"))
         else:
-            self._res(req_id, result)
+            log.failure("bridge method {method} failed", failure, method=method)
+            self._res(req_id, GatewayError("UNAVAILABLE", failure.getErrorMessage() or failure.type.__name__))
 
     def _res(self, req_id: str, outcome: Any) -> None:
         if self.state == "closed":

@@ -7,12 +7,10 @@ text and carries out its sends and closes.
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from typing import Any, Protocol
 
 import attrs
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -22,6 +20,7 @@ from openclaw.gateway.devices import verify_device
 from openclaw.gateway.scopes import RoleError, authorize
 from openclaw.nodes.methods import node_info_from_connect
 from openclaw.protocol import frames
+from openclaw.protocol.dispatch import run
 from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, CONTROL_UI_CLIENTS, ROLE_NODE, ROLE_OPERATOR
 from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, UNAVAILABLE, GatewayError, HandshakeFailed, InvalidInput
 from openclaw.protocol.versions import CHALLENGE_CAPABILITIES, HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, negotiate, truncate_reason
@@ -30,14 +29,6 @@ from openclaw.shape import check
 log = Logger(namespace="openclaw.ws")
 
 MAX_ROLE_FAILURES = 10
-
-
-@attrs.frozen
-class TwoPhase:
-    """A method result answered twice: C{accepted} at once, then C{final}."""
-
-    accepted: Any
-    final: Deferred
 
 
 class Transport(Protocol):
@@ -526,21 +517,8 @@ class Connection:
         self._run(request, handler, params)
 
     def _run(self, request: frames.Request, handler: Any, params: Any) -> None:
-        try:
-            result = handler(self, params)
-        except Exception:
-            self._failed(request, Failure())
-            return
-        if isinstance(result, TwoPhase):
-            # e.g. `agent`: "accepted" now, the final payload later, under the same id
-            self.respond(request.id, result.accepted)
-            result.final.addCallbacks(lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
-            return
-        if inspect.isawaitable(result):
-            d = Deferred.fromCoroutine(result) if inspect.iscoroutine(result) else result
-            d.addCallbacks(lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
-        else:
-            self.respond(request.id, result)
+        # e.g. `agent` answers twice under the same id: "accepted" now, the final payload later
+        run(handler, self, params, lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
 
     def _failed(self, request: frames.Request, failure: Failure) -> None:
         """

@@ -16,7 +16,7 @@ import platform
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -33,6 +33,7 @@ from openclaw.gateway.summary import agent_ids, health_sessions, heartbeat_summa
 from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
 from openclaw.store import read_json, write_json
+from openclaw.protocol.dispatch import Bound, Method, Methods
 from openclaw.protocol.connect import APPROVALS, PAIRING, READ
 from openclaw.protocol.versions import CAPABILITIES, HEALTH_REFRESH_MS, TICK_INTERVAL_MS
 
@@ -56,9 +57,6 @@ CONFIG_POLL_SECONDS = 2.0
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
 
-Handler = Callable[["Connection", dict[str, Any]], Any | Awaitable[Any]]
-
-
 def event_scope(name: str) -> str | None:
     """The scope a broadcast needs (None: every authenticated socket)."""
     if name in _UNGATED:
@@ -72,7 +70,7 @@ def event_scope(name: str) -> str | None:
 class Hub:
     """Everything connections share in one gateway process."""
 
-    def __init__(self, settings: GatewaySettings, clock: Any, methods: dict[str, Handler] | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, clock: Any, methods: Mapping[str, Method[Any]] | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.boot_id = str(uuid.uuid4())
@@ -91,7 +89,7 @@ class Hub:
         self._sockets = 0
         self.nodes = NodeRegistry(clock, settings.state_dir, (settings.config.get("gateway") or {}).get("nodes") or {})
         self.node_pairing = NodePairingStore(settings.state_dir, clock)
-        self.methods: dict[str, Handler] = dict(methods or {})
+        self.methods = Methods({name: Bound(m, self) for name, m in (methods or {}).items()})
         self.presence: dict[str, dict[str, Any]] = {}
         self.presence_version = 1
         self.health_version = 1

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from openclaw.gateway.methods import Ignored, method
+from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params
 from openclaw.nodes.pairing import MAX_NAME, FieldError
 from openclaw.nodes.registry import NodeInfo
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
 from openclaw.shape import Any_, Bool, Either, Int, List, Num, Obj, Str
 
-NODE_METHODS: dict[str, Any] = {}
+NODE_METHODS: MethodTable[Any] = MethodTable()
 
 _NODE_ID = Str(nonempty=True)
 _STRINGS = List(Str())
@@ -34,17 +34,15 @@ def paired_nodes(hub: Any) -> dict[str, dict[str, Any]]:
     return known
 
 
-@method("node.list", table=NODE_METHODS)
-def node_list(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.list")
+def node_list(hub: Any, caller: Caller, params: Params) -> JSON:
     known = paired_nodes(hub)
     ids = sorted(set(known) | set(hub.nodes.links))
     return {"ts": hub.now_ms(), "nodes": [hub.nodes.describe(i, known.get(i)) for i in ids]}
 
 
-@method("node.describe", Obj({"nodeId": _NODE_ID}, required=("nodeId",), closed=True), table=NODE_METHODS)
-def node_describe(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.describe", Obj({"nodeId": _NODE_ID}, required=("nodeId",), closed=True))
+def node_describe(hub: Any, caller: Caller, params: Params) -> JSON:
     known = paired_nodes(hub)
     node_id = params["nodeId"]
     if node_id not in known and not hub.nodes.connected(node_id):
@@ -67,9 +65,9 @@ _INVOKE_IGNORED = (
 )
 
 
-@method("node.invoke", _INVOKE, table=NODE_METHODS, ignored=_INVOKE_IGNORED)
-def node_invoke(conn, params):
-    return conn.hub.nodes.invoke(params["nodeId"], params["command"], params.get("params"), params.get("timeoutMs"), params["idempotencyKey"])
+@NODE_METHODS.method("node.invoke", _INVOKE, ignored=_INVOKE_IGNORED)
+def node_invoke(hub: Any, caller: Caller, params: Params) -> JSON:
+    return hub.nodes.invoke(params["nodeId"], params["command"], params.get("params"), params.get("timeoutMs"), params["idempotencyKey"])
 
 
 _RESULT = Obj(
@@ -79,24 +77,23 @@ _RESULT = Obj(
 )
 
 
-@method("node.invoke.result", _RESULT, table=NODE_METHODS)
-def node_invoke_result(conn, params):
-    if params["nodeId"] != conn.node_id:
+@NODE_METHODS.method("node.invoke.result", _RESULT)
+def node_invoke_result(hub: Any, caller: Caller, params: Params) -> JSON:
+    if params["nodeId"] != caller.node_id:
         raise GatewayError(INVALID_REQUEST, "nodeId does not match this connection")
     payload_json = params.get("payloadJSON") if isinstance(params.get("payloadJSON"), str) else None
-    if not conn.hub.nodes.result(params["id"], params["nodeId"], params["ok"], params.get("payload"), payload_json, params.get("error")):
+    if not hub.nodes.result(params["id"], params["nodeId"], params["ok"], params.get("payload"), payload_json, params.get("error")):
         return {"ok": True, "ignored": True}  # late (timed out) or unknown: nothing waits for it
     return {"ok": True}
 
 
-@method("node.event", Obj({"event": Str(nonempty=True), "payload": Any_(), "payloadJSON": Any_()}, required=("event",), closed=True), table=NODE_METHODS)
-def node_event(conn, params):
-    return conn.hub.node_event(conn.node_id, params["event"], params.get("payload"), params.get("payloadJSON"), conn)
+@NODE_METHODS.method("node.event", Obj({"event": Str(nonempty=True), "payload": Any_(), "payloadJSON": Any_()}, required=("event",), closed=True))
+def node_event(hub: Any, caller: Caller, params: Params) -> JSON:
+    return hub.node_event(caller.node_id, params["event"], params.get("payload"), params.get("payloadJSON"), caller)
 
 
-@method("node.rename", Obj({"nodeId": _NODE_ID, "displayName": Str(nonempty=True, max_length=MAX_NAME)}, required=("nodeId", "displayName"), closed=True), table=NODE_METHODS)
-def node_rename(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.rename", Obj({"nodeId": _NODE_ID, "displayName": Str(nonempty=True, max_length=MAX_NAME)}, required=("nodeId", "displayName"), closed=True))
+def node_rename(hub: Any, caller: Caller, params: Params) -> JSON:
     paired = set(paired_nodes(hub))
     if params["nodeId"] not in paired:
         raise GatewayError(INVALID_REQUEST, f"unknown nodeId: {params['nodeId']} (only paired nodes can be renamed)")
@@ -118,9 +115,8 @@ _PAIR_REQUEST = Obj(
 )
 
 
-@method("node.pair.request", _PAIR_REQUEST, table=NODE_METHODS)
-def node_pair_request(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.pair.request", _PAIR_REQUEST)
+def node_pair_request(hub: Any, caller: Caller, params: Params) -> JSON:
     try:
         request, created = hub.node_pairing.request(params["nodeId"], params, hub.now_ms())
     except FieldError as e:
@@ -130,9 +126,8 @@ def node_pair_request(conn, params):
     return {"status": "pending", "request": request, "created": created}
 
 
-@method("node.pair.list", table=NODE_METHODS)
-def node_pair_list(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.pair.list")
+def node_pair_list(hub: Any, caller: Caller, params: Params) -> JSON:
     paired = []
     for node_id, record in sorted(paired_nodes(hub).items(), key=lambda kv: kv[1].get("approvedAtMs", 0)):
         link = hub.nodes.links.get(node_id)
@@ -150,9 +145,8 @@ def node_pair_list(conn, params):
 _REQUEST_ID = Obj({"requestId": Str(nonempty=True)}, required=("requestId",), closed=True)
 
 
-@method("node.pair.approve", _REQUEST_ID, table=NODE_METHODS)
-def node_pair_approve(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.pair.approve", _REQUEST_ID)
+def node_pair_approve(hub: Any, caller: Caller, params: Params) -> JSON:
     record = hub.node_pairing.approve(params["requestId"], hub.now_ms())
     if record is None:
         raise GatewayError(INVALID_REQUEST, "unknown requestId")
@@ -160,9 +154,8 @@ def node_pair_approve(conn, params):
     return {"requestId": params["requestId"], "node": {k: v for k, v in record.items() if k != "token"}}
 
 
-@method("node.pair.reject", _REQUEST_ID, table=NODE_METHODS)
-def node_pair_reject(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.pair.reject", _REQUEST_ID)
+def node_pair_reject(hub: Any, caller: Caller, params: Params) -> JSON:
     request = hub.node_pairing.reject(params["requestId"])
     if request is None:
         raise GatewayError(INVALID_REQUEST, "unknown requestId")
@@ -170,9 +163,9 @@ def node_pair_reject(conn, params):
     return {"requestId": params["requestId"], "nodeId": request["nodeId"]}
 
 
-@method("node.pair.verify", Obj({"nodeId": _NODE_ID, "token": Str(nonempty=True)}, required=("nodeId", "token"), closed=True), table=NODE_METHODS)
-def node_pair_verify(conn, params):
-    return {"ok": conn.hub.node_pairing.verify(params["nodeId"], params["token"]), "nodeId": params["nodeId"]}
+@NODE_METHODS.method("node.pair.verify", Obj({"nodeId": _NODE_ID, "token": Str(nonempty=True)}, required=("nodeId", "token"), closed=True))
+def node_pair_verify(hub: Any, caller: Caller, params: Params) -> JSON:
+    return {"ok": hub.node_pairing.verify(params["nodeId"], params["token"]), "nodeId": params["nodeId"]}
 
 
 def node_info_from_connect(node_id: str, client: dict[str, Any], params: dict[str, Any], ip: str) -> NodeInfo:

@@ -9,13 +9,13 @@ disk is bounded (L{check_fields}) and pending changes are coalesced.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from openclaw.gateway.auth import secret_equal
 from openclaw.pending import PendingRequests
 from openclaw.store import read_json, write_json
 
@@ -103,4 +103,4 @@ class NodePairingStore:
 
     def verify(self, node_id: str, token: str) -> bool:
         record = self._paired.get(node_id)
-        return bool(record and token and secret_equal(token, record["token"]))
+        return bool(record and token and hmac.compare_digest(token.encode("utf-8"), record["token"].encode("utf-8")))
