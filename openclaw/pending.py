@@ -34,11 +34,16 @@ class PendingRequests:
         self.path = Path(path)
         self.ttl_ms = ttl_ms
         self.limit = limit
+        self._items: dict[str, dict[str, Any]] = {}
+        self.file = CoalescedJSON(self.path, lambda: self._items, clock)
+
+    def load(self) -> "PendingRequests":
+        """Read the file (at start, with the state dir locked); returns self."""
         stored = read_json(self.path, {})
         items = [r for r in (stored.values() if isinstance(stored, dict) else ()) if _well_formed(r)]
-        newest = sorted(items, key=lambda r: r["ts"])[-limit:]  # an older, larger file is cut to the bound
-        self._items: dict[str, dict[str, Any]] = {r["requestId"]: r for r in newest}
-        self.file = CoalescedJSON(self.path, lambda: self._items, clock)
+        newest = sorted(items, key=lambda r: r["ts"])[-self.limit :]  # an older, larger file is cut to the bound
+        self._items = {r["requestId"]: r for r in newest}
+        return self
 
     def _save(self) -> None:
         self.file.changed()

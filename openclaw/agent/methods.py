@@ -7,16 +7,28 @@ import time
 import uuid
 from typing import Any
 
+import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
-from openclaw.agent.runtime import is_reset, text_message
+from openclaw.agent.runtime import AgentRuntime, Run, is_reset, text_message
+from openclaw.interfaces import SessionEvents
 from openclaw.agent.sessions import SessionError, canonical_key, kind_of
 from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params, TwoPhase
 from openclaw.agent.providers import ProviderError
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
 from openclaw.shape import Any_, Bool, Either, Int, List, Null, Num, Obj, Str
 
-AGENT_METHODS: MethodTable[Any] = MethodTable()
+@attrs.frozen
+class AgentDeps:
+    """What the agent, chat and session methods work with."""
+
+    runtime: AgentRuntime
+    events: SessionEvents
+    clock: IReactorTime
+
+
+AGENT_METHODS: MethodTable[AgentDeps] = MethodTable()
 
 _KEY = Str(nonempty=True, max_length=512)
 _ID = Str(nonempty=True)
@@ -107,10 +119,10 @@ _AGENT_IGNORED = (
 
 
 @AGENT_METHODS.method("agent", _AGENT, ignored=_AGENT_IGNORED)
-def agent(hub: Any, caller: Caller, params: Params) -> JSON:
+def agent(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     if is_reset(params["message"]) and "operator.admin" not in caller.scopes:
         raise GatewayError(INVALID_REQUEST, "missing scope: operator.admin")
-    runtime = hub.agent
+    runtime = ad.runtime
     run, created = runtime.submit(params.get("sessionKey") or "main", params["message"], params["idempotencyKey"], params.get("agentId"), params.get("timeout") or None)
     accepted = {"runId": run.run_id, "sessionKey": run.session_key, "agentId": run.agent_id, "status": "accepted", "acceptedAt": int(time.time() * 1000)}
     if not created and not run.outcome.done:
@@ -132,8 +144,8 @@ def final_response(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 @AGENT_METHODS.method("agent.wait", Obj({"runId": _ID, "timeoutMs": Int(0)}, required=("runId",), closed=True))
-def agent_wait(hub: Any, caller: Caller, params: Params) -> JSON:
-    runtime = hub.agent
+def agent_wait(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     run = runtime.lookup(params["runId"])
     if run is None:
         raise GatewayError(INVALID_REQUEST, "agent run was not found")
@@ -141,7 +153,7 @@ def agent_wait(hub: Any, caller: Caller, params: Params) -> JSON:
         return _wait_payload(run)
     waited: Deferred[Any] = Deferred()
     timeout = (params.get("timeoutMs") or 30000) / 1000
-    timer = runtime.reactor.callLater(timeout, lambda: waited.called or waited.callback({"runId": run.run_id, "status": "timeout", "startedAt": run.started_at}))
+    timer = ad.clock.callLater(timeout, lambda: waited.called or waited.callback({"runId": run.run_id, "status": "timeout", "startedAt": run.started_at}))
 
     def done(_: Any) -> None:
         if timer.active():
@@ -153,7 +165,7 @@ def agent_wait(hub: Any, caller: Caller, params: Params) -> JSON:
     return waited
 
 
-def _wait_payload(run: Any) -> dict[str, Any]:
+def _wait_payload(run: Run) -> dict[str, Any]:
     payload = {"runId": run.run_id, "status": {"aborted": "error"}.get(run.status, run.status), "startedAt": run.started_at, "endedAt": run.ended_at}
     if run.error:
         payload["error"] = run.error
@@ -161,16 +173,15 @@ def _wait_payload(run: Any) -> dict[str, Any]:
 
 
 @AGENT_METHODS.method("agent.identity.get", Obj({"agentId": Str(), "sessionKey": Str()}, closed=True))
-def agent_identity(hub: Any, caller: Caller, params: Params) -> JSON:
+def agent_identity(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     agent_id = params.get("agentId") or "main"
-    for entry in (hub.settings.config.get("agents") or {}).get("list") or []:
-        if isinstance(entry, dict) and entry.get("id") == agent_id:
-            identity = entry.get("identity") or {}
-            out = {"agentId": agent_id, "name": identity.get("name") or entry.get("name") or "OpenClaw", "nameSource": "config"}
-            if identity.get("emoji"):
-                out["emoji"] = identity["emoji"]
-            return out
-    return {"agentId": agent_id, "name": "OpenClaw", "nameSource": "default"}
+    entry = ad.runtime.settings.agents.entry(agent_id)
+    if entry is None:
+        return {"agentId": agent_id, "name": "OpenClaw", "nameSource": "default"}
+    out = {"agentId": agent_id, "name": entry.identity_name or entry.name or "OpenClaw", "nameSource": "config"}
+    if entry.identity_emoji:
+        out["emoji"] = entry.identity_emoji
+    return out
 
 
 # -- chat
@@ -218,8 +229,8 @@ _CHAT_SEND_IGNORED = (
 
 
 @AGENT_METHODS.method("chat.send", _CHAT_SEND, ignored=_CHAT_SEND_IGNORED)
-def chat_send(hub: Any, caller: Caller, params: Params) -> JSON:
-    runtime = hub.agent
+def chat_send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     timeout = params.get("timeoutMs")
     run, created = runtime.submit(params["sessionKey"], params["message"], params["idempotencyKey"], params.get("agentId"), timeout / 1000 if timeout else None, params.get("queueMode", "followup"))
     if created:
@@ -254,9 +265,9 @@ _HISTORY_IGNORED = (
 
 
 @AGENT_METHODS.method("chat.history", _HISTORY, ignored=_HISTORY_IGNORED)
-def chat_history(hub: Any, caller: Caller, params: Params) -> JSON:
+def chat_history(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params)
-    store = hub.agent.store(key.split(":", 2)[1])
+    store = ad.runtime.store(key.split(":", 2)[1])
     entry = store.get(key) or {}
     messages = display_messages(store.messages(key), params.get("maxChars"))
     limit = params.get("limit", 200)
@@ -264,8 +275,8 @@ def chat_history(hub: Any, caller: Caller, params: Params) -> JSON:
 
 
 @AGENT_METHODS.method("chat.abort", Obj({"sessionKey": _KEY, "agentId": Str(), "runId": Str(), "preserveSideRuns": Bool()}, required=("sessionKey",), closed=True))
-def chat_abort(hub: Any, caller: Caller, params: Params) -> JSON:
-    runtime = hub.agent
+def chat_abort(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     key = key_of(params)
     run_id = params.get("runId")
     if run_id:
@@ -277,20 +288,20 @@ def chat_abort(hub: Any, caller: Caller, params: Params) -> JSON:
 
 
 @AGENT_METHODS.method("chat.inject", Obj({"sessionKey": _KEY, "message": Str(nonempty=True), "agentId": Str(), "label": Str(max_length=100)}, required=("sessionKey", "message"), closed=True))
-def chat_inject(hub: Any, caller: Caller, params: Params) -> JSON:
-    runtime = hub.agent
+def chat_inject(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     key = key_of(params)
     store = runtime.store(key.split(":", 2)[1])
     note = text_message("assistant", params["message"], injected=True, **({"label": params["label"]} if params.get("label") else {}))
     record = store.append_message(key, note)
-    hub.broadcast_session("chat", {"runId": f"inject-{record['id']}", "sessionKey": key, "seq": 0, "state": "final", "message": note}, key)
+    ad.events.to_session("chat", {"runId": f"inject-{record['id']}", "sessionKey": key, "seq": 0, "state": "final", "message": note}, key)
     return {"ok": True, "messageId": record["id"]}
 
 
 # -- sessions
 
 
-def _row(key: str, entry: dict[str, Any], runtime: Any) -> dict[str, Any]:
+def _row(key: str, entry: dict[str, Any], runtime: AgentRuntime) -> dict[str, Any]:
     active = runtime.active.get(key)
     row = {
         "key": key,
@@ -337,8 +348,8 @@ _LIST_IGNORED = (
 
 
 @AGENT_METHODS.method("sessions.list", _LIST, ignored=_LIST_IGNORED)
-def sessions_list(hub: Any, caller: Caller, params: Params) -> JSON:
-    runtime = hub.agent
+def sessions_list(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     store = runtime.store(params.get("agentId") or "main")
     now = int(time.time() * 1000)
     rows = [_row(k, e, runtime) for k, e in store.rows()]
@@ -355,10 +366,10 @@ def sessions_list(hub: Any, caller: Caller, params: Params) -> JSON:
 
 
 @AGENT_METHODS.method("sessions.preview", Obj({"keys": List(_KEY), "limit": Int(1), "maxChars": Int(20)}, required=("keys",), closed=True))
-def sessions_preview(hub: Any, caller: Caller, params: Params) -> JSON:
+def sessions_preview(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     if not params["keys"]:
         raise GatewayError(INVALID_REQUEST, "invalid sessions.preview params: keys must not be empty")
-    runtime = hub.agent
+    runtime = ad.runtime
     previews = []
     for raw in params["keys"][:50]:
         try:
@@ -433,9 +444,9 @@ _PATCH_IGNORED = (
 
 
 @AGENT_METHODS.method("sessions.patch", _PATCH, ignored=_PATCH_IGNORED)
-def sessions_patch(hub: Any, caller: Caller, params: Params) -> JSON:
+def sessions_patch(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    store = hub.agent.store(key.split(":", 2)[1])
+    store = ad.runtime.store(key.split(":", 2)[1])
     fields = {k: v for k, v in params.items() if k not in ("key", "agentId", "model")}
     if "model" in params:
         fields["modelOverride"] = params["model"]
@@ -447,9 +458,9 @@ def sessions_patch(hub: Any, caller: Caller, params: Params) -> JSON:
 
 
 @AGENT_METHODS.method("sessions.reset", Obj({"key": _KEY, "agentId": Str(), "reason": Str(("new", "reset"))}, required=("key",), closed=True))
-def sessions_reset(hub: Any, caller: Caller, params: Params) -> JSON:
+def sessions_reset(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    runtime = hub.agent
+    runtime = ad.runtime
     runtime.abort(key)
     entry = runtime.store(key.split(":", 2)[1]).reset(key)
     return {"ok": True, "key": key, "entry": entry}
@@ -464,9 +475,9 @@ _DELETE_IGNORED = (
 
 
 @AGENT_METHODS.method("sessions.delete", Obj({"key": _KEY, "agentId": Str(), "deleteTranscript": Bool()}, required=("key",), closed=True), ignored=_DELETE_IGNORED)
-def sessions_delete(hub: Any, caller: Caller, params: Params) -> JSON:
+def sessions_delete(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    runtime = hub.agent
+    runtime = ad.runtime
     runtime.abort(key)
     deleted = runtime.store(key.split(":", 2)[1]).delete(key, bool(params.get("deleteTranscript")))
     return {"ok": True, "key": key, "deleted": deleted}
@@ -481,9 +492,9 @@ _RESOLVE_IGNORED = (
 
 
 @AGENT_METHODS.method("sessions.resolve", Obj({"key": Str(), "sessionKey": Str(), "agentId": Str(), "label": Str()}, closed=True), ignored=_RESOLVE_IGNORED)
-def sessions_resolve(hub: Any, caller: Caller, params: Params) -> JSON:
+def sessions_resolve(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     raw = params.get("key") or params.get("sessionKey")
-    runtime = hub.agent
+    runtime = ad.runtime
     if not raw and params.get("label"):
         for key, entry in runtime.store(params.get("agentId") or "main").rows():
             if entry.get("label") == params["label"]:
@@ -494,8 +505,8 @@ def sessions_resolve(hub: Any, caller: Caller, params: Params) -> JSON:
 
 
 @AGENT_METHODS.method("usage.status")
-def usage_status(hub: Any, caller: Caller, params: Params) -> JSON:
-    runtime = hub.agent
+def usage_status(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     return {
         "updatedAt": int(time.time() * 1000),
         "providers": [{"model": model, **counts} for model, counts in sorted(runtime.usage.items())],
@@ -503,9 +514,9 @@ def usage_status(hub: Any, caller: Caller, params: Params) -> JSON:
 
 
 @AGENT_METHODS.method("sessions.compact", Obj({"key": _KEY, "agentId": Str(), "maxLines": Int(1)}, required=("key",), closed=True))
-async def sessions_compact(hub: Any, caller: Caller, params: Params) -> JSON:
+async def sessions_compact(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    runtime = hub.agent
+    runtime = ad.runtime
     if runtime.active.get(key) is not None:
         raise GatewayError(INVALID_REQUEST, "the session has a run in progress; compact it afterwards")
     try:
@@ -517,9 +528,9 @@ async def sessions_compact(hub: Any, caller: Caller, params: Params) -> JSON:
 
 # v4's WakeParams is open (additionalProperties: true): unknown keys are accepted, not acted on.
 @AGENT_METHODS.method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",)))
-def wake(hub: Any, caller: Caller, params: Params) -> JSON:
+def wake(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     """Wake the agent: "now" runs the main session with the text; otherwise it waits for the next run."""
-    runtime = hub.agent
+    runtime = ad.runtime
     key = key_of(params)
     if params.get("mode", "now") == "now":
         runtime.submit(key, f"[Wake] {params['text']}", f"wake-{uuid.uuid4()}")
@@ -558,6 +569,6 @@ _SEND_IGNORED = (
 
 
 @AGENT_METHODS.method("send", _SEND, ignored=_SEND_IGNORED)
-def send(hub: Any, caller: Caller, params: Params) -> JSON:
+def send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     channel = params.get("channel") or "last"
     raise GatewayError(UNAVAILABLE, f"cannot send to {params['to']}: channel {channel!r} is not available (no messaging channels are configured in this gateway)", {"channel": channel})

@@ -134,7 +134,13 @@ class PairingStore:
     def __init__(self, state_dir: Path) -> None:
         self.folder = Path(state_dir) / "devices"
         self._pending = PendingRequests(self.folder / "pending.json")
-        self._paired: dict[str, dict[str, Any]] = read_json(self.folder / "paired.json", {}) or {}
+        self._paired: dict[str, dict[str, Any]] = {}
+
+    def load(self) -> "PairingStore":
+        """Read both files (at start, with the state dir locked); returns self."""
+        self._pending.load()
+        self._paired = read_json(self.folder / "paired.json", {}) or {}
+        return self
 
     # -- reading
 

@@ -61,7 +61,13 @@ class NodePairingStore:
     def __init__(self, state_dir: Path, clock: IReactorTime | None = None) -> None:
         self.folder = Path(state_dir) / "nodes"
         self._pending = PendingRequests(self.folder / "pending.json", clock=clock)
-        self._paired: dict[str, dict[str, Any]] = read_json(self.folder / "paired.json", {}) or {}
+        self._paired: dict[str, dict[str, Any]] = {}
+
+    def load(self) -> "NodePairingStore":
+        """Read both files (at start, with the state dir locked); returns self."""
+        self._pending.load()
+        self._paired = read_json(self.folder / "paired.json", {}) or {}
+        return self
 
     def pending(self, now_ms: int) -> list[dict[str, Any]]:
         return self._pending.list(now_ms)

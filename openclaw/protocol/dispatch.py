@@ -179,10 +179,13 @@ class Methods(Mapping[str, Bound]):
     def __init__(self, *tables: Mapping[str, Bound]) -> None:
         self._all: dict[str, Bound] = {}
         for table in tables:
-            for name, bound in table.items():
-                if name in self._all:
-                    raise ValueError(f"method {name} is served twice")
-                self._all[name] = bound
+            self.add(table)
+
+    def add(self, table: Mapping[str, Bound]) -> None:
+        for name in table:
+            if name in self._all:
+                raise ValueError(f"method {name} is served twice")
+        self._all.update(table)
 
     def __getitem__(self, name: str) -> Bound:
         return self._all[name]

@@ -164,7 +164,7 @@ class Watcher:
         self.root = Path(root)
         self.clock = clock
         self.changed = changed
-        self._snapshot = self._scan()
+        self._snapshot: dict[str, tuple[int, int]] = {}
         self._loop = LoopingCall(self.poll)
         self._loop.clock = clock
         self._pending: Any = None
@@ -187,6 +187,7 @@ class Watcher:
         return seen
 
     def start(self) -> None:
+        self._snapshot = self._scan()
         self._loop.start(POLL_SECONDS, now=False)
 
     def stop(self) -> None:

@@ -43,7 +43,6 @@ class CanvasHost(Service):
         self.root = Path(root)
         self.live_reload = live_reload
         self.clock = clock
-        ensure_scaffold(self.root)
         self.reload_factory = ReloadFactory()
         self.tree = canvas_tree(self.root, live_reload, ReloadResource(self.reload_factory))
         self.site_root = CanvasRoot(self.tree, CanvasFiles(self.root, live_reload))
@@ -55,6 +54,7 @@ class CanvasHost(Service):
 
     def startService(self) -> None:
         super().startService()
+        ensure_scaffold(self.root)  # at start, with the state dir locked (the root is in it by default)
         if self.watcher is not None:
             self.watcher.start()
 
