@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogPublisher, globalLogPublisher
@@ -282,8 +283,8 @@ class GatewayService(MultiService):
         if settings.bridge_enabled:
             bridge_factory = BridgeFactory(BridgeEnv.of(core, self.canvas_url))
             for host in settings.hosts:
-                endpoint = bridge_endpoint(reactor, settings.bridge_port, host, settings.bridge_tls, settings.state_dir)
-                listener = ListenService(endpoint, self.admission(bridge_factory), "the node bridge", settings.bridge_port)
+                bridge_at = bridge_endpoint(reactor, settings.bridge_port, host, settings.bridge_tls, settings.state_dir)
+                listener = ListenService(bridge_at, self.admission(bridge_factory), "the node bridge", settings.bridge_port)
                 listener.setName(f"bridge:{host}")
                 listener.setServiceParent(self)
                 self.bridge.append(listener)
@@ -292,7 +293,7 @@ class GatewayService(MultiService):
             # Last child: it starts after every listener is bound, and stops first.
             MdnsService(advertiser or ZeroconfAdvertiser(), self.mdns_record).setServiceParent(self)
 
-    def admission(self, factory: Any) -> Admission:
+    def admission(self, factory: IProtocolFactory) -> Admission:
         """One listener's admission: C{gateway.maxConnections}, C{gateway.preauth.*}."""
         s = self.settings
         return Admission(
@@ -378,7 +379,7 @@ class GatewayService(MultiService):
             time.sleep(0.05)
         return bool(owners)
 
-    def _holding_state(self, start: Any) -> None:
+    def _holding_state(self, start: Callable[[], object]) -> None:
         """Run a start step with the state dir claimed; a failure gives it back."""
         self._claim_state()
         try:
@@ -402,17 +403,17 @@ class GatewayService(MultiService):
         self.started_at = time.time()
         self.core.start()
         for listener in self.http:
-            host = listener.listening.getHost()  # type: ignore[union-attr]
+            host = listener.address
             log.info("listening on ws://{host}:{port} (http + websocket)", host=host.host, port=host.port)
         if self.settings.control_ui_enabled and self.http:
-            host = self.http[0].listening.getHost()  # type: ignore[union-attr]
+            host = self.http[0].address
             base = self.settings.control_ui_base_path
             log.info("Control UI on http://{host}:{port}{base} and WebChat on {base}chat (`openclaw dashboard` prints a signed-in link)", host=host.host, port=host.port, base=base)
         for listener in self.canvas_listeners:
-            host = listener.listening.getHost()  # type: ignore[union-attr]
+            host = listener.address
             log.info("canvas host on http://{host}:{port}/ (root {root})", host=host.host, port=host.port, root=str(self.settings.canvas_root))
         for listener in self.bridge:
-            host = listener.listening.getHost()  # type: ignore[union-attr]
+            host = listener.address
             log.info("node bridge on {host}:{port} (JSON lines)", host=host.host, port=host.port)
         for warning in self.settings.warnings:
             log.warn("config: {issue}", issue=str(warning))

@@ -14,7 +14,7 @@ next garbage collection.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 from urllib.parse import urlsplit
 
 import txaio
@@ -26,7 +26,8 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from twisted.logger import Logger  # noqa: E402
 from zope.interface import implementer  # noqa: E402
-from twisted.internet.interfaces import IPushProducer  # noqa: E402
+from twisted.internet.defer import succeed  # noqa: E402
+from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport  # noqa: E402
 from twisted.internet.protocol import connectionDone  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 from twisted.web.server import NOT_DONE_YET  # noqa: E402
@@ -101,7 +102,8 @@ class GatewayWebSocket(WebSocketServerProtocol):
         try:
             factory = self.factory
             headers = {k.lower(): v for k, v in request.headers.items()}
-            peer_ip = self.transport.getPeer().host
+            assert self.transport is not None
+            peer_ip = str(getattr(self.transport.getPeer(), "host", ""))
             ip, local = client_address(peer_ip, headers, factory.trusted_proxies)
             origin = headers.get("origin")
             if origin is not None and not origin_allowed(origin, headers.get("host"), factory.allowed_origins):
@@ -124,8 +126,9 @@ class GatewayWebSocket(WebSocketServerProtocol):
             # the registration over through the transport's public API, so
             # pauseProducing/resumeProducing below count what the peer has not
             # read (the slow-consumer rule needs it).
-            self.transport.unregisterProducer()
-            self.transport.registerProducer(self, True)
+            socket = cast(IConsumer, self.transport)
+            socket.unregisterProducer()
+            socket.registerProducer(self, True)
             self.factory.sockets.socket_opened()
             self._counted = True
             self.connection = Connection(self.factory.gate, self, self._peer)
@@ -170,8 +173,8 @@ class GatewayWebSocket(WebSocketServerProtocol):
         # autobahn resolves is_open/is_closed with the protocol itself: a cycle
         # that would keep this protocol, and through it the socket's buffers,
         # alive until a full GC pass.
-        self.is_open = txaio.create_future_success(None)
-        self.is_closed = txaio.create_future_success(None)
+        self.is_open = succeed(None)
+        self.is_closed = succeed(None)
         # A close we started (e.g. "slow consumer") left a reply timer holding us.
         if self.closeHandshakeTimeoutCall is not None:
             self.closeHandshakeTimeoutCall.cancel()
@@ -183,7 +186,7 @@ class GatewayWebSocket(WebSocketServerProtocol):
     _in_close_frame = False
     _close_deadline: Any = None
 
-    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
+    def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
         self._in_close_frame = True
         try:
             return super().onCloseFrame(code, reasonRaw)
@@ -196,13 +199,14 @@ class GatewayWebSocket(WebSocketServerProtocol):
             # 1002 it just wrote, and would reset the socket before that 1002
             # leaves: flush it, then FIN; abort only if the peer stops reading.
             abort = False
-            self._close_deadline = txaio.call_later(max(self.closeHandshakeTimeout, 1), self._abort)
+            # txaio binds call_later at use_twisted(); the option is set per connection from the factory
+            self._close_deadline = txaio.call_later(max(self.closeHandshakeTimeout, 1), self._abort)  # type: ignore[attr-defined]
         super().dropConnection(abort)
 
     def _abort(self) -> None:
         self._close_deadline = None
         if self.transport is not None and getattr(self.transport, "connected", False):
-            self.transport.abortConnection()
+            cast(ITCPTransport, self.transport).abortConnection()
 
     def _cancel_close_deadline(self) -> None:
         if self._close_deadline is not None:

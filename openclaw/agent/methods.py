@@ -153,7 +153,11 @@ def agent_wait(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
         return _wait_payload(run)
     waited: Deferred[Any] = Deferred()
     timeout = (params.get("timeoutMs") or 30000) / 1000
-    timer = ad.clock.callLater(timeout, lambda: waited.called or waited.callback({"runId": run.run_id, "status": "timeout", "startedAt": run.started_at}))
+    def timed_out() -> None:
+        if not waited.called:
+            waited.callback({"runId": run.run_id, "status": "timeout", "startedAt": run.started_at})
+
+    timer = ad.clock.callLater(timeout, timed_out)
 
     def done(_: Any) -> None:
         if timer.active():

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import attrs
 import treq
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
@@ -432,7 +432,7 @@ class AgentRuntime:
         run.outcome.fire(run.summary())
         self._next(run.session_key)
 
-    def _crashed(self, failure: Any, run: Run) -> None:
+    def _crashed(self, failure: Failure, run: Run) -> None:
         log.failure("agent run {run} crashed", failure, run=run.run_id)
         self._finish(run, "error", f"internal error: {failure.getErrorMessage()}")
 

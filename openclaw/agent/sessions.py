@@ -228,7 +228,7 @@ class SessionStore:
     def _start(self, key: str, previous: dict[str, Any] | None) -> dict[str, Any]:
         session_id = str(uuid.uuid4())
         transcript = self.transcript(session_id)
-        header = {"type": "session", "id": session_id, "cwd": self.cwd, "timestamp": now_iso(), "sessionKey": key}
+        header: dict[str, Any] = {"type": "session", "id": session_id, "cwd": self.cwd, "timestamp": now_iso(), "sessionKey": key}
         if previous is not None:
             header["parentSession"] = previous.get("sessionId")
         transcript.create(header)

@@ -24,6 +24,7 @@ class BridgeProtocol(LineOnlyReceiver):
     session: BridgeSession | None = None
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
         peer = self.transport.getPeer()
         for option in ("setTcpNoDelay", "setTcpKeepAlive"):
             if hasattr(self.transport, option):

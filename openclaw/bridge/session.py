@@ -345,13 +345,14 @@ class BridgeSession:
         run(self.env.methods[method], self, params, lambda value: self._res(req_id, value), lambda f: self._failed(req_id, method, f))
 
     def _failed(self, req_id: str, method: str, failure: Failure) -> None:
-        if failure.check(GatewayError):
-            self._res(req_id, failure.value)
-        elif failure.check(InvalidInput):
-            self._res(req_id, GatewayError(INVALID_REQUEST, f"invalid {method} params: {failure.value}"))
+        error = failure.value
+        if isinstance(error, GatewayError):
+            self._res(req_id, error)
+        elif isinstance(error, InvalidInput):
+            self._res(req_id, GatewayError(INVALID_REQUEST, f"invalid {method} params: {error}"))
         else:
             log.failure("bridge method {method} failed", failure, method=method)
-            self._res(req_id, GatewayError("UNAVAILABLE", failure.getErrorMessage() or failure.type.__name__))
+            self._res(req_id, GatewayError("UNAVAILABLE", failure.getErrorMessage() or type(error).__name__))
 
     def _res(self, req_id: str, outcome: Any) -> None:
         if self.state == "closed":

@@ -304,25 +304,28 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def agent_settings(config: Mapping[str, Any]) -> AgentSettings:
     """The agents part of a canonical config."""
     listed = []
     for raw in _get(config, "agents.list") or []:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             continue
-        identity = raw.get("identity") if isinstance(raw.get("identity"), dict) else {}
+        identity = _dict(raw.get("identity"))
         listed.append(AgentEntry(raw["id"], _text(raw.get("name")), bool(raw.get("default")), identity.get("name") or None, identity.get("emoji") or None))
     workspace = _get(config, "agents.defaults.workspace")
     model = _get(config, "agents.defaults.model")
     if isinstance(model, dict):
         model = model.get("primary")
-    session = _get(config, "session") or {}
-    reset = session.get("reset") if isinstance(session.get("reset"), dict) else {}
+    session = _dict(_get(config, "session"))
+    reset = _dict(session.get("reset"))
     idle = session.get("idleMinutes")
-    tools = _get(config, "tools") or {}
-    a2a = tools.get("agentToAgent") if isinstance(tools.get("agentToAgent"), dict) else {}
-    heartbeat = _get(config, "agents.defaults.heartbeat") or {}
-    heartbeat = heartbeat if isinstance(heartbeat, dict) else {}
+    tools = _dict(_get(config, "tools"))
+    a2a = _dict(tools.get("agentToAgent"))
+    heartbeat = _dict(_get(config, "agents.defaults.heartbeat"))
     return AgentSettings(
         listed=tuple(listed),
         workspace=Path(workspace).expanduser() if isinstance(workspace, str) else None,
@@ -455,7 +458,7 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 def rate_limit_settings(config: Mapping[str, Any]) -> RateLimitSettings:
-    block = _get(config, "gateway.auth.rateLimit") or {}
+    block = _dict(_get(config, "gateway.auth.rateLimit"))
     return RateLimitSettings(
         max_attempts=block.get("maxAttempts", 10),
         window=block.get("windowMs", 60_000) / 1000,

@@ -340,11 +340,12 @@ class Connection:
         INVALID_REQUEST (the client's mistake: debug only), anything else as
         UNAVAILABLE with a traceback in the log (ours).
         """
-        if failure.check(GatewayError):
-            self.fail(request.id, failure.value)
-        elif failure.check(InvalidInput):
-            log.debug("method {method}: invalid input: {problem}", method=request.method, problem=str(failure.value))
-            self.fail(request.id, GatewayError(INVALID_REQUEST, f"invalid {request.method} params: {failure.value}"))
+        error = failure.value
+        if isinstance(error, GatewayError):
+            self.fail(request.id, error)
+        elif isinstance(error, InvalidInput):
+            log.debug("method {method}: invalid input: {problem}", method=request.method, problem=str(error))
+            self.fail(request.id, GatewayError(INVALID_REQUEST, f"invalid {request.method} params: {error}"))
         else:
             log.failure("method {method} failed", failure, method=request.method)
-            self.fail(request.id, GatewayError(UNAVAILABLE, failure.getErrorMessage() or failure.type.__name__))
+            self.fail(request.id, GatewayError(UNAVAILABLE, failure.getErrorMessage() or type(error).__name__))

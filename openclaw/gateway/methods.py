@@ -16,7 +16,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
 
@@ -175,8 +175,8 @@ def diagnostics_stability(gw: GatewayDeps, caller: Caller, params: Params) -> JS
 
 @method("logs.tail", Obj({"cursor": Int(0), "limit": Int(1, 5000), "maxBytes": Int(1, 1_000_000)}, closed=True))
 def logs_tail(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
-    path = gw.settings.logging.file
-    result = tail_file(Path(path), params.get("cursor"), params.get("limit", LOGS_DEFAULT_LIMIT), params.get("maxBytes", LOGS_DEFAULT_MAX_BYTES))
+    path = gw.settings.logging.file or gw.settings.layout.log_file
+    result = tail_file(path, params.get("cursor"), params.get("limit", LOGS_DEFAULT_LIMIT), params.get("maxBytes", LOGS_DEFAULT_MAX_BYTES))
     result["lines"] = [with_client_aliases(line) for line in result["lines"]]
     return result
 

@@ -55,8 +55,9 @@ class NodeEvents:
             if not isinstance(text, str) or not text.strip():
                 return {"ok": False, "event": event, "handled": False, "reason": "text required" if event == "voice.transcript" else "message required"}
             default_key = "main" if event == "voice.transcript" else f"node-{node_id}"
-            key = data.get("sessionKey") if isinstance(data.get("sessionKey"), str) and data.get("sessionKey") else default_key
-            run_id = data.get("idempotencyKey") if isinstance(data.get("idempotencyKey"), str) else f"{event}-{uuid.uuid4()}"
+            given_key, given_id = data.get("sessionKey"), data.get("idempotencyKey")
+            key = given_key if isinstance(given_key, str) and given_key else default_key
+            run_id = given_id if isinstance(given_id, str) else f"{event}-{uuid.uuid4()}"
             try:
                 run = self.agent.start(key, text, run_id)
             except Exception as e:  # a bad key or a full queue: say so, keep the node connected

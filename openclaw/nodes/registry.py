@@ -171,10 +171,10 @@ class NodeRegistry:
 
     def describe(self, node_id: str, known: dict[str, Any] | None = None) -> dict[str, Any]:
         link = self.links.get(node_id)
-        info = link[1] if link else None
         entry: dict[str, Any] = {"nodeId": node_id, "paired": known is not None, "connected": link is not None}
         source = known or {}
-        if info is not None:
+        if link is not None:
+            info = link[1]
             entry.update(
                 {
                     "displayName": info.display_name,
@@ -290,7 +290,7 @@ class NodeRegistry:
             self._finish(invoke_id, {"ok": True, "nodeId": node_id, "command": pending.command, "payload": payload, "payloadJSON": payload_json})
         else:
             node_error = error if isinstance(error, dict) else {}
-            code = node_error.get("code") if node_error.get("code") in (INVALID_REQUEST, UNAVAILABLE) else UNAVAILABLE
+            code = INVALID_REQUEST if node_error.get("code") == INVALID_REQUEST else UNAVAILABLE
             message = str(node_error.get("message") or "node command failed")
             self._finish(invoke_id, GatewayError(code, message, {"nodeError": {"code": node_error.get("code"), "message": message}}))
         return True

@@ -82,12 +82,12 @@ class Ignored:
     fields: Mapping[str, Kind]
 
 
-def params_of(method: str, shape: Obj, params: Any) -> Params:
+def params_of(method: str, shape: Obj, params: Any) -> Params:  # params: checked to be an object
     """C{params} if they fit C{shape}; else L{GatewayError} INVALID_REQUEST naming the first problems."""
     errors, _ = check(shape, params)
     if errors:
         raise GatewayError(INVALID_REQUEST, f"invalid {method} params: " + "; ".join(str(e) for e in errors[:5]))
-    return params  # type: ignore[no-any-return]
+    return params
 
 
 @attrs.frozen

@@ -156,7 +156,7 @@ class ControlUi(Resource):
         return self
 
     def render(self, request: Request) -> bytes:
-        rest = list(request.postpath)
+        rest = list(request.postpath or [])
         if rest[: len(self.prefix)] != self.prefix:
             return not_found().render(request)
         rest = rest[len(self.prefix) :]

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Mapping
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -114,7 +114,7 @@ class _Route(Resource):
         if not bearer.ok:
             request.setHeader(b"WWW-Authenticate", b"Bearer")
             return _error(request, 401, "Invalid or missing bearer token.", "authentication_error", "invalid_api_key")
-        path = [self.first, *request.postpath]
+        path = [self.first, *(request.postpath or [])]
         if path[0] == b"models" and request.method == b"GET":
             return self.models(request, path[1].decode() if len(path) > 1 and path[1] else None)
         if path == [b"chat", b"completions"]:
@@ -242,7 +242,11 @@ class _Route(Resource):
             request.write(b"data: " + json.dumps(body).encode() + b"\n\n")
 
         chunk({"role": "assistant", "content": ""})
-        run.listeners.append(lambda stream, data: stream == "assistant" and chunk({"content": data.get("delta", "")}))
+        def delta(stream: str, data: Mapping[str, Any]) -> None:
+            if stream == "assistant":
+                chunk({"content": data.get("delta", "")})
+
+        run.observe(delta)
 
         def done(_: Any) -> None:
             if closed:
