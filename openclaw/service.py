@@ -31,12 +31,12 @@ from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.core import GatewayCore
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
 from openclaw.bridge.session import BridgeEnv
-from openclaw.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
+from openclaw.net.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
 from openclaw.logs import LogFileService, gateway_redactor
-from openclaw.portowner import listeners
+from openclaw.net.portowner import listeners
 from openclaw.store import StateLock, StateLocked, clean_stray_temps, ensure_dir, loose_mode
-from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
-from openclaw.netinfo import lan_address
+from openclaw.net.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
+from openclaw.net.netinfo import lan_address
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.controlui import ControlUi
@@ -46,7 +46,7 @@ from openclaw.web.reload import ReloadProtocol
 from openclaw.web.bearer import BearerAuth
 from openclaw.web.tools_invoke import ToolsInvoke
 from openclaw.web.root import GatewayRoot
-from openclaw.ws import GatewayWebSocket, websocket_resource
+from openclaw.web.websocket import GatewayWebSocket, websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
 MAX_REQUEST_BODY = OPENAI_MAX_BODY  # the largest body any route takes (chat completions: 20 MB)

@@ -352,7 +352,7 @@ class TLSTests(GatewayMixin, TestCase):
 
     async def test_missing_certificate(self):
         """TLS enabled without a readable certificate refuses to start, naming the file."""
-        from openclaw.listen import StartupError
+        from openclaw.net.listen import StartupError
 
         with self.assertRaises(StartupError) as cm:
             await self.gateway(bridge={"tls": {"enabled": True, "certPath": "/nonexistent/cert.pem", "keyPath": "/nonexistent/key.pem"}})

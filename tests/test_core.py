@@ -207,3 +207,29 @@ class CheapConstructorTests(SynchronousTestCase):
         (devices / "paired.json").write_text(json.dumps({"d1": {"deviceId": "d1", "publicKey": "k", "roles": ["operator"], "scopes": []}}))
         service.core.load()
         self.assertEqual(service.core.pairing.paired("d1")["deviceId"], "d1")
+
+
+class SeamTests(SynchronousTestCase):
+    def test_emit_is_a_droppable_broadcast(self):
+        """Broadcaster.emit (what schedules and channels call) is broadcast(..., drop_if_slow=True), gated like any event."""
+        core = GatewayCore(gateway_settings(home_of(self)), Clock())
+        sent: list[tuple[str, Any, bool]] = []
+
+        class Reader(FakeMember):
+            def send_event(self, name: str, payload: Any, state_version: Any = None, drop_if_slow: bool = False) -> None:
+                sent.append((name, payload, drop_if_slow))
+
+        reader = Reader("token")
+        reader.scopes = ["operator.pairing"]
+        core.connections.add(reader)
+        core.events.emit("pairing", {"channel": "x"})
+        core.events.emit("chat", {"hidden": True})  # needs operator.read
+        self.assertEqual(sent, [("pairing", {"channel": "x"}, True)])
+
+    def test_heartbeat_report_source(self):
+        """Health and status report heartbeats as disabled until a scheduler's summary is used."""
+        core = GatewayCore(gateway_settings(home_of(self)), Clock())
+        self.assertEqual((core.health.refresh()["heartbeatSeconds"], core.heartbeats.summary()["every"]), (0, "disabled"))
+        core.heartbeats.use(lambda: {"enabled": True, "every": "30m", "everyMs": 1_800_000, "prompt": "p", "target": "last", "ackMaxChars": 300})
+        snapshot = core.health.refresh()
+        self.assertEqual((snapshot["heartbeatSeconds"], snapshot["agents"][0]["heartbeat"]["every"]), (1800, "30m"))

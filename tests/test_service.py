@@ -15,7 +15,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from openclaw.config import Flags, LoadedConfig, resolve_settings
-from openclaw.listen import PortInUse
+from openclaw.net.listen import PortInUse
 from openclaw.paths import resolve_layout
 from openclaw.service import FORCE_KILL_GRACE, GatewayService
 from openclaw.store import StateLocked

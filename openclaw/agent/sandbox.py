@@ -18,7 +18,7 @@ bubblewrap, what every sandboxed command gets:
     sets up the mounts as root and C{setpriv} drops to uid/gid 65534 (which
     owns the workspace) before the command starts; as an ordinary user,
     bubblewrap runs unprivileged in a user namespace of that user;
-  - limits, through L{openclaw.reaper}: how many more processes its uid may
+  - limits, through L{openclaw.process.reaper}: how many more processes its uid may
     start (C{pidsLimit}), virtual memory per process (C{memory}), file size.
 """
 

@@ -28,7 +28,7 @@ from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.client.core import CLI_SCOPES, GatewayClosed, RequestFailed, cli_params
 from openclaw.client.identity import DeviceIdentity, DeviceTokens
 from openclaw.config import EX_CONFIG, ConfigError, LoadedConfig, load_valid
-from openclaw.portowner import listeners
+from openclaw.net.portowner import listeners
 
 LEVEL_ORDER = ["trace", "debug", "info", "warn", "error", "fatal"]
 
@@ -455,7 +455,7 @@ class DiscoverOptions(CommandOptions):
     optFlags = [["json", None, "Print JSON."]]
 
     def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
-        from openclaw.discovery import browse
+        from openclaw.net.discovery import browse
 
         try:
             gateways = browse(self["timeout"] / 1000)

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_ws -*-
 """
-One client connection, without sockets: the adapter (L{openclaw.ws}) feeds
+One client connection, without sockets: the adapter (L{openclaw.web.websocket}) feeds
 it messages and carries out its sends and closes through a L{Transport}.
 
 States (L{State}): C{new} → C{challenged} (the nonce is out; the handshake

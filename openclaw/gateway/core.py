@@ -38,7 +38,7 @@ from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.events import Broadcaster, StateVersion
 from openclaw.gateway.handshake import Handshake
 from openclaw.gateway.handshake.hello import Hello
-from openclaw.gateway.health import Health
+from openclaw.gateway.health import Health, HeartbeatReport
 from openclaw.gateway.methods import METHODS, GatewayDeps
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.roster import Roster
@@ -87,11 +87,12 @@ class GatewayCore:
 
         # what the gateway says about itself
         self.stability = Stability(clock, self.vitals)
-        self.health = Health(settings.agents, self.boot, self.events, self.versions, self.agent, self.stability, clock)
+        self.heartbeats = HeartbeatReport(settings.agents.heartbeat)
+        self.health = Health(settings.agents, self.heartbeats, self.boot, self.events, self.versions, self.agent, self.stability, clock)
 
         # methods, and what a connection is wired to
         self.methods = Methods()
-        self.serve(METHODS.bind(GatewayDeps(settings, self.boot, self.connections, self.events, self.presence, self.health, self.stability, self.pairing, self.voicewake, self.config, self.agent)))
+        self.serve(METHODS.bind(GatewayDeps(settings, self.boot, self.connections, self.events, self.presence, self.health, self.stability, self.heartbeats, self.pairing, self.voicewake, self.config, self.agent)))
         self.serve(NODE_METHODS.bind(NodeDeps(self.nodes, self.node_pairing, self.pairing, self.events, self.node_events)))
         self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock)))
         hello = Hello(self.boot, self.presence, self.health, self.versions, self.methods, settings.layout.config_path, settings.state_dir, canvas_url)

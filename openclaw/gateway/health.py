@@ -7,12 +7,12 @@ each refresh broadcast with its C{stateVersion}.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
-from openclaw.config.settings import AgentSettings
+from openclaw.config.settings import AgentSettings, HeartbeatSettings
 from openclaw.gateway.boot import Boot
 from openclaw.gateway.events import StateVersion
 from openclaw.gateway.stability import Stability
@@ -21,9 +21,35 @@ from openclaw.interfaces import EventSink
 from openclaw.protocol.versions import HEALTH_REFRESH_MS
 
 
+class HeartbeatReport:
+    """
+    What health and status say about heartbeats: disabled (upstream's shape
+    when nothing schedules them) until a scheduler reports its own with
+    L{use}.
+    """
+
+    def __init__(self, settings: HeartbeatSettings) -> None:
+        self._settings = settings
+        self._source: Callable[[], dict[str, Any]] | None = None
+
+    def use(self, source: Callable[[], dict[str, Any]]) -> None:
+        """Report C{source()} from now on (C{enabled}, C{every}, C{everyMs}, C{prompt}, C{target}, C{ackMaxChars})."""
+        self._source = source
+
+    def summary(self) -> dict[str, Any]:
+        return self._source() if self._source is not None else heartbeat_summary(self._settings)
+
+    def seconds(self) -> int:
+        """C{heartbeatSeconds}: 0 while disabled (upstream: 0 when everyMs is null)."""
+        summary = self.summary()
+        every = summary.get("everyMs")
+        return every // 1000 if summary.get("enabled") and isinstance(every, int) else 0
+
+
 class Health:
-    def __init__(self, agents: AgentSettings, boot: Boot, events: EventSink, versions: StateVersion, stores: SessionStores, stability: Stability, clock: IReactorTime) -> None:
+    def __init__(self, agents: AgentSettings, heartbeats: HeartbeatReport, boot: Boot, events: EventSink, versions: StateVersion, stores: SessionStores, stability: Stability, clock: IReactorTime) -> None:
         self.agents = agents
+        self.heartbeats = heartbeats
         self.boot = boot
         self.events = events
         self.versions = versions
@@ -48,7 +74,7 @@ class Health:
             entry = {
                 "agentId": agent["id"],
                 "isDefault": agent["id"] == default_id,
-                "heartbeat": heartbeat_summary(self.agents.heartbeat),
+                "heartbeat": self.heartbeats.summary(),
                 "sessions": health_sessions(store_of(self.stores, agent["id"]), now),
             }
             if "name" in agent:
@@ -63,7 +89,7 @@ class Health:
             "channels": {},
             "channelOrder": [],
             "channelLabels": {},
-            "heartbeatSeconds": 0,  # heartbeats are disabled (upstream: 0 when everyMs is null)
+            "heartbeatSeconds": self.heartbeats.seconds(),
             "defaultAgentId": default_id,
             "agents": agents,
             "sessions": default["sessions"],

@@ -31,7 +31,7 @@ from openclaw.gateway.boot import Boot
 from openclaw.gateway.configwatch import ConfigWatch
 from openclaw.gateway.connections import Connections
 from openclaw.gateway.devices import PairingStore, redacted
-from openclaw.gateway.health import Health
+from openclaw.gateway.health import Health, HeartbeatReport
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.voicewake import VoiceWake
 from openclaw.interfaces import EventSink
@@ -61,6 +61,7 @@ class GatewayDeps:
     presence: Presence
     health: Health
     stability: Stability
+    heartbeats: HeartbeatReport
     pairing: PairingStore
     voicewake: VoiceWake
     config: ConfigWatch
@@ -97,11 +98,12 @@ def channel_summary(channels: tuple[str, ...]) -> list[str]:
 def status(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     default_id, agents = gw.settings.agents.default_id, agent_rows(gw.settings.agents)
     sensitive = has_scope(caller.scopes, ADMIN)
+    heartbeat = gw.heartbeats.summary()
     main_key = f"agent:{default_id}:main"
     live = gw.stability.live()
     summary: dict[str, Any] = {
         "runtimeVersion": __version__,
-        "heartbeat": {"defaultAgentId": default_id, "agents": [{"agentId": a["id"], "enabled": False, "every": "disabled", "everyMs": None} for a in agents]},
+        "heartbeat": {"defaultAgentId": default_id, "agents": [{"agentId": a["id"], **{k: heartbeat.get(k) for k in ("enabled", "every", "everyMs")}} for a in agents]},
         "channelSummary": channel_summary(gw.settings.channels) if params.get("includeChannelSummary", True) else [],
         "queuedSystemEvents": list(gw.agent.pending_events.get(main_key, [])),
         "sessions": status_sessions(gw.settings.agents, gw.agent, gw.boot.now_ms(), sensitive),

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 
 from openclaw.gateway.auth import AuthState, FailureLimiter, check_bearer, limiter_key
-from openclaw.ws import client_address
+from openclaw.web.websocket import client_address
 
 log = Logger(namespace="openclaw.http")
 

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
-from openclaw.portowner import describe_port_owner
+from openclaw.net.portowner import describe_port_owner
 
 
 log = Logger(namespace="openclaw.listen")
