@@ -1,4 +1,4 @@
-# The two set-up commands: `make run` and `make test`. Both build .venv first.
+# The two set-up commands: `make run` and `make test` (mypy, then trial). Both build .venv first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TRIAL_ARGS ?= tests
 
-.PHONY: run test install clean bench
+.PHONY: run test check install clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
 	# compat mode: a plain .pth to the checkout, so twistd sees twisted/plugins here
-	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[test,check]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +20,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/openclaw gateway --allow-unconfigured --bind loopback
 
-test: $(STAMP)
+# The type gate (setup.cfg [mypy]); `make test` runs it first.
+check: $(STAMP)
+	$(BIN)/mypy
+
+test: check
 	@set -o pipefail; $(BIN)/python -m twisted.trial --reporter=text $(TRIAL_ARGS) 2>&1 | tee .trial.out; \
 	status=$$?; $(BIN)/python tools/trial_summary.py < .trial.out; exit $$status
 

@@ -18,12 +18,14 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Iterable, Mapping
+from typing import IO, TYPE_CHECKING, Any, Iterable, Mapping
 
 from twisted.application.service import Service
 from twisted.logger import (
     FilteringLogObserver,
+    ILogFilterPredicate,
     ILogObserver,
+    LogEvent,
     LogLevel,
     LogLevelFilterPredicate,
     LogPublisher,
@@ -31,9 +33,12 @@ from twisted.logger import (
     formatEvent,
 )
 from twisted.python.logfile import LogFile
-from zope.interface import implementer
+from zope.interface import implementer, provider
 
 from openclaw.store import ensure_dir
+
+if TYPE_CHECKING:
+    from openclaw.config.settings import GatewaySettings
 
 # OpenClaw's level names, mapped onto Twisted's (trace and debug share one).
 LEVELS = {
@@ -87,7 +92,7 @@ def config_secrets(config: Mapping[str, Any], env: Mapping[str, str] = {}) -> se
     return {s for s in found if len(s) >= 6 and s.lower() not in ("false", "enabled", "disabled")}
 
 
-def gateway_redactor(settings: Any) -> Redactor:
+def gateway_redactor(settings: GatewaySettings) -> Redactor:
     """The gateway's redactor: auth secrets plus every configured secret (L{config_secrets})."""
     return Redactor((*settings.auth.secrets, *config_secrets(settings.config, settings.env)))
 
@@ -237,10 +242,15 @@ class ConsoleObserver:
             pass  # a closed terminal must not take the gateway down
 
 
+@provider(ILogFilterPredicate)
+def _nothing(event: LogEvent) -> PredicateResult:
+    return PredicateResult.no
+
+
 def filtered(observer: ILogObserver, level: str) -> ILogObserver:
     """Pass only events at C{level} or above; C{silent} passes nothing."""
     if level == "silent":
-        return FilteringLogObserver(observer, [lambda event: PredicateResult.no])
+        return FilteringLogObserver(observer, [_nothing])
     predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS.get(level, LogLevel.info))
     return FilteringLogObserver(observer, [predicate])
 

@@ -25,6 +25,9 @@ TTL_MS = 5 * 60 * 1000
 LIMIT = 200
 
 
+Requests = list[dict[str, Any]]  # (a method below is named list)
+
+
 def _well_formed(request: Any) -> bool:
     return isinstance(request, dict) and isinstance(request.get("requestId"), str) and isinstance(request.get("ts"), int)
 
@@ -34,11 +37,16 @@ class PendingRequests:
         self.path = Path(path)
         self.ttl_ms = ttl_ms
         self.limit = limit
+        self._items: dict[str, dict[str, Any]] = {}
+        self.file = CoalescedJSON(self.path, lambda: self._items, clock)
+
+    def load(self) -> "PendingRequests":
+        """Read the file (at start, with the state dir locked); returns self."""
         stored = read_json(self.path, {})
         items = [r for r in (stored.values() if isinstance(stored, dict) else ()) if _well_formed(r)]
-        newest = sorted(items, key=lambda r: r["ts"])[-limit:]  # an older, larger file is cut to the bound
-        self._items: dict[str, dict[str, Any]] = {r["requestId"]: r for r in newest}
-        self.file = CoalescedJSON(self.path, lambda: self._items, clock)
+        newest = sorted(items, key=lambda r: r["ts"])[-self.limit :]  # an older, larger file is cut to the bound
+        self._items = {r["requestId"]: r for r in newest}
+        return self
 
     def _save(self) -> None:
         self.file.changed()
@@ -46,7 +54,7 @@ class PendingRequests:
     def flush(self) -> None:
         self.file.flush()
 
-    def expire(self, now_ms: int) -> list[dict[str, Any]]:
+    def expire(self, now_ms: int) -> Requests:
         """Drop and return the requests nobody asked about for the TTL."""
         gone = [r for r in self._items.values() if now_ms - r["ts"] > self.ttl_ms]
         for request in gone:
@@ -55,11 +63,11 @@ class PendingRequests:
             self._save()
         return gone
 
-    def list(self, now_ms: int) -> list[dict[str, Any]]:
+    def list(self, now_ms: int) -> Requests:
         self.expire(now_ms)
         return sorted(self._items.values(), key=lambda r: r["ts"])
 
-    def where(self, field: str, value: Any) -> list[dict[str, Any]]:
+    def where(self, field: str, value: Any) -> Requests:
         return [r for r in self._items.values() if r.get(field) == value]
 
     def add(self, fields: dict[str, Any], now_ms: int) -> dict[str, Any]:

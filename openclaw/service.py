@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import Logger, LogPublisher, globalLogPublisher
@@ -27,27 +28,25 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 
 from openclaw.config.settings import GatewaySettings
-from openclaw.gateway.hub import Hub
-from openclaw.agent.methods import AGENT_METHODS
-from openclaw.agent.runtime import AgentRuntime
-from openclaw.gateway.methods import METHODS
-from openclaw.nodes.methods import NODE_METHODS
+from openclaw.gateway.core import GatewayCore
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
-from openclaw.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
+from openclaw.bridge.session import BridgeEnv
+from openclaw.net.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
 from openclaw.logs import LogFileService, gateway_redactor
-from openclaw.portowner import listeners
+from openclaw.net.portowner import listeners
 from openclaw.store import StateLock, StateLocked, clean_stray_temps, ensure_dir, loose_mode
-from openclaw.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
-from openclaw.netinfo import lan_address
+from openclaw.net.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
+from openclaw.net.netinfo import lan_address
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.controlui import ControlUi
 from openclaw.web.jsonpage import JsonError, write_json
 from openclaw.web.openai_api import MAX_BODY as OPENAI_MAX_BODY, OpenAIApi
 from openclaw.web.reload import ReloadProtocol
+from openclaw.web.bearer import BearerAuth
 from openclaw.web.tools_invoke import ToolsInvoke
 from openclaw.web.root import GatewayRoot
-from openclaw.ws import GatewayWebSocket, websocket_resource
+from openclaw.web.websocket import GatewayWebSocket, websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
 MAX_REQUEST_BODY = OPENAI_MAX_BODY  # the largest body any route takes (chat completions: 20 MB)
@@ -244,22 +243,19 @@ class GatewayService(MultiService):
                 logging.file, logging.level, self.redactor, publisher, logging.max_bytes, logging.max_files
             ).setServiceParent(self)
 
-        gateway = settings.config.get("gateway", {}) or {}
-        self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
-        self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
-        self.from_proxy = _matcher(self.trusted_proxies)  # proxies share one address among many clients
-        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS})
-        self.hub.agent = AgentRuntime(self.hub, reactor, redactor=self.redactor)
-        self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
-        self.hub.canvas_url = self.canvas_url
-        self.root = GatewayRoot(websocket_resource(self))
-        api = OpenAIApi(self.hub)
-        self.root.putChild(b"v1", api)
+        self.from_proxy = _matcher(list(settings.trusted_proxies))  # proxies share one address among many clients
+        # Every collaborator, built in one place; listeners and HTTP routes get the parts they use.
+        self.core = core = GatewayCore(settings, reactor, redactor=self.redactor, canvas_url=self.canvas_url)
+        self.root = GatewayRoot(websocket_resource(core.gate, core.connections, settings.trusted_proxies, settings.allowed_origins))
+        bearer = BearerAuth(core.auth, core.limiter, settings.rate_limit.exempt_loopback, settings.trusted_proxies)
+        self.root.putChild(b"v1", OpenAIApi(bearer, core.agent, settings.http.chat_completions, core.boot.started_ms))
         tools = Resource()
-        tools.putChild(b"invoke", ToolsInvoke(self.hub))
+        tools.putChild(b"invoke", ToolsInvoke(bearer, core.agent, settings.http))
         self.root.putChild(b"tools", tools)
+        self.control_ui: ControlUi | None = None
         if settings.control_ui_enabled:
-            self.root.mount_ui(ControlUi(settings.control_ui_base_path, settings.control_ui_root))
+            self.control_ui = ControlUi(settings.control_ui_base_path, settings.control_ui_root)
+            self.root.mount_ui(self.control_ui)
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
         for host in settings.hosts:
@@ -285,10 +281,10 @@ class GatewayService(MultiService):
 
         self.bridge: list[ListenService] = []
         if settings.bridge_enabled:
-            bridge_factory = BridgeFactory(self.hub, self.canvas_url)
+            bridge_factory = BridgeFactory(BridgeEnv.of(core, self.canvas_url))
             for host in settings.hosts:
-                endpoint = bridge_endpoint(reactor, settings.bridge_port, host, settings.bridge_tls, settings.state_dir)
-                listener = ListenService(endpoint, self.admission(bridge_factory), "the node bridge", settings.bridge_port)
+                bridge_at = bridge_endpoint(reactor, settings.bridge_port, host, settings.bridge_tls, settings.state_dir)
+                listener = ListenService(bridge_at, self.admission(bridge_factory), "the node bridge", settings.bridge_port)
                 listener.setName(f"bridge:{host}")
                 listener.setServiceParent(self)
                 self.bridge.append(listener)
@@ -297,7 +293,7 @@ class GatewayService(MultiService):
             # Last child: it starts after every listener is bound, and stops first.
             MdnsService(advertiser or ZeroconfAdvertiser(), self.mdns_record).setServiceParent(self)
 
-    def admission(self, factory: Any) -> Admission:
+    def admission(self, factory: IProtocolFactory) -> Admission:
         """One listener's admission: C{gateway.maxConnections}, C{gateway.preauth.*}."""
         s = self.settings
         return Admission(
@@ -317,10 +313,11 @@ class GatewayService(MultiService):
         addresses = tuple(a for a in (lan,) if a) or ("127.0.0.1",)
         bridge = str(self.bridge[0].port) if self.bridge and self.bridge[0].listening else ""
         canvas = str(self.canvas_listeners[0].port) if self.canvas_listeners and self.canvas_listeners[0].listening else ""
-        name = f"{self.hub.hostname.split('.')[0]}-{self.port}"
+        hostname = self.core.boot.hostname
+        name = f"{hostname.split('.')[0]}-{self.port}"
         txt = {
             "role": "gateway",
-            "displayName": self.hub.hostname,
+            "displayName": hostname,
             "lanHost": addresses[0],
             "gatewayPort": str(self.port),
             "bridgePort": bridge,
@@ -382,7 +379,7 @@ class GatewayService(MultiService):
             time.sleep(0.05)
         return bool(owners)
 
-    def _holding_state(self, start: Any) -> None:
+    def _holding_state(self, start: Callable[[], object]) -> None:
         """Run a start step with the state dir claimed; a failure gives it back."""
         self._claim_state()
         try:
@@ -391,25 +388,32 @@ class GatewayService(MultiService):
             self.lock.release()
             raise
 
+    def _start_children(self) -> None:
+        # File IO starts here, with the state dir locked: constructors read nothing.
+        self.core.load()
+        if self.control_ui is not None:
+            self.control_ui.load()
+        super().startService()
+
     def privilegedStartService(self) -> None:
         self._holding_state(super().privilegedStartService)
 
     def startService(self) -> None:
-        self._holding_state(super().startService)
+        self._holding_state(self._start_children)
         self.started_at = time.time()
-        self.hub.start()
+        self.core.start()
         for listener in self.http:
-            host = listener.listening.getHost()  # type: ignore[union-attr]
+            host = listener.address
             log.info("listening on ws://{host}:{port} (http + websocket)", host=host.host, port=host.port)
         if self.settings.control_ui_enabled and self.http:
-            host = self.http[0].listening.getHost()  # type: ignore[union-attr]
+            host = self.http[0].address
             base = self.settings.control_ui_base_path
             log.info("Control UI on http://{host}:{port}{base} and WebChat on {base}chat (`openclaw dashboard` prints a signed-in link)", host=host.host, port=host.port, base=base)
         for listener in self.canvas_listeners:
-            host = listener.listening.getHost()  # type: ignore[union-attr]
+            host = listener.address
             log.info("canvas host on http://{host}:{port}/ (root {root})", host=host.host, port=host.port, root=str(self.settings.canvas_root))
         for listener in self.bridge:
-            host = listener.listening.getHost()  # type: ignore[union-attr]
+            host = listener.address
             log.info("node bridge on {host}:{port} (JSON lines)", host=host.host, port=host.port)
         for warning in self.settings.warnings:
             log.warn("config: {issue}", issue=str(warning))
@@ -430,8 +434,7 @@ class GatewayService(MultiService):
     async def _stop(self) -> None:
         try:
             # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
-            self.hub.agent.stop()
-            self.hub.stop()
+            self.core.stop()
             await self._drain(CLOSE_GRACE)
             await super().stopService()
             # Stopping a listener leaves its connections (HTTP keep-alive, bridge) open.
@@ -443,6 +446,6 @@ class GatewayService(MultiService):
 
     async def _drain(self, seconds: float) -> None:
         waited = 0.0
-        while self.hub.open_sockets() and waited < seconds:
+        while self.core.connections.open_sockets() and waited < seconds:
             await deferLater(self.reactor, 0.02, lambda: None)
             waited += 0.02

@@ -49,7 +49,9 @@ def _show(value: Any) -> str:
 class Kind(ABC):
     """One node of the schema; C{check} appends problems to C{errors}."""
 
-    description = "a value"
+    @property
+    def description(self) -> str:
+        return "a value"
 
     @abstractmethod
     def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
@@ -64,10 +66,10 @@ class Kind(ABC):
 class Any_(Kind):
     description = "any value"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         return None
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {}
 
 
@@ -75,11 +77,11 @@ class Any_(Kind):
 class Bool(Kind):
     description = "true or false"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         if not isinstance(value, bool):
             errors.append(Issue(path, f"expected true or false, got {_show(value)}"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {"type": "boolean"}
 
 
@@ -96,7 +98,7 @@ class Int(Kind):
             return f"an integer of at least {self.low}"
         return "an integer"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok and self.low is not None and value < self.low:
             ok = False
@@ -105,7 +107,7 @@ class Int(Kind):
         if not ok:
             errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "integer"}
         if self.low is not None:
             schema["minimum"] = self.low
@@ -126,7 +128,7 @@ class Str(Kind):
             return "one of " + ", ".join(self.choices)
         return "a non-empty string" if self.nonempty else "a string"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         if not isinstance(value, str):
             errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
         elif self.choices and value not in self.choices:
@@ -136,7 +138,7 @@ class Str(Kind):
         elif self.max_length is not None and len(value) > self.max_length:
             errors.append(Issue(path, f"must be at most {self.max_length} characters"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string"}
         if self.choices:
             schema["enum"] = list(self.choices)
@@ -151,11 +153,11 @@ class Str(Kind):
 class Null(Kind):
     description = "null"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         if value is not None:
             errors.append(Issue(path, f"expected null, got {_show(value)}"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {"type": "null"}
 
 
@@ -169,12 +171,12 @@ class Num(Kind):
     def description(self) -> str:
         return "a number" if self.low is None else f"a number of at least {self.low:g}"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value not in (float("inf"), float("-inf"))
         if not ok or (self.low is not None and value < self.low):
             errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {"type": "number", **({"minimum": self.low} if self.low is not None else {})}
 
 
@@ -184,13 +186,13 @@ class Duration(Kind):
 
     description = 'milliseconds, or a duration such as "90s", "5m", "1h"'
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         if isinstance(value, bool) or not (
             (isinstance(value, int) and value >= 0) or (isinstance(value, str) and _DURATION.match(value))
         ):
             errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern}]}
 
 
@@ -202,14 +204,14 @@ class List(Kind):
     def description(self) -> str:
         return f"a list of {self.item.description}"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         if not isinstance(value, list):
             errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
             return
         for i, v in enumerate(value):
             self.item.check(v, f"{path}[{i}]", errors, warnings)
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": self.item.json_schema()}
 
 
@@ -221,7 +223,7 @@ class Either(Kind):
     def description(self) -> str:
         return " or ".join(o.description for o in self.options)
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         for option in self.options:
             trial: list[Issue] = []
             option.check(value, path, trial, [])
@@ -230,7 +232,7 @@ class Either(Kind):
                 return
         errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {"anyOf": [o.json_schema() for o in self.options]}
 
 
@@ -248,7 +250,7 @@ class Obj(Kind):
 
     description = "an object"
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         if not isinstance(value, dict):
             errors.append(Issue(path, f"expected an object, got {_show(value)}"))
             return

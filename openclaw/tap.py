@@ -20,7 +20,7 @@ from twisted.python import usage
 from openclaw.config import ConfigError, Flags, GatewayRefused, load_for, resolve_settings
 from openclaw.config.schema import BIND_MODES
 from openclaw.config.settings import GatewaySettings
-from openclaw.netinfo import tailnet_address
+from openclaw.net.netinfo import tailnet_address
 from openclaw.paths import ProfileError, resolve_layout
 
 

@@ -11,7 +11,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import TestCase
 
-from openclaw.listen import OPEN, PENDING, TRUSTED, Admission
+from openclaw.net.listen import OPEN, PENDING, TRUSTED, Admission
 from tests.wsclient import GatewayMixin, connect_params
 
 

@@ -208,22 +208,22 @@ class AgentTests(GatewayMixin, TestCase):
         self.fake.replies.append(slow)
         await self.gateway(**model_config(self.url))
         ws = await self.operator()
-        hub = self.service.hub
-        first = set(hub.connections)
+        core = self.service.core
+        first = set(core.connections)
         other = await self.operator()
-        [closing] = hub.connections - first
+        [closing] = set(core.connections) - first
         closing.transport.closeHandshakeTimeout = 30  # keep the window open however slow this machine is
         other.protocol.transport.pauseProducing()  # never answers our close frame
         other.protocol.sendMessage(b"x" * (V3.max_payload + 1))  # autobahn fails it: 1009, state CLOSING
         while closing.transport.state != closing.transport.STATE_CLOSING:
             await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(len(hub.connections), 2)  # still listed: connectionLost has not come
+        self.assertEqual(len(core.connections), 2)  # still listed: connectionLost has not come
         await ws.request("chat.send", {"sessionKey": "main", "message": "count", "idempotencyKey": "w1"})
         events = await self.chat_until(ws, "w1")
         self.assertEqual(events[-1]["state"], "final", events[-1])
         self.assertEqual(events[-1]["message"]["content"][0]["text"], "one two three four")
-        self.assertEqual(len(hub.connections), 2)  # the run really ran inside the window
-        self.assertGreater(hub.send_stats.dropped, 0)
+        self.assertEqual(len(core.connections), 2)  # the run really ran inside the window
+        self.assertGreater(core.connections.stats.dropped, 0)
         waited = await ws.request("agent.wait", {"runId": "w1"})
         self.assertEqual(waited["payload"]["status"], "ok")
         other.protocol.transport.resumeProducing()
@@ -273,7 +273,7 @@ class MoreMethodTests(GatewayMixin, TestCase):
         await self.gateway(**model_config(self.url))
         ws, _ = await self.connect()
         self.assertEqual((await ws.request("wake", {"mode": "now", "text": "check mail"}))["payload"], {"ok": True})
-        while len(self.fake.requests) < 1 or self.service.hub.agent.active:
+        while len(self.fake.requests) < 1 or self.service.core.agent.active:
             await deferLater(reactor, 0.02, lambda: None)
         self.assertEqual(self.fake.requests[0]["body"]["messages"][-1]["content"], "[Wake] check mail")
         await ws.request("wake", {"mode": "next-heartbeat", "text": "backup finished"})
@@ -303,7 +303,7 @@ class MoreMethodTests(GatewayMixin, TestCase):
             await ws.response(f"q{i}")
         result = (await ws.request("sessions.compact", {"key": "main", "maxLines": 2}))["payload"]
         self.assertEqual((result["compacted"], result["kept"]), (True, 2))
-        messages = self.service.hub.agent.store().messages("agent:main:main")
+        messages = self.service.core.agent.store().messages("agent:main:main")
         texts = [m["content"][0]["text"] for m in messages]
         self.assertEqual(texts, ["Summary of the earlier conversation:\nSUMMARY: four questions answered", "question 3", "answer 3"])
 
@@ -312,11 +312,12 @@ class MoreMethodTests(GatewayMixin, TestCase):
         import time as _time
 
         from openclaw.agent.sessions import reset_due
+        from openclaw.config.settings import SessionPolicy
 
         now = _time.mktime((2026, 11, 24, 10, 0, 0, 0, 0, -1))
         before_four = {"updatedAt": int(_time.mktime((2026, 11, 24, 3, 0, 0, 0, 0, -1)) * 1000)}
         after_four = {"updatedAt": int(_time.mktime((2026, 11, 24, 5, 0, 0, 0, 0, -1)) * 1000)}
-        self.assertTrue(reset_due(before_four, now, {}))
-        self.assertFalse(reset_due(after_four, now, {}))
-        self.assertFalse(reset_due(before_four, now, {"reset": {"mode": "off"}}))
-        self.assertTrue(reset_due(after_four, now, {"reset": {"mode": "off"}, "idleMinutes": 60}))
+        self.assertTrue(reset_due(before_four, now, SessionPolicy()))
+        self.assertFalse(reset_due(after_four, now, SessionPolicy()))
+        self.assertFalse(reset_due(before_four, now, SessionPolicy(reset_mode="off")))
+        self.assertTrue(reset_due(after_four, now, SessionPolicy(reset_mode="off", idle_minutes=60)))

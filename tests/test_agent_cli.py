@@ -83,10 +83,10 @@ class AgentCLITests(GatewayMixin, TestCase):
         proto = Collect()
         process = reactor.spawnProcess(proto, sys.executable, [sys.executable, "-m", "openclaw", "agent", "-m", "hi", *self.target()], env=self.env())
         for _ in range(300):
-            if self.service.hub.agent.active and self.service.hub.agent.active["agent:main:main"].text:
+            if self.service.core.agent.active and self.service.core.agent.active["agent:main:main"].text:
                 break
             await deferLater(reactor, 0.02, lambda: None)
-        run = self.service.hub.agent.active["agent:main:main"]
+        run = self.service.core.agent.active["agent:main:main"]
         process.signalProcess(signal.SIGINT)
         code = await proto.ended
         self.assertEqual(code, 130, proto.err)

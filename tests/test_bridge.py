@@ -15,9 +15,8 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from openclaw.bridge.protocol import BridgeFactory
-from openclaw.gateway.hub import Hub
-from openclaw.gateway.methods import METHODS
-from openclaw.nodes.methods import NODE_METHODS
+from openclaw.bridge.session import BridgeEnv
+from openclaw.gateway.core import GatewayCore
 from tests.wsclient import GatewayMixin, gateway_settings
 
 
@@ -26,10 +25,11 @@ class Harness(SynchronousTestCase):
         home = Path(self.mktemp()).resolve()
         home.mkdir()
         self.clock = Clock()
-        self.hub = Hub(gateway_settings(home), self.clock, {**METHODS, **NODE_METHODS})
+        self.core = GatewayCore(gateway_settings(home), self.clock)
+        self.core.load()
 
     def connect(self, max_length=None):
-        factory = BridgeFactory(self.hub, lambda: "http://gw:18793")
+        factory = BridgeFactory(BridgeEnv.of(self.core, lambda: "http://gw:18793"))
         proto = factory.buildProtocol(None)
         proto.factory = factory
         if max_length:
@@ -48,15 +48,15 @@ class Harness(SynchronousTestCase):
         proto.dataReceived(b"".join((f if isinstance(f, bytes) else json.dumps(f).encode()) + b"\n" for f in frames))
 
     def paired_token(self, node_id="n1"):
-        request, _ = self.hub.node_pairing.request(node_id, {"commands": ["system.run"]}, self.hub.now_ms())
-        return self.hub.node_pairing.approve(request["requestId"], self.hub.now_ms())["token"]
+        request, _ = self.core.node_pairing.request(node_id, {"commands": ["system.run"]}, self.core.boot.now_ms())
+        return self.core.node_pairing.approve(request["requestId"], self.core.boot.now_ms())["token"]
 
     def ready(self, node_id="n1"):
         token = self.paired_token(node_id)
         proto, transport = self.connect()
         self.send(proto, {"type": "hello", "nodeId": node_id, "token": token, "platform": "linux", "commands": ["system.run"]})
         [hello] = self.frames(transport)
-        self.assertEqual(hello, {"type": "hello-ok", "serverName": self.hub.hostname, "canvasHostUrl": "http://gw:18793"})
+        self.assertEqual(hello, {"type": "hello-ok", "serverName": self.core.boot.hostname, "canvasHostUrl": "http://gw:18793"})
         return proto, transport
 
 
@@ -110,7 +110,7 @@ class FrameTests(Harness):
         proto, transport = self.connect()
         self.send(proto, {"type": "bridge.hello", "nodeId": "n2", "token": token, "capabilities": ["canvas"]})
         self.assertEqual(self.frames(transport)[0]["type"], "hello-ok")
-        self.assertEqual(self.hub.nodes.describe("n2")["caps"], ["canvas"])
+        self.assertEqual(self.core.nodes.describe("n2")["caps"], ["canvas"])
 
     def test_after_hello(self):
         """req (allowlisted), ping/pong, event, missing id/method, disallowed methods."""
@@ -136,12 +136,12 @@ class FrameTests(Harness):
     def test_invoke_round_trip_and_timeout(self):
         """An invoke goes out as {type:invoke}; invoke-res answers it; silence times out (15 s)."""
         proto, transport = self.ready()
-        d = self.hub.nodes.invoke("n1", "system.run", {"command": ["echo", "hi"]}, None, "k")
+        d = self.core.nodes.invoke("n1", "system.run", {"command": ["echo", "hi"]}, None, "k")
         [invoke] = self.frames(transport)
         self.assertEqual((invoke["type"], invoke["command"], json.loads(invoke["paramsJSON"])), ("invoke", "system.run", {"command": ["echo", "hi"]}))
         self.send(proto, {"type": "invoke-res", "id": invoke["id"], "ok": True, "payloadJSON": '{"stdout":"hi\\n"}'})
         self.assertEqual(self.successResultOf(d)["payload"], {"stdout": "hi\n"})
-        late = self.hub.nodes.invoke("n1", "system.run", {}, None, None)
+        late = self.core.nodes.invoke("n1", "system.run", {}, None, None)
         self.clock.advance(15)
         self.assertEqual(self.failureResultOf(late).value.message, "invoke timeout")
 
@@ -170,24 +170,24 @@ class FrameTests(Harness):
         self.assertEqual(self.frames(transport)[-1]["type"], "ping")
         self.clock.advance(180)
         self.assertFalse(transport.connected)
-        self.assertFalse(self.hub.nodes.connected("n3"))
+        self.assertFalse(self.core.nodes.connected("n3"))
 
     def test_replacement(self):
         """A second hello for the same node replaces the first connection."""
         first, first_transport = self.ready("n4")
-        token = self.hub.node_pairing.paired_record("n4")["token"]
+        token = self.core.node_pairing.paired_record("n4")["token"]
         second, second_transport = self.connect()
         self.send(second, {"type": "hello", "nodeId": "n4", "token": token})
         self.assertFalse(first_transport.connected)
         self.assertTrue(second_transport.connected)
-        self.assertIs(self.hub.nodes.links["n4"][0], second.session)
+        self.assertIs(self.core.nodes.links["n4"][0], second.session)
 
     def test_pairing_rejected(self):
         """pair-request then reject: error "pairing rejected", disconnect."""
         proto, transport = self.connect()
         self.send(proto, {"type": "pair-request", "nodeId": "n5"})
-        [request] = self.hub.node_pairing.pending(self.hub.now_ms())
-        self.hub.node_pairing.reject(request["requestId"])
+        [request] = self.core.node_pairing.pending(self.core.boot.now_ms())
+        self.core.node_pairing.reject(request["requestId"])
         self.clock.advance(0.25)
         self.assertEqual(self.frames(transport), [{"type": "error", "code": "UNAUTHORIZED", "message": "pairing rejected"}])
         self.assertFalse(transport.connected)
@@ -204,7 +204,7 @@ class BoundsTests(Harness):
     """Unauthenticated pair requests cannot grow the state files (issue 8, item 6)."""
 
     def pending_file(self):
-        return self.hub.settings.state_dir / "nodes" / "pending.json"
+        return self.core.settings.state_dir / "nodes" / "pending.json"
 
     def test_huge_line_before_hello(self):
         """A 2 MB pair request is refused as a line too long before authentication, then hung up."""
@@ -214,7 +214,7 @@ class BoundsTests(Harness):
         self.assertEqual(frame["code"], "INVALID_REQUEST")
         self.assertIn("line too long before authentication", frame["message"])
         self.assertFalse(transport.connected)
-        self.assertEqual(self.hub.node_pairing.pending(self.hub.now_ms()), [])
+        self.assertEqual(self.core.node_pairing.pending(self.core.boot.now_ms()), [])
 
     def test_fields_bounded(self):
         """Oversized fields within the line cap are refused with the bound; nothing is stored."""
@@ -230,7 +230,7 @@ class BoundsTests(Harness):
         self.assertTrue(messages[1].startswith("commands must be at most 128 strings"))
         self.assertTrue(messages[2].startswith("permissions must be"))
         self.assertTrue(transport.connected)
-        self.assertEqual(self.hub.node_pairing.pending(self.hub.now_ms()), [])
+        self.assertEqual(self.core.node_pairing.pending(self.core.boot.now_ms()), [])
         self.clock.advance(5)
         self.assertFalse(self.pending_file().exists())
 
@@ -245,7 +245,7 @@ class BoundsTests(Harness):
         stored = json.loads(self.pending_file().read_text())
         self.assertEqual(len(stored), 200)
         self.assertLess(self.pending_file().stat().st_size, 200 * 40_000)
-        self.assertEqual(self.hub.node_pairing._pending.file.writes, 1)
+        self.assertEqual(self.core.node_pairing._pending.file.writes, 1)
 
 
 class LineClient(LineOnlyReceiver):
@@ -352,7 +352,7 @@ class TLSTests(GatewayMixin, TestCase):
 
     async def test_missing_certificate(self):
         """TLS enabled without a readable certificate refuses to start, naming the file."""
-        from openclaw.listen import StartupError
+        from openclaw.net.listen import StartupError
 
         with self.assertRaises(StartupError) as cm:
             await self.gateway(bridge={"tls": {"enabled": True, "certPath": "/nonexistent/cert.pem", "keyPath": "/nonexistent/key.pem"}})

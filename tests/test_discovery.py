@@ -14,7 +14,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from openclaw.discovery import IAdvertiser, ZeroconfAdvertiser, discover
+from openclaw.net.discovery import IAdvertiser, ZeroconfAdvertiser, discover
 from openclaw.service import GatewayService
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, gateway_settings

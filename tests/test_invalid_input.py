@@ -97,7 +97,7 @@ class HostileParamsTests(GatewayMixin, TestCase):
         await self.gateway()
         operator, _ = await self.connect(connect_params(protocol=4, scopes=["operator.admin"]))
         node, _ = await self.connect({**connect_params(protocol=4, client_id="node-host", mode="node", scopes=[]), "role": "node"})
-        methods = self.service.hub.methods
+        methods = self.service.core.methods
         self.assertGreater(len(methods), 40)
         problems = []
         calls = 0

@@ -168,16 +168,16 @@ class EndToEndTests(GatewayMixin, TestCase):
         host, statuses = await self.start_node(bridge=False)
         host.backoff = Backoff(initial=0.05, maximum=0.1)
         await host.connected
-        for conn in list(self.service.hub.connections):
+        for conn in list(self.service.core.connections):
             conn.close(1012, "service restart")
         from twisted.internet.task import deferLater
 
         for _ in range(100):
             await deferLater(reactor, 0.05, lambda: None)
-            if any(s.startswith("connected") for s in statuses[1:]) and self.service.hub.nodes.links:
+            if any(s.startswith("connected") for s in statuses[1:]) and self.service.core.nodes.links:
                 break
         self.assertTrue(any("reconnecting" in s for s in statuses), statuses)
-        self.assertEqual(len(self.service.hub.nodes.links), 1)
+        self.assertEqual(len(self.service.core.nodes.links), 1)
 
 
 class MediaTests(TestCase):

@@ -33,9 +33,9 @@ class PolicyTests(SynchronousTestCase):
     def test_platform_defaults_and_config(self):
         """Declared ∩ (platform defaults + allow) − deny; dangerous commands need allow."""
         declared = ["system.run", "camera.snap", "canvas.navigate", "weird.thing"]
-        self.assertEqual(allowed_commands(declared, "linux", {}), {"system.run", "canvas.navigate"})
-        self.assertEqual(allowed_commands(declared, "linux", {"commands": {"allow": ["camera.snap"], "deny": ["system.run"]}}), {"camera.snap", "canvas.navigate"})
-        self.assertEqual(allowed_commands(["system.run"], "ios 18.4", {}), set())
+        self.assertEqual(allowed_commands(declared, "linux"), {"system.run", "canvas.navigate"})
+        self.assertEqual(allowed_commands(declared, "linux", {"camera.snap"}, {"system.run"}), {"camera.snap", "canvas.navigate"})
+        self.assertEqual(allowed_commands(["system.run"], "ios 18.4"), set())
         self.assertIn("screen.record", DANGEROUS)
         self.assertEqual([platform_family(p) for p in ("darwin", "macos 15.4", "Linux", "android 14", None)], ["macos", "macos", "linux", "android", "linux"])
 
@@ -183,7 +183,7 @@ class WebSocketNodeTests(GatewayMixin, TestCase):
         self.assertEqual(res["payload"], {"ok": True, "event": "chat.subscribe", "handled": True})
         res = await node.request("node.event", {"event": "agent.request", "payload": {"message": "hi"}})
         self.assertTrue(res["payload"]["handled"])
-        run = self.service.hub.agent.lookup(res["payload"]["runId"])
+        run = self.service.core.agent.lookup(res["payload"]["runId"])
         self.assertTrue(run.session_key.startswith("agent:main:node-"))
         res = await node.request("node.event", {"event": "voice.transcript", "payload": {}})
         self.assertEqual(res["payload"]["reason"], "text required")
@@ -203,7 +203,7 @@ class WebSocketNodeTests(GatewayMixin, TestCase):
         self.assertNotIn("token", approved["node"])
         resolved = await op.event("node.pair.resolved")
         self.assertEqual(resolved["payload"]["decision"], "approved")
-        token = self.service.hub.node_pairing.paired_record("phone-1")["token"]
+        token = self.service.core.node_pairing.paired_record("phone-1")["token"]
         self.assertEqual((await op.request("node.pair.verify", {"nodeId": "phone-1", "token": token}))["payload"]["ok"], True)
         self.assertEqual((await op.request("node.pair.verify", {"nodeId": "phone-1", "token": "nope"}))["payload"]["ok"], False)
         self.assertIn("phone-1", [n["nodeId"] for n in (await op.request("node.list"))["payload"]["nodes"]])
@@ -214,9 +214,9 @@ class WebSocketNodeTests(GatewayMixin, TestCase):
         node, device = await self.node()
         anonymous = await self.ws()
         self.assertTrue((await anonymous.request("connect", node_params(client={"id": "node-host", "version": "1", "platform": "linux", "mode": "node", "instanceId": "anon"})))["ok"])
-        hub = self.service.hub
-        request, _ = hub.node_pairing.request("bridge-1", {"displayName": "Bridge"}, hub.now_ms())
-        hub.node_pairing.approve(request["requestId"], hub.now_ms())
+        core = self.service.core
+        request, _ = core.node_pairing.request("bridge-1", {"displayName": "Bridge"}, core.boot.now_ms())
+        core.node_pairing.approve(request["requestId"], core.boot.now_ms())
         op, _ = await self.connect()
         paired = (await op.request("node.pair.list"))["payload"]["paired"]
         self.assertEqual(sorted((p["nodeId"], p["connected"]) for p in paired), sorted([(device.id, True), ("bridge-1", False)]))
@@ -239,8 +239,8 @@ class WebSocketNodeTests(GatewayMixin, TestCase):
         self.assertEqual((await op.request("node.rename", {"nodeId": device.id, "displayName": " Kitchen "}))["payload"]["displayName"], "Kitchen")
         [entry] = (await op.request("node.pair.list"))["payload"]["paired"]
         self.assertEqual(entry["displayName"], "Kitchen")
-        self.service.hub.nodes.flush()
-        names = json.loads((self.service.hub.settings.state_dir / "nodes" / "names.json").read_text())
+        self.service.core.nodes.flush()
+        names = json.loads((self.service.settings.state_dir / "nodes" / "names.json").read_text())
         self.assertEqual(names, {device.id: "Kitchen"})
 
 
@@ -261,4 +261,4 @@ class NamesFileTests(SynchronousTestCase):
         clock.advance(1)
         self.assertEqual(json.loads(path.read_text()), {"n2": "still two"})
         self.assertRaises(ValueError, registry.rename, "n3", "never paired", {"n2"})
-        self.assertEqual(NodeRegistry(clock, state).name("n2"), "still two")
+        self.assertEqual(NodeRegistry(clock, state).load().name("n2"), "still two")

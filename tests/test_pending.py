@@ -32,7 +32,7 @@ class PendingTests(SynchronousTestCase):
         gone = self.queue.add({"nodeId": "b"}, now_ms=0)
         self.assertEqual(self.queue.pop(gone["requestId"]), gone)
         self.assertIsNone(self.queue.pop(gone["requestId"]))
-        again = PendingRequests(self.path, ttl_ms=1000)
+        again = PendingRequests(self.path, ttl_ms=1000).load()
         self.assertEqual(again.where("nodeId", "a"), [keep])
         self.assertEqual(again.where("nodeId", "b"), [])
 
@@ -75,5 +75,5 @@ class CoalescingTests(SynchronousTestCase):
         entries["worse"] = "text"
         self.path.parent.mkdir(parents=True)
         self.path.write_text(json.dumps(entries))
-        queue = PendingRequests(self.path, ttl_ms=10**12, limit=5)
+        queue = PendingRequests(self.path, ttl_ms=10**12, limit=5).load()
         self.assertEqual([r["requestId"] for r in queue.list(now_ms=100)], ["45", "46", "47", "48", "49"])

@@ -9,8 +9,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from openclaw.gateway.connection import Connection, Peer
-from openclaw.gateway.hub import Hub
-from openclaw.gateway.methods import METHODS
+from openclaw.gateway.core import GatewayCore
 from openclaw.protocol import frames, jsonvalue
 from openclaw.protocol.versions import V3, V4, negotiate, truncate_reason
 from tests.wsclient import connect_params, gateway_settings
@@ -115,9 +114,9 @@ class ConnectionPropertyTests(SynchronousTestCase):
 
     def fresh(self):
         clock = Clock()
-        hub = Hub(self.settings, clock, METHODS)
+        core = GatewayCore(self.settings, clock)
         transport = FakeTransport()
-        conn = Connection(hub, transport, Peer("127.0.0.1", True))
+        conn = Connection(core.gate, transport, Peer("127.0.0.1", True))
         conn.opened()
         return conn, transport, clock
 
@@ -191,13 +190,14 @@ class TimerTests(SynchronousTestCase):
         home = Path(self.mktemp()).resolve()
         home.mkdir()
         self.clock = Clock()
-        self.hub = Hub(gateway_settings(home), self.clock, METHODS)
-        self.hub.start()
-        self.addCleanup(self.hub.stop)
+        self.core = GatewayCore(gateway_settings(home), self.clock)
+        self.core.load()
+        self.core.start()
+        self.addCleanup(self.core.stop)
 
     def ready(self, client_id="test", mode="test"):
         transport = FakeTransport()
-        conn = Connection(self.hub, transport, Peer("127.0.0.1", True))
+        conn = Connection(self.core.gate, transport, Peer("127.0.0.1", True))
         conn.opened()
         params = {**connect_params(client_id=client_id, mode=mode), "client": {"id": client_id, "version": "1", "platform": "linux", "mode": mode, "instanceId": f"i-{id(transport)}"}}
         conn.received(json.dumps({"type": "req", "id": "c", "method": "connect", "params": params}).encode())
@@ -214,7 +214,7 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(self.events(transport, "tick"), [])
         self.clock.advance(1)
         [tick] = self.events(transport, "tick")
-        self.assertEqual(tick["payload"], {"ts": 30000 + self.hub.started_ms})
+        self.assertEqual(tick["payload"], {"ts": 30000 + self.core.boot.started_ms})
         self.clock.advance(30)
         self.assertEqual(len(self.events(transport, "tick")), 2)
         [health] = self.events(transport, "health")
@@ -226,10 +226,10 @@ class TimerTests(SynchronousTestCase):
         """24. A non-CLI client's disconnect bumps stateVersion.presence and is broadcast."""
         watcher, transport = self.ready()
         other, _ = self.ready()
-        before = self.hub.presence_version
+        before = self.core.versions.presence
         transport.sent.clear()
         other.closed()
         [event] = self.events(transport, "presence")
         self.assertEqual(event["stateVersion"]["presence"], before + 1)
         cli, _ = self.ready("cli", "cli")
-        self.assertEqual(self.hub.presence_version, before + 1)  # the CLI is not presence
+        self.assertEqual(self.core.versions.presence, before + 1)  # the CLI is not presence

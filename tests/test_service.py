@@ -15,7 +15,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from openclaw.config import Flags, LoadedConfig, resolve_settings
-from openclaw.listen import PortInUse
+from openclaw.net.listen import PortInUse
 from openclaw.paths import resolve_layout
 from openclaw.service import FORCE_KILL_GRACE, GatewayService
 from openclaw.store import StateLocked
@@ -162,9 +162,9 @@ class StartChecksTests(GatewayMixin, TestCase):
     def test_seed_sandbox_reaches_the_runtime(self):
         """With the seed's sandbox.enabled, non-main sessions are sandboxed and main is not; enabled false sandboxes none."""
         seed = {"mode": "cloud", "sandbox": {"enabled": True, "allowFileSystem": "workspace"}}
-        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=seed), reactor).hub.agent
+        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=seed), reactor).core.agent
         self.assertIsNotNone(runtime.tool_context("agent:main:telegram:group:9").sandbox)
         self.assertIsNone(runtime.tool_context("agent:main:main").sandbox)
         off = {"sandbox": {"enabled": False}}
-        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=off), reactor).hub.agent
+        runtime = GatewayService(gateway_settings(scratch_home(self), gateway=off), reactor).core.agent
         self.assertIsNone(runtime.tool_context("agent:main:telegram:group:9").sandbox)

@@ -11,7 +11,7 @@ import ast
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from openclaw import __version__
-from openclaw.gateway.hub import EVENTS
+from openclaw.gateway.events import EVENTS
 from openclaw.protocol.versions import CAPABILITIES, CHALLENGE_CAPABILITIES
 from tests import schemas
 from tests.helpers import REPO
@@ -19,7 +19,7 @@ from tests.wsclient import GatewayMixin, connect_params
 
 KEYS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 # Calls whose first argument is an event name the gateway sends to clients.
-EMITTERS = {"broadcast", "broadcast_session", "send_event", "send_direct", "event"}
+EMITTERS = {"broadcast", "to_session", "send_event", "send_direct", "event"}
 # Client-side code (our CLI, the node host) sends events *to* a gateway; they are not ours to advertise.
 CLIENT_SIDE = ("openclaw/client", "openclaw/nodehost", "openclaw/cli")
 
@@ -52,14 +52,14 @@ class EventListTests(SynchronousTestCase):
     def test_scanner_sees_emitters(self):
         """The scanner itself finds known call sites (so the test above cannot pass vacuously)."""
         emitted = emitted_events()
-        self.assertTrue(any("hub.py" in where for where in emitted["tick"]))
+        self.assertTrue(any("events.py" in where for where in emitted["tick"]))
         self.assertTrue(any("connection.py" in where for where in emitted["connect.challenge"]))
         self.assertNotIn("heartbeat", emitted)
 
 
 class StatusTests(GatewayMixin, TestCase):
     async def sessions(self, count=5):
-        store = self.service.hub.agent.store("main")
+        store = self.service.core.agent.store("main")
         for key in KEYS[:count]:
             store.resolve(f"agent:main:{key}")
 

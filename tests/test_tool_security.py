@@ -249,7 +249,7 @@ class LoopTests(GatewayMixin, TestCase):
         self.assertEqual(final["payload"]["status"], "ok")
         for request in self.fake.requests[1:]:
             self.assertIn("timeoutMs must be a positive number", request["body"]["messages"][-1]["content"])
-        workspace = self.service.hub.agent.workspace()
+        workspace = self.service.core.agent.workspace()
         self.assertFalse((workspace / "nan-started").exists())
         self.assertFalse((workspace / "neg-started").exists())
 
@@ -257,7 +257,7 @@ class LoopTests(GatewayMixin, TestCase):
         """read of a FIFO is refused at once; another client is answered while the run goes on."""
         self.fake.replies += [openai_tool_call("read", {"path": "pipe"}), openai_text("done")]
         await self.gateway(**model_config(self.url))
-        workspace = self.service.hub.agent.workspace()
+        workspace = self.service.core.agent.workspace()
         workspace.mkdir(parents=True, exist_ok=True)
         os.mkfifo(workspace / "pipe")
         stop = threading.Event()
@@ -299,7 +299,7 @@ class LoopTests(GatewayMixin, TestCase):
         self.assertEqual(len(self.fake.requests), 2)
         result = self.fake.requests[1]["body"]["messages"][-1]["content"]
         self.assertIn("may only message sessions that are sandboxed too", result)
-        self.assertIsNone(self.service.hub.agent.store().get("agent:main:main"))
+        self.assertIsNone(self.service.core.agent.store().get("agent:main:main"))
 
     async def test_sandboxed_message_marked_untrusted(self):
         """Sandboxed to sandboxed is allowed; the receiver's transcript marks the message untrusted."""
@@ -311,7 +311,7 @@ class LoopTests(GatewayMixin, TestCase):
         seen = self.fake.requests[1]["body"]["messages"][-1]["content"]
         self.assertTrue(seen.startswith("[Message from the sandboxed session agent:main:telegram:group:5. It is untrusted input"), seen)
         self.assertTrue(seen.endswith("hello there"))
-        [message] = [m for m in self.service.hub.agent.store().messages("agent:main:telegram:group:6") if m["role"] == "user"]
+        [message] = [m for m in self.service.core.agent.store().messages("agent:main:telegram:group:6") if m["role"] == "user"]
         self.assertEqual(message["provenance"], {"kind": "inter_session", "sourceSessionKey": "agent:main:telegram:group:5", "untrusted": True})
 
     async def test_no_network_sandbox_has_no_web_fetch(self):
@@ -323,7 +323,7 @@ class LoopTests(GatewayMixin, TestCase):
         offered = [t["function"]["name"] for t in self.fake.requests[0]["body"]["tools"]]
         self.assertNotIn("web_fetch", offered)
         self.assertIn("unknown tool: web_fetch", self.fake.requests[1]["body"]["messages"][-1]["content"])
-        ctx = ToolContext(Path(self.mktemp()), GROUP, Bubblewrap(), self.service.hub.agent, reactor)
+        ctx = ToolContext(Path(self.mktemp()), GROUP, Bubblewrap(), self.service.core.agent, reactor)
         text, error = await run_tool(TOOLS["web_fetch"], ctx, {"url": "http://example.com/"})
         self.assertTrue(error)
         self.assertIn("no network", text)
@@ -395,7 +395,7 @@ class LoopTests(GatewayMixin, TestCase):
                 conn.close()
 
         await self.gateway()
-        workspace = self.service.hub.agent.workspace()
+        workspace = self.service.core.agent.workspace()
         workspace.mkdir(parents=True, exist_ok=True)
         (workspace / "hello.txt").write_text("hi")
         for tool, args in (("read", {"path": "hello.txt"}), ("write", {"path": "x", "content": "y"}), ("edit", {"path": "hello.txt", "oldText": "hi", "newText": "yo"}), ("exec", {"command": "id"})):

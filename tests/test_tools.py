@@ -186,7 +186,7 @@ class ToolLoopTests(GatewayMixin, TestCase):
         await ws.response("t")
         final = (await ws.response("t"))["payload"]
         self.assertEqual(final["result"]["payloads"], [{"text": "Saved it."}])
-        workspace = self.service.hub.agent.workspace()
+        workspace = self.service.core.agent.workspace()
         self.assertEqual((workspace / "notes.txt").read_text(), "remember milk")
         tool_events = [e["payload"]["data"] for e in ws.events if e.get("event") == "agent" and e["payload"]["stream"] == "tool"]
         self.assertEqual([(e["phase"], e["name"]) for e in tool_events], [("start", "write"), ("result", "write")])
@@ -213,7 +213,7 @@ class ToolLoopTests(GatewayMixin, TestCase):
     async def test_tools_invoke_http(self):
         """/tools/invoke: bearer required; exec is denied by default (404); read works once allowed."""
         await self.gateway(gateway={"tools": {"allow": ["read"]}})
-        workspace = self.service.hub.agent.workspace()
+        workspace = self.service.core.agent.workspace()
         workspace.mkdir(parents=True, exist_ok=True)
         (workspace / "hello.txt").write_text("hi from the workspace")
 

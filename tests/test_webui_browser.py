@@ -99,7 +99,7 @@ class WebChatTests(BrowserTestCase):
         await browser.until("return [...document.querySelectorAll('.msg.assistant .md')].some(m => m.textContent === 'Second answer')", "the second reply")
         self.assertEqual(self.fake.requests[1]["body"]["messages"][-1]["content"], "line one\nline two")
         # each message had its own idempotency key (two runs)
-        runs = [r for r in self.service.hub.agent.runs]
+        runs = [r for r in self.service.core.agent.runs]
         self.assertEqual(len(set(runs)), 2)
         # a reload shows the conversation from chat.history (the token is kept for the tab)
         await browser.get(self.base + "/chat")
@@ -108,8 +108,8 @@ class WebChatTests(BrowserTestCase):
         self.assertEqual(texts, ["user: hi there", f"assistant: {final}", "user: line one\nline two", "assistant: Second answer"])
         # loopback: the device was approved silently, nothing is pending
         device = await browser.js("return document.body.dataset.device")
-        self.assertEqual(self.service.hub.pairing.paired(device)["remoteIp"], "127.0.0.1")
-        self.assertEqual(self.service.hub.pairing.pending(self.service.hub.now_ms()), [])
+        self.assertEqual(self.service.core.pairing.paired(device)["remoteIp"], "127.0.0.1")
+        self.assertEqual(self.service.core.pairing.pending(self.service.core.boot.now_ms()), [])
         await browser.screenshot("chat.png")
         # phone width: nothing sticks out sideways, the message box is on screen
         await browser.resize(390, 844)
@@ -144,7 +144,7 @@ class WebChatTests(BrowserTestCase):
         self.assertTrue(await browser.js("return !document.getElementById('stop').disabled"))
         await browser.keys("#input", Keys.ESCAPE)
         await browser.until("return document.querySelector('.msg.assistant.stopped .stop-note')", "the reply marked stopped")
-        self.assertEqual(self.service.hub.agent.active, {})
+        self.assertEqual(self.service.core.agent.active, {})
         self.assertTrue(await browser.js("return document.getElementById('stop').disabled"))
         for _ in range(50):  # the fake provider writes its scripted chunks out, then goes quiet
             if not any("FakeProvider" in repr(c.func) for c in reactor.getDelayedCalls()):
@@ -167,7 +167,7 @@ class WebChatTests(BrowserTestCase):
         browser = await Browser.start(self)
         await self.sign_in(browser)
         await browser.click("#verbose")
-        store = self.service.hub.agent.store("main")
+        store = self.service.core.agent.store("main")
         for _ in range(50):
             if (store.get("agent:main:main") or {}).get("verboseLevel") == "on":
                 break

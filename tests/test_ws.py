@@ -206,7 +206,7 @@ class AuthTests(GatewayMixin, TestCase):
         path = self.service.settings.layout.config_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text('{gateway: {mode: "local", auth: {token: "rotated-token-5678"}}}')
-        self.service.hub.check_config()  # what the 2 s poll does
+        self.service.core.config.check()  # what the 2 s poll does
         self.assertEqual(await ws.closed, (4001, "gateway auth changed"))
         _, res = await self.connect(connect_params(token=TOKEN))
         self.assertEqual(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH")
@@ -332,7 +332,7 @@ class DeviceTests(GatewayMixin, TestCase):
         _, params = self.signed(ws2, device=device, scopes=["operator.read"], token=None, auth={"deviceToken": token})
         res2 = await ws2.request("connect", params)
         self.assertTrue(res2["ok"], res2)
-        self.assertEqual(next(iter(self.service.hub.connections - {c for c in self.service.hub.connections if c.auth_method != "device-token"})).auth_method, "device-token")
+        self.assertEqual(next(c for c in self.service.core.connections if c.auth_method == "device-token").auth_method, "device-token")
         ws3 = await self.ws()
         _, params = self.signed(ws3, device=device, scopes=["operator.read"], token=None, auth={"deviceToken": "f" * 32})
         res3 = await ws3.request("connect", params)
@@ -417,7 +417,7 @@ class EventTests(GatewayMixin, TestCase):
         hello = a["payload"]
         self.assertNotEqual(hello["server"]["connId"], b["payload"]["server"]["connId"])
         self.assertIn("tick", hello["features"]["events"])
-        self.assertEqual(set(hello["features"]["methods"]), set(self.service.hub.methods))
+        self.assertEqual(set(hello["features"]["methods"]), set(self.service.core.methods))
         self.assertIsInstance(hello["snapshot"]["uptimeMs"], int)
         self.assertEqual(set(hello["snapshot"]["stateVersion"]), {"presence", "health"})
         self.assertEqual((hello["auth"]["role"], hello["auth"]["scopes"]), ("operator", ["operator.admin"]))
@@ -425,11 +425,11 @@ class EventTests(GatewayMixin, TestCase):
     async def test_tick_and_seq(self):
         """22/23. tick {ts} events arrive with seq 1, 2, 3 per connection."""
         await self.gateway()
-        hub = self.service.hub
+        core = self.service.core
         a, _ = await self.connect()
         b, _ = await self.connect()
         for _ in range(3):
-            hub._send_tick()
+            core.events._send_tick()
         seqs = [(await a.event("tick"))["seq"] for _ in range(3)]
         tick = await b.event("tick")
         self.assertEqual(seqs, [1, 2, 3])
@@ -467,11 +467,11 @@ class EventTests(GatewayMixin, TestCase):
         """A socket whose peer stops reading is dropped (1008) instead of buffering without bound."""
         await self.gateway()
         ws, _ = await self.connect()
-        conn = next(iter(self.service.hub.connections))
+        conn = next(iter(self.service.core.connections))
         ws.protocol.transport.pauseProducing()  # the client stops reading
         big = "x" * 200_000
         for _ in range(60):
-            self.service.hub.broadcast("health", {"blob": big})
+            self.service.core.events.broadcast("health", {"blob": big})
             await later(0.005)
             if conn.state == "closed":
                 break
@@ -684,34 +684,34 @@ class SendTests(GatewayMixin, TestCase):
         await self.gateway()
         watcher, _ = await self.connect(connect_params(client_id="gateway-client", mode="backend"))
         ws, _ = await self.connect()
-        conns = {c.client["id"]: c for c in self.service.hub.connections}
+        conns = {c.client["id"]: c for c in self.service.core.connections}
         return watcher, ws, conns["gateway-client"], conns["cli"]
 
     async def test_send_after_close_handshake_is_dropped(self):
         """
         The window: autobahn has finished the close handshake (socket closed)
-        but connectionLost has not yet removed the connection from the hub.
+        but connectionLost has not yet removed the connection from the live set.
         Broadcasts, responses, errors, direct events and node invokes to it are
         dropped and counted; none raises.
         """
         log = capture_log(self)
         watcher, ws, _, conn = await self.two_clients()
-        hub = self.service.hub
+        core = self.service.core
         proto = conn.transport
         proto.dropConnection(abort=False)  # what autobahn does once a client's close frame is answered
-        self.assertIn(conn, hub.connections)
+        self.assertIn(conn, core.connections)
         self.assertEqual(conn.state, "ready")
-        before = hub.send_stats.dropped
-        hub.broadcast("tick", {"ts": 1})
-        hub.broadcast("presence", {"presence": []}, drop_if_slow=True)
+        before = core.connections.stats.dropped
+        core.events.broadcast("tick", {"ts": 1})
+        core.events.broadcast("presence", {"presence": []}, drop_if_slow=True)
         conn.respond("r1", {"ok": True})
         conn.fail("r2", GatewayError("UNAVAILABLE", "nope"))
         conn.send_direct("voicewake.changed", {"triggers": []})
         conn.send_invoke("i1", "system.which", None, 1000, None)
-        self.assertEqual(hub.send_stats.dropped, before + 6)
+        self.assertEqual(core.connections.stats.dropped, before + 6)
         await ws.closed
-        self.assertNotIn(conn, hub.connections)
-        hub.broadcast("tick", {"ts": 2})
+        self.assertNotIn(conn, core.connections)
+        core.events.broadcast("tick", {"ts": 2})
         self.assertEqual((await watcher.event("tick"))["payload"], {"ts": 1})
         self.assertEqual((await watcher.event("tick"))["payload"], {"ts": 2})
         self.assertEqual(log.failures(), [])
@@ -725,8 +725,8 @@ class SendTests(GatewayMixin, TestCase):
         leaving.close(1000, "bye")
         await watcher.closed
         await ws.closed
-        self.assertEqual(self.service.hub.connections, set())
-        self.assertGreater(self.service.hub.send_stats.dropped, 0)
+        self.assertEqual(set(self.service.core.connections), set())
+        self.assertGreater(self.service.core.connections.stats.dropped, 0)
         self.assertEqual(log.failures(), [])
 
     async def test_clients_closing_together(self):
@@ -747,11 +747,11 @@ class SendTests(GatewayMixin, TestCase):
         for ws in clients:
             await ws.closed
         for _ in range(100):
-            if not self.service.hub.connections:
+            if not self.service.core.connections:
                 break
             await later(0.01)
-        self.assertEqual(self.service.hub.connections, set())
-        self.assertEqual(self.service.hub.presence, {})
+        self.assertEqual(set(self.service.core.connections), set())
+        self.assertEqual(self.service.core.presence.entries, {})
         self.assertEqual(log.failures(), [])
 
     async def test_send_while_autobahn_closing_is_dropped(self):
@@ -766,8 +766,8 @@ class SendTests(GatewayMixin, TestCase):
                 break
             await later(0.01)
         self.assertEqual(conn.transport.state, conn.transport.STATE_CLOSING)
-        self.assertIn(conn, self.service.hub.connections)
-        self.service.hub.broadcast("tick", {"ts": 1})
+        self.assertIn(conn, self.service.core.connections)
+        self.service.core.events.broadcast("tick", {"ts": 1})
         conn.respond("r", {})
         self.assertTrue((await watcher.request("health"))["ok"])
         ws.protocol.transport.resumeProducing()
@@ -795,8 +795,8 @@ class SendTests(GatewayMixin, TestCase):
         log = capture_log(self)
         await self.gateway()
         ws, _ = await self.connect()  # v3: 1.5 MB
-        hub = self.service.hub
-        conn = next(iter(hub.connections))
+        core = self.service.core
+        conn = next(iter(core.connections))
         proto = conn.transport
         tcp = proto.transport
         message = "z" * 100_000
@@ -813,13 +813,13 @@ class SendTests(GatewayMixin, TestCase):
         self.assertEqual(conn.state, "closed")
         self.assertEqual((proto.localCloseCode, proto.localCloseReason), (1008, b"slow consumer"))
         self.assertLess(peak, V3.max_buffered + 64 * 1024 + 2 * len(message))
-        self.assertEqual(hub.send_stats.slow_consumers, 1)
+        self.assertEqual(core.connections.stats.slow_consumers, 1)
         self.assertTrue(any("slow consumer" in t for t in log.texts()))
         for _ in range(300):  # the close handshake times out (the client is not reading): the socket is dropped
-            if not hub.open_sockets():
+            if not core.connections.open_sockets():
                 break
             await later(0.01)
-        self.assertEqual(hub.open_sockets(), 0)
+        self.assertEqual(core.connections.open_sockets(), 0)
         ws.protocol.transport.resumeProducing()
         await ws.closed
 
@@ -832,7 +832,7 @@ class SendTests(GatewayMixin, TestCase):
         waiting = []  # what a run still to answer holds: the connection, not its socket
         for how in ("abort", "close", "held"):
             ws, _ = await self.connect()
-            conn = next(c for c in self.service.hub.connections)
+            conn = next(c for c in self.service.core.connections)
             refs = [weakref.ref(conn), weakref.ref(conn.transport), weakref.ref(conn.transport.transport)]
             ws.protocol.transport.pauseProducing()
             for _ in range(5):
@@ -847,7 +847,7 @@ class SendTests(GatewayMixin, TestCase):
                 ws.close()
             await ws.closed
             for _ in range(100):
-                if not self.service.hub.open_sockets() and all(r() is None for r in refs[1:]):
+                if not self.service.core.connections.open_sockets() and all(r() is None for r in refs[1:]):
                     break
                 await later(0.01)
             self.assertEqual([r() is None for r in refs], [how != "held", True, True], how)

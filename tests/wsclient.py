@@ -193,7 +193,7 @@ class GatewayMixin:
         if service.running:
             await service.stopService()
         for _ in range(100):
-            if not service.hub.open_sockets():
+            if not service.core.connections.open_sockets():
                 break
             await deferLater(reactor, 0.01, lambda: None)
         await autobahn_timers_done()

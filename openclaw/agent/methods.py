@@ -7,17 +7,28 @@ import time
 import uuid
 from typing import Any
 
+import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
-from openclaw.agent.runtime import is_reset, text_message
+from openclaw.agent.runtime import AgentRuntime, Run, is_reset, text_message
+from openclaw.interfaces import SessionEvents
 from openclaw.agent.sessions import SessionError, canonical_key, kind_of
-from openclaw.gateway.connection import TwoPhase
-from openclaw.gateway.methods import Ignored, method
+from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params, TwoPhase
 from openclaw.agent.providers import ProviderError
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
 from openclaw.shape import Any_, Bool, Either, Int, List, Null, Num, Obj, Str
 
-AGENT_METHODS: dict[str, Any] = {}
+@attrs.frozen
+class AgentDeps:
+    """What the agent, chat and session methods work with."""
+
+    runtime: AgentRuntime
+    events: SessionEvents
+    clock: IReactorTime
+
+
+AGENT_METHODS: MethodTable[AgentDeps] = MethodTable()
 
 _KEY = Str(nonempty=True, max_length=512)
 _ID = Str(nonempty=True)
@@ -34,10 +45,6 @@ def _maybe(kind: Any) -> Either:
 
 
 _NO_CHANNELS = "no messaging channels in this gateway: nothing to route or deliver to"
-
-
-def runtime_of(conn: Any) -> Any:
-    return conn.hub.agent
 
 
 def key_of(params: dict[str, Any], field: str = "sessionKey") -> str:
@@ -111,11 +118,11 @@ _AGENT_IGNORED = (
 )
 
 
-@method("agent", _AGENT, table=AGENT_METHODS, ignored=_AGENT_IGNORED)
-def agent(conn, params):
-    if is_reset(params["message"]) and "operator.admin" not in conn.scopes:
+@AGENT_METHODS.method("agent", _AGENT, ignored=_AGENT_IGNORED)
+def agent(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    if is_reset(params["message"]) and "operator.admin" not in caller.scopes:
         raise GatewayError(INVALID_REQUEST, "missing scope: operator.admin")
-    runtime = runtime_of(conn)
+    runtime = ad.runtime
     run, created = runtime.submit(params.get("sessionKey") or "main", params["message"], params["idempotencyKey"], params.get("agentId"), params.get("timeout") or None)
     accepted = {"runId": run.run_id, "sessionKey": run.session_key, "agentId": run.agent_id, "status": "accepted", "acceptedAt": int(time.time() * 1000)}
     if not created and not run.outcome.done:
@@ -136,9 +143,9 @@ def final_response(summary: dict[str, Any]) -> dict[str, Any]:
     raise GatewayError(UNAVAILABLE, message, payload={"runId": summary["runId"], "status": "error", "summary": message})
 
 
-@method("agent.wait", Obj({"runId": _ID, "timeoutMs": Int(0)}, required=("runId",), closed=True), table=AGENT_METHODS)
-def agent_wait(conn, params):
-    runtime = runtime_of(conn)
+@AGENT_METHODS.method("agent.wait", Obj({"runId": _ID, "timeoutMs": Int(0)}, required=("runId",), closed=True))
+def agent_wait(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     run = runtime.lookup(params["runId"])
     if run is None:
         raise GatewayError(INVALID_REQUEST, "agent run was not found")
@@ -146,7 +153,11 @@ def agent_wait(conn, params):
         return _wait_payload(run)
     waited: Deferred[Any] = Deferred()
     timeout = (params.get("timeoutMs") or 30000) / 1000
-    timer = runtime.reactor.callLater(timeout, lambda: waited.called or waited.callback({"runId": run.run_id, "status": "timeout", "startedAt": run.started_at}))
+    def timed_out() -> None:
+        if not waited.called:
+            waited.callback({"runId": run.run_id, "status": "timeout", "startedAt": run.started_at})
+
+    timer = ad.clock.callLater(timeout, timed_out)
 
     def done(_: Any) -> None:
         if timer.active():
@@ -158,24 +169,23 @@ def agent_wait(conn, params):
     return waited
 
 
-def _wait_payload(run: Any) -> dict[str, Any]:
+def _wait_payload(run: Run) -> dict[str, Any]:
     payload = {"runId": run.run_id, "status": {"aborted": "error"}.get(run.status, run.status), "startedAt": run.started_at, "endedAt": run.ended_at}
     if run.error:
         payload["error"] = run.error
     return payload
 
 
-@method("agent.identity.get", Obj({"agentId": Str(), "sessionKey": Str()}, closed=True), table=AGENT_METHODS)
-def agent_identity(conn, params):
+@AGENT_METHODS.method("agent.identity.get", Obj({"agentId": Str(), "sessionKey": Str()}, closed=True))
+def agent_identity(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     agent_id = params.get("agentId") or "main"
-    for entry in (conn.hub.settings.config.get("agents") or {}).get("list") or []:
-        if isinstance(entry, dict) and entry.get("id") == agent_id:
-            identity = entry.get("identity") or {}
-            out = {"agentId": agent_id, "name": identity.get("name") or entry.get("name") or "OpenClaw", "nameSource": "config"}
-            if identity.get("emoji"):
-                out["emoji"] = identity["emoji"]
-            return out
-    return {"agentId": agent_id, "name": "OpenClaw", "nameSource": "default"}
+    entry = ad.runtime.settings.agents.entry(agent_id)
+    if entry is None:
+        return {"agentId": agent_id, "name": "OpenClaw", "nameSource": "default"}
+    out = {"agentId": agent_id, "name": entry.identity_name or entry.name or "OpenClaw", "nameSource": "config"}
+    if entry.identity_emoji:
+        out["emoji"] = entry.identity_emoji
+    return out
 
 
 # -- chat
@@ -222,9 +232,9 @@ _CHAT_SEND_IGNORED = (
 )
 
 
-@method("chat.send", _CHAT_SEND, table=AGENT_METHODS, ignored=_CHAT_SEND_IGNORED)
-def chat_send(conn, params):
-    runtime = runtime_of(conn)
+@AGENT_METHODS.method("chat.send", _CHAT_SEND, ignored=_CHAT_SEND_IGNORED)
+def chat_send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     timeout = params.get("timeoutMs")
     run, created = runtime.submit(params["sessionKey"], params["message"], params["idempotencyKey"], params.get("agentId"), timeout / 1000 if timeout else None, params.get("queueMode", "followup"))
     if created:
@@ -258,19 +268,19 @@ _HISTORY_IGNORED = (
 )
 
 
-@method("chat.history", _HISTORY, table=AGENT_METHODS, ignored=_HISTORY_IGNORED)
-def chat_history(conn, params):
+@AGENT_METHODS.method("chat.history", _HISTORY, ignored=_HISTORY_IGNORED)
+def chat_history(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params)
-    store = runtime_of(conn).store(key.split(":", 2)[1])
+    store = ad.runtime.store(key.split(":", 2)[1])
     entry = store.get(key) or {}
     messages = display_messages(store.messages(key), params.get("maxChars"))
     limit = params.get("limit", 200)
     return {"sessionKey": key, "sessionId": entry.get("sessionId"), "messages": messages[-limit:], "thinkingLevel": entry.get("thinkingLevel")}
 
 
-@method("chat.abort", Obj({"sessionKey": _KEY, "agentId": Str(), "runId": Str(), "preserveSideRuns": Bool()}, required=("sessionKey",), closed=True), table=AGENT_METHODS)
-def chat_abort(conn, params):
-    runtime = runtime_of(conn)
+@AGENT_METHODS.method("chat.abort", Obj({"sessionKey": _KEY, "agentId": Str(), "runId": Str(), "preserveSideRuns": Bool()}, required=("sessionKey",), closed=True))
+def chat_abort(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     key = key_of(params)
     run_id = params.get("runId")
     if run_id:
@@ -281,21 +291,21 @@ def chat_abort(conn, params):
     return {"ok": True, "aborted": bool(runs), "runIds": runs}
 
 
-@method("chat.inject", Obj({"sessionKey": _KEY, "message": Str(nonempty=True), "agentId": Str(), "label": Str(max_length=100)}, required=("sessionKey", "message"), closed=True), table=AGENT_METHODS)
-def chat_inject(conn, params):
-    runtime = runtime_of(conn)
+@AGENT_METHODS.method("chat.inject", Obj({"sessionKey": _KEY, "message": Str(nonempty=True), "agentId": Str(), "label": Str(max_length=100)}, required=("sessionKey", "message"), closed=True))
+def chat_inject(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     key = key_of(params)
     store = runtime.store(key.split(":", 2)[1])
     note = text_message("assistant", params["message"], injected=True, **({"label": params["label"]} if params.get("label") else {}))
     record = store.append_message(key, note)
-    conn.hub.broadcast_session("chat", {"runId": f"inject-{record['id']}", "sessionKey": key, "seq": 0, "state": "final", "message": note}, key)
+    ad.events.to_session("chat", {"runId": f"inject-{record['id']}", "sessionKey": key, "seq": 0, "state": "final", "message": note}, key)
     return {"ok": True, "messageId": record["id"]}
 
 
 # -- sessions
 
 
-def _row(key: str, entry: dict[str, Any], runtime: Any) -> dict[str, Any]:
+def _row(key: str, entry: dict[str, Any], runtime: AgentRuntime) -> dict[str, Any]:
     active = runtime.active.get(key)
     row = {
         "key": key,
@@ -341,9 +351,9 @@ _LIST_IGNORED = (
 )
 
 
-@method("sessions.list", _LIST, table=AGENT_METHODS, ignored=_LIST_IGNORED)
-def sessions_list(conn, params):
-    runtime = runtime_of(conn)
+@AGENT_METHODS.method("sessions.list", _LIST, ignored=_LIST_IGNORED)
+def sessions_list(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     store = runtime.store(params.get("agentId") or "main")
     now = int(time.time() * 1000)
     rows = [_row(k, e, runtime) for k, e in store.rows()]
@@ -359,11 +369,11 @@ def sessions_list(conn, params):
     return {"ts": now, "path": str(store.index_path), "count": len(rows), "defaults": {"model": None, "contextTokens": None}, "sessions": rows}
 
 
-@method("sessions.preview", Obj({"keys": List(_KEY), "limit": Int(1), "maxChars": Int(20)}, required=("keys",), closed=True), table=AGENT_METHODS)
-def sessions_preview(conn, params):
+@AGENT_METHODS.method("sessions.preview", Obj({"keys": List(_KEY), "limit": Int(1), "maxChars": Int(20)}, required=("keys",), closed=True))
+def sessions_preview(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     if not params["keys"]:
         raise GatewayError(INVALID_REQUEST, "invalid sessions.preview params: keys must not be empty")
-    runtime = runtime_of(conn)
+    runtime = ad.runtime
     previews = []
     for raw in params["keys"][:50]:
         try:
@@ -437,10 +447,10 @@ _PATCH_IGNORED = (
 )
 
 
-@method("sessions.patch", _PATCH, table=AGENT_METHODS, ignored=_PATCH_IGNORED)
-def sessions_patch(conn, params):
+@AGENT_METHODS.method("sessions.patch", _PATCH, ignored=_PATCH_IGNORED)
+def sessions_patch(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    store = runtime_of(conn).store(key.split(":", 2)[1])
+    store = ad.runtime.store(key.split(":", 2)[1])
     fields = {k: v for k, v in params.items() if k not in ("key", "agentId", "model")}
     if "model" in params:
         fields["modelOverride"] = params["model"]
@@ -451,10 +461,10 @@ def sessions_patch(conn, params):
     return {"ok": True, "path": str(store.index_path), "key": key, "entry": entry}
 
 
-@method("sessions.reset", Obj({"key": _KEY, "agentId": Str(), "reason": Str(("new", "reset"))}, required=("key",), closed=True), table=AGENT_METHODS)
-def sessions_reset(conn, params):
+@AGENT_METHODS.method("sessions.reset", Obj({"key": _KEY, "agentId": Str(), "reason": Str(("new", "reset"))}, required=("key",), closed=True))
+def sessions_reset(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    runtime = runtime_of(conn)
+    runtime = ad.runtime
     runtime.abort(key)
     entry = runtime.store(key.split(":", 2)[1]).reset(key)
     return {"ok": True, "key": key, "entry": entry}
@@ -468,10 +478,10 @@ _DELETE_IGNORED = (
 )
 
 
-@method("sessions.delete", Obj({"key": _KEY, "agentId": Str(), "deleteTranscript": Bool()}, required=("key",), closed=True), table=AGENT_METHODS, ignored=_DELETE_IGNORED)
-def sessions_delete(conn, params):
+@AGENT_METHODS.method("sessions.delete", Obj({"key": _KEY, "agentId": Str(), "deleteTranscript": Bool()}, required=("key",), closed=True), ignored=_DELETE_IGNORED)
+def sessions_delete(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    runtime = runtime_of(conn)
+    runtime = ad.runtime
     runtime.abort(key)
     deleted = runtime.store(key.split(":", 2)[1]).delete(key, bool(params.get("deleteTranscript")))
     return {"ok": True, "key": key, "deleted": deleted}
@@ -485,10 +495,10 @@ _RESOLVE_IGNORED = (
 )
 
 
-@method("sessions.resolve", Obj({"key": Str(), "sessionKey": Str(), "agentId": Str(), "label": Str()}, closed=True), table=AGENT_METHODS, ignored=_RESOLVE_IGNORED)
-def sessions_resolve(conn, params):
+@AGENT_METHODS.method("sessions.resolve", Obj({"key": Str(), "sessionKey": Str(), "agentId": Str(), "label": Str()}, closed=True), ignored=_RESOLVE_IGNORED)
+def sessions_resolve(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     raw = params.get("key") or params.get("sessionKey")
-    runtime = runtime_of(conn)
+    runtime = ad.runtime
     if not raw and params.get("label"):
         for key, entry in runtime.store(params.get("agentId") or "main").rows():
             if entry.get("label") == params["label"]:
@@ -498,19 +508,19 @@ def sessions_resolve(conn, params):
     return {"ok": True, "key": key_of(params)}
 
 
-@method("usage.status", table=AGENT_METHODS)
-def usage_status(conn, params):
-    runtime = runtime_of(conn)
+@AGENT_METHODS.method("usage.status")
+def usage_status(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
+    runtime = ad.runtime
     return {
         "updatedAt": int(time.time() * 1000),
         "providers": [{"model": model, **counts} for model, counts in sorted(runtime.usage.items())],
     }
 
 
-@method("sessions.compact", Obj({"key": _KEY, "agentId": Str(), "maxLines": Int(1)}, required=("key",), closed=True), table=AGENT_METHODS)
-async def sessions_compact(conn, params):
+@AGENT_METHODS.method("sessions.compact", Obj({"key": _KEY, "agentId": Str(), "maxLines": Int(1)}, required=("key",), closed=True))
+async def sessions_compact(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     key = key_of(params, "key")
-    runtime = runtime_of(conn)
+    runtime = ad.runtime
     if runtime.active.get(key) is not None:
         raise GatewayError(INVALID_REQUEST, "the session has a run in progress; compact it afterwards")
     try:
@@ -521,10 +531,10 @@ async def sessions_compact(conn, params):
 
 
 # v4's WakeParams is open (additionalProperties: true): unknown keys are accepted, not acted on.
-@method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",)), table=AGENT_METHODS)
-def wake(conn, params):
+@AGENT_METHODS.method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",)))
+def wake(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     """Wake the agent: "now" runs the main session with the text; otherwise it waits for the next run."""
-    runtime = runtime_of(conn)
+    runtime = ad.runtime
     key = key_of(params)
     if params.get("mode", "now") == "now":
         runtime.submit(key, f"[Wake] {params['text']}", f"wake-{uuid.uuid4()}")
@@ -562,7 +572,7 @@ _SEND_IGNORED = (
 )
 
 
-@method("send", _SEND, table=AGENT_METHODS, ignored=_SEND_IGNORED)
-def send(conn, params):
+@AGENT_METHODS.method("send", _SEND, ignored=_SEND_IGNORED)
+def send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     channel = params.get("channel") or "last"
     raise GatewayError(UNAVAILABLE, f"cannot send to {params['to']}: channel {channel!r} is not available (no messaging channels are configured in this gateway)", {"channel": channel})

@@ -13,22 +13,25 @@ import hashlib
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import attrs
 import treq
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, provider_for, resolve_models
-from openclaw.agent.sandbox import sandbox_from_config
+from openclaw.agent.sandbox import sandbox_from_settings
 from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset_due
-from openclaw.agent.tools import ToolContext, run_tool, tools_for
+from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
 from openclaw.agent.webfetch import WebFetcher
+from openclaw.config.settings import GatewaySettings
+from openclaw.interfaces import QueueFull, RunResult, SessionEvents
 from openclaw.logs import Redactor, gateway_redactor
 from openclaw.nodes.registry import Outcome
-from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
+from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
 
 log = Logger(namespace="openclaw.agent")
 
@@ -78,8 +81,20 @@ class Run:
     last_delta_at: float = 0.0
     delta_timer: Any = None
     timer: Any = None
-    listeners: list[Callable[[str, dict[str, Any]], None]] = attrs.field(factory=list)
+    listeners: list[Callable[[str, Mapping[str, Any]], None]] = attrs.field(factory=list)
     source: dict[str, Any] | None = None  # another session that sent this message (sessions_send)
+    quiet: bool = False  # no chat events: the caller delivers (or drops) the reply
+
+    def result(self) -> RunResult:
+        return RunResult(self.run_id, self.session_key, self.status, self.text, self.error, self.model, dict(self.usage))
+
+    def finished(self) -> Deferred[RunResult]:
+        """L{openclaw.interfaces.RunHandle}: fires once the run ends, never errbacks."""
+        return self.outcome.wait().addBoth(lambda _: self.result())
+
+    def observe(self, listener: Callable[[str, Mapping[str, Any]], None]) -> None:
+        """L{openclaw.interfaces.RunHandle}: C{listener(stream, data)} for each agent event from now on."""
+        self.listeners.append(listener)
 
     def summary(self) -> dict[str, Any]:
         """What C{agent}'s final response and C{agent.wait} say."""
@@ -110,11 +125,14 @@ def inter_session_text(message: str, source: dict[str, Any]) -> str:
 
 
 class AgentRuntime:
-    def __init__(self, hub: Any, reactor: Any, http: Any = treq, redactor: Redactor | None = None) -> None:
-        self.hub = hub
+    """L{openclaw.interfaces.AgentRunner}: runs in sessions, their events, the session stores."""
+
+    def __init__(self, settings: GatewaySettings, reactor: Any, events: SessionEvents, http: Any = treq, redactor: Redactor | None = None) -> None:
+        self.settings = settings
         self.reactor = reactor
+        self.events = events
         self.http = http
-        self.redactor = redactor if redactor is not None else gateway_redactor(hub.settings)
+        self.redactor = redactor if redactor is not None else gateway_redactor(settings)
         self._pool: ThreadPool | None = None
         self._stores: dict[str, SessionStore] = {}
         self.active: dict[str, Run] = {}  # session key → running run
@@ -123,29 +141,19 @@ class AgentRuntime:
         self.usage: dict[str, dict[str, int]] = {}
         self.fetcher = WebFetcher(reactor)
         self.pending_events: dict[str, list[str]] = {}  # session key → system events for its next run
+        self.extra_tools: dict[str, Tool] = {}  # tools other parts add (add_tool)
+
+    def now_ms(self) -> int:
+        return int(self.reactor.seconds() * 1000)
 
     # -- configuration
 
-    @property
-    def settings(self) -> Any:
-        return self.hub.settings
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.settings.config)
-
     def workspace(self) -> Path:
-        agents = self.config().get("agents") or {}
-        configured = (agents.get("defaults") or {}).get("workspace")
-        return Path(configured).expanduser() if isinstance(configured, str) else self.settings.state_dir / "workspace"
+        return self.settings.agents.workspace or self.settings.state_dir / "workspace"
 
     def agents(self) -> set[str]:
         """The agents that exist: C{main} and every C{agents.list[].id}."""
-        listed = (self.config().get("agents") or {}).get("list")
-        ids = {"main"}
-        for entry in listed if isinstance(listed, list) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                ids.add(entry["id"])
-        return ids
+        return set(self.settings.agents.ids)
 
     def _known(self, agent_id: str) -> str:
         if agent_id not in self.agents():
@@ -190,6 +198,7 @@ class AgentRuntime:
         timeout: float | None = None,
         queue_mode: str = "followup",
         source: dict[str, Any] | None = None,
+        quiet: bool = False,
     ) -> tuple[Run, bool]:
         """Start (or queue) a run; returns C{(run, created)}. A known run id creates nothing.
         C{source} names the session that sent the message, when one did."""
@@ -197,7 +206,7 @@ class AgentRuntime:
         if existing is not None:
             return existing, False
         key = self.key(session_key, agent_id)
-        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source)
+        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source, quiet=quiet)
         self.runs[run_id] = (self.reactor.seconds(), run)
         active = self.active.get(key)
         if active is not None and queue_mode == "interrupt":
@@ -209,14 +218,14 @@ class AgentRuntime:
             queue = self.queued.setdefault(key, [])
             if len(queue) >= MAX_QUEUED_PER_SESSION:
                 del self.runs[run_id]
-                raise GatewayError(UNAVAILABLE, "too many queued messages for this session", retryable=True, retry_after_ms=2000)
+                raise QueueFull("too many queued messages for this session")
             queue.append(run)
         return run, True
 
     def _start(self, run: Run) -> None:
         self.active[run.session_key] = run
         run.status = "running"
-        run.started_at = self.hub.now_ms()
+        run.started_at = self.now_ms()
         run.timer = self.reactor.callLater(run.timeout, self._timed_out, run)
         run.current = Deferred.fromCoroutine(self._execute(run))
         run.current.addErrback(self._crashed, run)
@@ -235,19 +244,21 @@ class AgentRuntime:
     def agent_event(self, run: Run, stream: str, data: dict[str, Any]) -> int:
         run.seq += 1
         data = self.redactor.scrub(data)
-        payload = {"runId": run.run_id, "seq": run.seq, "stream": stream, "ts": self.hub.now_ms(), "data": data, "sessionKey": run.session_key}
+        payload = {"runId": run.run_id, "seq": run.seq, "stream": stream, "ts": self.now_ms(), "data": data, "sessionKey": run.session_key}
         for listener in list(run.listeners):
             listener(stream, data)
         if stream == "tool":
             verbose = (self.store(run.agent_id).get(run.session_key) or {}).get("verboseLevel") == "on"
-            self.hub.broadcast_tool(payload, run.session_key, verbose)
+            self.events.tool_event(payload, run.session_key, verbose)
         else:
-            self.hub.broadcast_session("agent", payload, run.session_key, drop_if_slow=stream == "assistant")
+            self.events.to_session("agent", payload, run.session_key, drop_if_slow=stream == "assistant")
         return run.seq
 
     def chat_event(self, run: Run, state: str, **fields: Any) -> None:
+        if run.quiet:
+            return
         payload = {"runId": run.run_id, "sessionKey": run.session_key, "seq": run.seq, "state": state, **self.redactor.scrub(fields)}
-        self.hub.broadcast_session("chat", payload, run.session_key, drop_if_slow=state == "delta")
+        self.events.to_session("chat", payload, run.session_key, drop_if_slow=state == "delta")
 
     def _delta(self, run: Run, piece: str) -> None:
         if run.status != "running":
@@ -294,7 +305,7 @@ class AgentRuntime:
                     run.text = "New session started."
                     self._finish(run, "ok")
                     return
-            if reset_due(store.get(run.session_key), time.time(), self.config().get("session") or {}):
+            if reset_due(store.get(run.session_key), time.time(), self.settings.agents.session):
                 store.reset(run.session_key)
             events = self.pending_events.pop(run.session_key, [])
             if events:
@@ -304,7 +315,7 @@ class AgentRuntime:
                 store.append_message(run.session_key, text_message("user", inter_session_text(message, run.source), provenance=provenance))
             else:
                 store.append_message(run.session_key, text_message("user", message))
-            models = resolve_models(self.config(), self.settings.env, run.agent_id)
+            models = resolve_models(self.settings.config, self.settings.env, run.agent_id)
             if not models:
                 raise ProviderError(NO_PROVIDER_MESSAGE, kind="unknown")
             await self._turns(run, store, models)
@@ -314,12 +325,9 @@ class AgentRuntime:
         except ProviderError as e:
             self._finish(run, "error", str(e), e.kind)
 
-    def _sandbox_config(self) -> dict[str, Any]:
-        return dict((self.config().get("gateway") or {}).get("sandbox") or {})
-
     def confined(self, session_key: str) -> bool:
         """Whether the session's tools run in the sandbox (C{gateway.sandbox.mode})."""
-        mode = self._sandbox_config().get("mode", "off")
+        mode = self.settings.sandbox.mode
         return mode == "all" or (mode == "non-main" and session_key != canonical_key("main", agent_of(session_key)))
 
     def tool_pool(self) -> ThreadPool:
@@ -338,13 +346,13 @@ class AgentRuntime:
             workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
             layout = self.settings.layout
             hide = [self.settings.state_dir, layout.config_path, layout.config_path.parent / ".env"]
-            sandbox = sandbox_from_config(self._sandbox_config(), hide=hide)
+            sandbox = sandbox_from_settings(self.settings.sandbox, hide=hide)
         return ToolContext(workspace, session_key, sandbox, self, self.reactor, self.tool_pool())
 
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
         context = self.tool_context(run.session_key)
-        tools = {t.spec.name: t for t in tools_for(self.config(), context.sandbox)}
+        tools = {t.spec.name: t for t in tools_for(self.settings.agents.tools, context.sandbox, self.extra_tools)}
         system = self.system_prompt()
         for _ in range(MAX_TURNS):
             request = ModelRequest(system=system, messages=store.messages(run.session_key, HISTORY_LIMIT), tools=[t.spec for t in tools.values()])
@@ -400,7 +408,7 @@ class AgentRuntime:
         run.status = status
         run.error = self.redactor.scrub(error)
         run.error_kind = kind
-        run.ended_at = self.hub.now_ms()
+        run.ended_at = self.now_ms()
         for timer in (run.timer, run.delta_timer):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -424,7 +432,7 @@ class AgentRuntime:
         run.outcome.fire(run.summary())
         self._next(run.session_key)
 
-    def _crashed(self, failure: Any, run: Run) -> None:
+    def _crashed(self, failure: Failure, run: Run) -> None:
         log.failure("agent run {run} crashed", failure, run=run.run_id)
         self._finish(run, "error", f"internal error: {failure.getErrorMessage()}")
 
@@ -435,6 +443,53 @@ class AgentRuntime:
             if run.current is not None:
                 run.current.cancel()
 
+    # -- AgentRunner (openclaw.interfaces): what node events, the HTTP API, schedules and channels use
+
+    def session_key(self, key: str | None, agent_id: str | None = None) -> str:
+        return self.key(key, agent_id)
+
+    def start(
+        self,
+        session_key: str,
+        message: str,
+        run_id: str,
+        agent_id: str | None = None,
+        timeout: float | None = None,
+        quiet: bool = False,
+        fresh: bool = False,
+    ) -> Run:
+        if fresh:
+            key = self.key(session_key, agent_id)
+            self.store(agent_of(key)).reset(key)
+        run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet)
+        return run
+
+    def run(self, session_key: str, message: str, run_id: str, agent_id: str | None = None, timeout: float | None = None, quiet: bool = False, fresh: bool = False) -> Deferred[RunResult]:
+        try:
+            run = self.start(session_key, message, run_id, agent_id, timeout, quiet, fresh)
+        except Exception as e:  # a full queue, a bad key: an error result
+            return succeed(RunResult(run_id, session_key, "error", error=str(e) or type(e).__name__))
+        return run.finished()
+
+    def _waiting(self, session_key: str) -> list[Run]:
+        runs = [self.active.get(session_key), *self.queued.get(session_key, [])]
+        return [r for r in runs if r is not None and not r.outcome.done]
+
+    def busy(self, session_key: str) -> bool:
+        return bool(self._waiting(session_key))
+
+    def idle(self, session_key: str) -> Deferred[None]:
+        waiting = self._waiting(session_key)
+        if not waiting:
+            return succeed(None)
+        d = waiting[-1].outcome.wait()
+        d.addBoth(lambda _: self.idle(session_key))  # more may have queued meanwhile
+        return d
+
+    def add_tool(self, tool: Tool) -> None:
+        """A tool other parts offer the agent (scheduled work: C{cron}; channels: C{message}); C{tools.allow}/C{deny} apply."""
+        self.extra_tools[tool.spec.name] = tool
+
     # -- aborting
 
     def abort(self, session_key: str, run_id: str | None = None) -> list[str]:
@@ -444,7 +499,7 @@ class AgentRuntime:
             if run_id is None or run.run_id == run_id:
                 self.queued[session_key].remove(run)
                 run.status = "aborted"
-                run.ended_at = self.hub.now_ms()
+                run.ended_at = self.now_ms()
                 run.outcome.fire(run.summary())
                 aborted.append(run.run_id)
         active = self.active.get(session_key)
@@ -467,7 +522,7 @@ class AgentRuntime:
         entries = store.message_entries(session_key)
         if len(entries) <= keep:
             return {"compacted": False, "reason": "nothing to compact"}
-        models = resolve_models(self.config(), self.settings.env, agent_of(session_key))
+        models = resolve_models(self.settings.config, self.settings.env, agent_of(session_key))
         if not models:
             raise ProviderError(NO_PROVIDER_MESSAGE)
         older = store.messages(session_key)[: -keep or None]

@@ -18,7 +18,7 @@ bubblewrap, what every sandboxed command gets:
     sets up the mounts as root and C{setpriv} drops to uid/gid 65534 (which
     owns the workspace) before the command starts; as an ordinary user,
     bubblewrap runs unprivileged in a user namespace of that user;
-  - limits, through L{openclaw.reaper}: how many more processes its uid may
+  - limits, through L{openclaw.process.reaper}: how many more processes its uid may
     start (C{pidsLimit}), virtual memory per process (C{memory}), file size.
 """
 
@@ -34,6 +34,7 @@ from typing import Any, Iterable
 import attrs
 from zope.interface import Attribute, Interface, implementer
 
+from openclaw.config.settings import SandboxSettings
 from openclaw.agent.seccomp import UnsupportedArch, build_filter
 from openclaw.process import Limits
 
@@ -304,6 +305,13 @@ class Docker:
         cmd += ["--read-only", "--tmpfs", f"/tmp:size={TMPFS_SIZE}", "-v", f"{workspace}:/workspace", "-w", inner_cwd(cwd), "-e", "HOME=/workspace", self.image]
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME") or k.startswith("DOCKER_")}
         return Launch(cmd + argv, str(workspace), env, cleanup=[self.binary, "rm", "-f", name])
+
+
+def sandbox_from_settings(settings: SandboxSettings, hide: Iterable[Path] = ()) -> ISandbox:
+    """The sandbox C{gateway.sandbox} describes (L{openclaw.config.settings.SandboxSettings})."""
+    files = list(settings.allow_file_system) if isinstance(settings.allow_file_system, tuple) else settings.allow_file_system
+    block = {"backend": settings.backend, "allowNetwork": settings.allow_network, "allowFileSystem": files, "image": settings.image, "pidsLimit": settings.pids_limit, "memory": settings.memory}
+    return sandbox_from_config({k: v for k, v in block.items() if v is not None}, hide)
 
 
 def sandbox_from_config(sandbox: dict[str, Any], hide: Iterable[Path] = ()) -> ISandbox:

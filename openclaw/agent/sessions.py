@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 from twisted.logger import Logger
 
+from openclaw.config.settings import SessionPolicy
 from openclaw.protocol.errors import InvalidInput
 from openclaw.store import FILE_MODE, ensure_dir, read_json, write_json
 
@@ -227,7 +228,7 @@ class SessionStore:
     def _start(self, key: str, previous: dict[str, Any] | None) -> dict[str, Any]:
         session_id = str(uuid.uuid4())
         transcript = self.transcript(session_id)
-        header = {"type": "session", "id": session_id, "cwd": self.cwd, "timestamp": now_iso(), "sessionKey": key}
+        header: dict[str, Any] = {"type": "session", "id": session_id, "cwd": self.cwd, "timestamp": now_iso(), "sessionKey": key}
         if previous is not None:
             header["parentSession"] = previous.get("sessionId")
         transcript.create(header)
@@ -315,7 +316,7 @@ class SessionStore:
         return sorted(self.index.items(), key=lambda kv: kv[1].get("updatedAt", 0), reverse=True)
 
 
-def reset_due(entry: dict[str, Any] | None, now: float, policy: dict[str, Any]) -> bool:
+def reset_due(entry: dict[str, Any] | None, now: float, policy: SessionPolicy) -> bool:
     """
     Whether a session's next message starts a new session: daily at
     C{session.reset.atHour} (default 04:00 local time) unless the mode is
@@ -324,15 +325,12 @@ def reset_due(entry: dict[str, Any] | None, now: float, policy: dict[str, Any]) 
     if not entry or not entry.get("updatedAt"):
         return False
     updated = entry["updatedAt"] / 1000
-    idle = policy.get("idleMinutes")
-    if isinstance(idle, (int, float)) and idle > 0 and now - updated > idle * 60:
+    if policy.idle_minutes is not None and now - updated > policy.idle_minutes * 60:
         return True
-    reset = policy.get("reset") if isinstance(policy.get("reset"), dict) else {}
-    if reset.get("mode", "daily") == "off":
+    if policy.reset_mode == "off":
         return False
-    hour = reset.get("atHour", 4)
     local = time.localtime(now)
-    boundary = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, hour, 0, 0, 0, 0, -1))
+    boundary = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, policy.reset_at_hour, 0, 0, 0, 0, -1))
     if boundary > now:
         boundary -= 86400
     return updated < boundary

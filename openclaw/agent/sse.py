@@ -29,7 +29,7 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[Event]:
         self._buffer += chunk
-        events = []
+        events: list[Event] = []
         while True:
             cut = min((i for i in (self._buffer.find(b"\n"), self._buffer.find(b"\r")) if i >= 0), default=-1)
             if cut < 0:

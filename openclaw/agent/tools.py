@@ -17,7 +17,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred
@@ -29,7 +29,11 @@ from openclaw.agent.fsjail import Jail, JailError
 from openclaw.agent.providers import ToolSpec
 from openclaw.agent.sandbox import ISandbox, Launch, SandboxUnavailable, inner_cwd
 from openclaw.agent.webfetch import FetchRefused
+from openclaw.config.settings import ToolPolicy
 from openclaw.process import run_process
+
+if TYPE_CHECKING:
+    from openclaw.agent.runtime import AgentRuntime
 
 log = Logger(namespace="openclaw.tools")
 
@@ -54,7 +58,7 @@ class ToolContext:
     workspace: Path
     session_key: str
     sandbox: ISandbox | None  # None: runs on the host
-    runtime: Any
+    runtime: AgentRuntime
     reactor: Any
     pool: ThreadPool | None = None  # the thread pool for file work (default: the reactor's)
 
@@ -233,15 +237,6 @@ async def tool_sessions_list(ctx: ToolContext, args: dict[str, Any]) -> str:
     return "\n".join(f"{key} ({entry.get('label', '')}) updated {entry.get('updatedAt')}" for key, entry in rows[:100]) or "no sessions"
 
 
-def agent_to_agent_allowed(config: dict[str, Any], sender: str, target: str) -> bool:
-    """C{tools.agentToAgent}: off unless enabled; C{allow} (if given) must name both agents."""
-    section = (config.get("tools") or {}).get("agentToAgent") or {}
-    if not isinstance(section, dict) or section.get("enabled") is not True:
-        return False
-    allow = section.get("allow")
-    return not isinstance(allow, list) or "*" in allow or (sender in allow and target in allow)
-
-
 async def tool_sessions_send(ctx: ToolContext, args: dict[str, Any]) -> str:
     target, message = args.get("sessionKey"), args.get("message")
     if not isinstance(target, str) or not isinstance(message, str) or not message:
@@ -254,7 +249,7 @@ async def tool_sessions_send(ctx: ToolContext, args: dict[str, Any]) -> str:
         raise ToolError(f"cannot send to {target[:200]}: {e}")
     if key == ctx.session_key:
         raise ToolError("a session cannot send to itself")
-    if _agent(key) != sender_agent and not agent_to_agent_allowed(runtime.config(), sender_agent, _agent(key)):
+    if _agent(key) != sender_agent and not runtime.settings.agents.tools.agent_to_agent_allowed(sender_agent, _agent(key)):
         raise ToolError(f"sending to another agent's sessions is off (tools.agentToAgent): {key}")
     if ctx.confined and not runtime.confined(key):
         raise ToolError(f"a sandboxed session may only message sessions that are sandboxed too; {key} runs its tools on the host")
@@ -290,15 +285,13 @@ TOOLS = {
 }
 
 
-def tools_for(config: dict[str, Any], sandbox: ISandbox | None = None) -> list[Tool]:
-    """The tools an agent gets: all, minus C{tools.deny}, or only C{tools.allow} when set;
-    a sandbox without network gets no C{web_fetch}."""
-    section = config.get("tools") or {}
-    allow = section.get("allow") if isinstance(section.get("allow"), list) else None
-    deny = set(section.get("deny") or []) if isinstance(section.get("deny"), list) else set()
+def tools_for(policy: ToolPolicy, sandbox: ISandbox | None = None, extra: Mapping[str, Tool] | None = None) -> list[Tool]:
+    """The tools an agent gets (L{TOOLS} and the C{extra} ones other parts add): all, minus
+    C{tools.deny}, or only C{tools.allow} when set; a sandbox without network gets no C{web_fetch}."""
+    deny = set(policy.deny)
     if sandbox is not None and not sandbox.allow_network:
         deny.add("web_fetch")
-    return [t for name, t in TOOLS.items() if name not in deny and (allow is None or name in allow)]
+    return [t for name, t in {**TOOLS, **(extra or {})}.items() if name not in deny and (policy.allow is None or name in policy.allow)]
 
 
 async def run_tool(tool: Tool, ctx: ToolContext, args: Any) -> tuple[str, bool]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 from urllib.parse import urljoin, urlsplit
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IPushProducer, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.threads import deferToThread
@@ -62,7 +63,7 @@ def is_public(address: str) -> bool:
 def resolve_host(host: str) -> list[str]:
     """Blocking: every address the host resolves to (IP literals in any notation included)."""
     infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})
 
 
 @implementer(IAgentEndpointFactory)
@@ -76,7 +77,7 @@ class _Pinned:
     def endpointForURI(self, uri: Any) -> Any:
         host = uri.host.decode("idna")
         endpoint_type = TCP6ClientEndpoint if ":" in self.address else TCP4ClientEndpoint
-        endpoint = endpoint_type(self.reactor, self.address, uri.port, timeout=TIMEOUT)
+        endpoint: IStreamClientEndpoint = endpoint_type(self.reactor, self.address, uri.port, timeout=TIMEOUT)
         if uri.scheme == b"https":
             endpoint = wrapClientTLS(optionsForClientTLS(host), endpoint)
         return endpoint
@@ -123,7 +124,11 @@ class WebFetcher:
         """Fetch C{url} within C{self.timeout} seconds, or raise L{FetchRefused}/L{FetchFailed}."""
         d = Deferred.fromCoroutine(self._fetch(url, max_bytes))
         expired: list[bool] = []
-        timer = self.reactor.callLater(self.timeout, lambda: (expired.append(True), d.cancel()))
+        def expire() -> None:
+            expired.append(True)
+            d.cancel()
+
+        timer = self.reactor.callLater(self.timeout, expire)
         try:
             return await d
         except CancelledError:
@@ -170,7 +175,7 @@ async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
     def abort(_: Deferred[Any]) -> None:
         for reader in readers:
             if reader.transport is not None:
-                reader.transport.stopProducing()
+                cast(IPushProducer, reader.transport).stopProducing()
 
     done: Deferred[tuple[bytes, bool]] = Deferred(abort)
 
@@ -184,7 +189,7 @@ async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
             self.data.extend(data[: max(room, 0)])
             if len(data) > room and not self.cut:
                 self.cut = True
-                self.transport.stopProducing()  # stop reading: we have enough
+                cast(IPushProducer, self.transport).stopProducing()  # stop reading: we have enough
 
         def connectionLost(self, reason: Any = None) -> None:
             if done.called:

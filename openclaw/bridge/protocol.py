@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 
-from openclaw.bridge.session import BridgeSession
+from openclaw.bridge.session import BridgeEnv, BridgeSession
 
 log = Logger(namespace="openclaw.bridge")
 
@@ -24,11 +24,12 @@ class BridgeProtocol(LineOnlyReceiver):
     session: BridgeSession | None = None
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
         peer = self.transport.getPeer()
         for option in ("setTcpNoDelay", "setTcpKeepAlive"):
             if hasattr(self.transport, option):
                 getattr(self.transport, option)(True)
-        self.session = BridgeSession(self.factory.hub, self._send, self.transport.loseConnection, getattr(peer, "host", "?"), self.factory.canvas_url)
+        self.session = BridgeSession(self.factory.env, self._send, self.transport.loseConnection, getattr(peer, "host", "?"))
         self.session.opened()
 
     def _send(self, frame: dict[str, Any]) -> None:
@@ -52,6 +53,5 @@ class BridgeFactory(Factory):
     protocol = BridgeProtocol
     noisy = False
 
-    def __init__(self, hub: Any, canvas_url: Callable[[], str | None] = lambda: None) -> None:
-        self.hub = hub
-        self.canvas_url = canvas_url
+    def __init__(self, env: BridgeEnv) -> None:
+        self.env = env

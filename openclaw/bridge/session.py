@@ -11,14 +11,21 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred
+import attrs
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from openclaw.nodes.pairing import MAX_NODE_ID, FieldError, check_fields
-from openclaw.nodes.registry import NodeInfo
-from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, GatewayError
-from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD
+from openclaw.gateway.boot import Boot
+from openclaw.gateway.core import GatewayCore
+from openclaw.interfaces import EventSink, PresenceSink
+from openclaw.nodes.events import NodeEvents
+from openclaw.nodes.pairing import MAX_NODE_ID, FieldError, NodePairingStore, check_fields
+from openclaw.nodes.registry import NodeInfo, NodeRegistry
+from openclaw.protocol.dispatch import Methods, run
+from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, GatewayError, InvalidInput
+from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD, V3
 
 log = Logger(namespace="openclaw.bridge")
 
@@ -36,15 +43,34 @@ ALLOWED_METHODS = frozenset({"health", "voicewake.get", "voicewake.set", "config
 _STRING_FIELDS = ("displayName", "platform", "version", "coreVersion", "uiVersion", "deviceFamily", "modelIdentifier")
 
 
+@attrs.frozen
+class BridgeEnv:
+    """What every bridge session is wired to (built by L{openclaw.gateway.core.GatewayCore})."""
+
+    clock: IReactorTime
+    boot: Boot
+    pairing: NodePairingStore
+    nodes: NodeRegistry
+    node_events: NodeEvents
+    presence: PresenceSink
+    events: EventSink
+    methods: Methods
+    canvas_url: Callable[[], str | None] = lambda: None
+
+    @classmethod
+    def of(cls, core: GatewayCore, canvas_url: Callable[[], str | None] = lambda: None) -> BridgeEnv:
+        """The parts of a gateway core a bridge session uses."""
+        return cls(core.clock, core.boot, core.node_pairing, core.nodes, core.node_events, core.presence, core.events, core.methods, canvas_url)
+
+
 class BridgeSession:
     transport_name = "bridge"
 
-    def __init__(self, hub: Any, send: Callable[[dict[str, Any]], None], disconnect: Callable[[], None], remote_ip: str, canvas_url: Callable[[], str | None] = lambda: None) -> None:
-        self.hub = hub
+    def __init__(self, env: BridgeEnv, send: Callable[[dict[str, Any]], None], disconnect: Callable[[], None], remote_ip: str) -> None:
+        self.env = env
         self._send = send
         self._disconnect = disconnect
         self.remote_ip = remote_ip
-        self.canvas_url = canvas_url
         self.state = "new"
         self.node_id: str | None = None
         self.info: NodeInfo | None = None
@@ -58,12 +84,13 @@ class BridgeSession:
         self.device_id: str | None = None
         self.auth_method = "bridge"
         self.subscriptions: set[str] = set()
+        self.version = V3  # method handlers read it; bridge nodes speak the v3 shapes
 
     # -- lifecycle
 
     def opened(self) -> None:
-        self.last_heard = self.hub.clock.seconds()
-        self._timers.append(self.hub.clock.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout))
+        self.last_heard = self.env.clock.seconds()
+        self._timers.append(self.env.clock.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout))
 
     def closed(self) -> None:
         if self.state == "closed":
@@ -77,7 +104,7 @@ class BridgeSession:
         self._timers = []
         self._stop_pair_poll()
         if self.node_id is not None:
-            self.hub.nodes.detach(self.node_id, self)
+            self.env.nodes.detach(self.node_id, self)
 
     def _handshake_timeout(self) -> None:
         if self.state in ("new",):
@@ -117,7 +144,7 @@ class BridgeSession:
     def line(self, raw: bytes) -> None:
         if self.state == "closed":
             return
-        self.last_heard = self.hub.clock.seconds()
+        self.last_heard = self.env.clock.seconds()
         if self.state != "ready" and len(raw) > PREAUTH_MAX_LINE:
             self.error(INVALID_REQUEST, f"line too long before authentication (max {PREAUTH_MAX_LINE} bytes)")
             self.hang_up()
@@ -189,7 +216,7 @@ class BridgeSession:
         node_id = self._node_id(frame)
         if node_id is None:
             return
-        store = self.hub.node_pairing
+        store = self.env.pairing
         token = frame.get("token")
         if not isinstance(token, str) or not token:
             if store.paired_record(node_id) is None:
@@ -215,22 +242,21 @@ class BridgeSession:
         if described is None:
             return
         fields = {**described, "remoteIp": self.remote_ip, "silent": bool(frame.get("silent"))}
-        hub = self.hub
         try:
-            request, created = hub.node_pairing.request(node_id, fields, hub.now_ms())
+            request, created = self.env.pairing.request(node_id, fields, self.env.boot.now_ms())
         except FieldError as e:
             self.error(INVALID_REQUEST, str(e))
             return
         if created:
-            hub.broadcast("node.pair.requested", request, drop_if_slow=True)
+            self.env.events.broadcast("node.pair.requested", request, drop_if_slow=True)
         self.state = "pairing"
         self.node_id = node_id
         self._pending_fields = fields
         self._request_id = request["requestId"]
-        self._asked_at_ms = hub.now_ms()
-        self._pair_deadline = hub.clock.seconds() + PAIR_WAIT
+        self._asked_at_ms = self.env.boot.now_ms()
+        self._pair_deadline = self.env.clock.seconds() + PAIR_WAIT
         self._pair_poll = LoopingCall(self._check_pairing)
-        self._pair_poll.clock = hub.clock
+        self._pair_poll.clock = self.env.clock
         self._pair_poll.start(PAIR_POLL, now=False)
 
     def _stop_pair_poll(self) -> None:
@@ -239,36 +265,35 @@ class BridgeSession:
         self._pair_poll = None
 
     def _check_pairing(self) -> None:
-        store = self.hub.node_pairing
+        store = self.env.pairing
         assert self.node_id is not None
         record = store.paired_record(self.node_id)
-        still_pending = any(r["requestId"] == self._request_id for r in store.pending(self.hub.now_ms()))
+        still_pending = any(r["requestId"] == self._request_id for r in store.pending(self.env.boot.now_ms()))
         if record is not None and record.get("approvedAtMs", 0) >= self._asked_at_ms and not still_pending:
             self._stop_pair_poll()
             self._send({"type": "pair-ok", "token": record["token"]})
             self.state = "new"
             self._ready(self.node_id, self._pending_fields)
             return
-        if not still_pending or self.hub.clock.seconds() >= self._pair_deadline:
+        if not still_pending or self.env.clock.seconds() >= self._pair_deadline:
             self._stop_pair_poll()
-            self.error(UNAUTHORIZED, "pairing expired" if still_pending or self.hub.clock.seconds() >= self._pair_deadline else "pairing rejected")
+            self.error(UNAUTHORIZED, "pairing expired" if still_pending or self.env.clock.seconds() >= self._pair_deadline else "pairing rejected")
             self.hang_up()
 
     def _ready(self, node_id: str, fields: dict[str, Any]) -> None:
-        hub = self.hub
         self.state = "ready"
         self.node_id = node_id
         self.info = NodeInfo.from_fields(node_id, fields, self.remote_ip)
-        hello: dict[str, Any] = {"type": "hello-ok", "serverName": hub.hostname}
-        url = self.canvas_url()
+        hello: dict[str, Any] = {"type": "hello-ok", "serverName": self.env.boot.hostname}
+        url = self.env.canvas_url()
         if url:
             hello["canvasHostUrl"] = url
         self._send(hello)
-        hub.nodes.attach(self.info, self)
+        self.env.nodes.attach(self.info, self)
         self._beacon()
         for interval, f in ((PRESENCE_INTERVAL, self._beacon), (PING_INTERVAL, self._keepalive)):
             loop = LoopingCall(f)
-            loop.clock = hub.clock
+            loop.clock = self.env.clock
             loop.start(interval, now=False)
             self._timers.append(loop)
 
@@ -278,10 +303,10 @@ class BridgeSession:
             return
         entry = {"host": info.display_name or info.node_id, "ip": self.remote_ip, "mode": "node", "reason": "bridge", "deviceId": info.node_id}
         entry.update({k: v for k, v in (("platform", info.platform), ("version", info.version), ("deviceFamily", info.device_family), ("modelIdentifier", info.model_identifier)) if v})
-        self.hub.update_presence(f"bridge:{info.node_id}", entry)
+        self.env.presence.update(f"bridge:{info.node_id}", entry)
 
     def _keepalive(self) -> None:
-        if self.hub.clock.seconds() - self.last_heard > IDLE_LIMIT:
+        if self.env.clock.seconds() - self.last_heard > IDLE_LIMIT:
             log.info("bridge node {node} silent for {limit} s; dropping", node=self.node_id, limit=IDLE_LIMIT)
             self.hang_up()
             return
@@ -306,7 +331,7 @@ class BridgeSession:
         if not isinstance(req_id, str) or not req_id or not isinstance(method, str) or not method:
             self.error(INVALID_REQUEST, "id and method required")
             return
-        if method not in ALLOWED_METHODS or method not in self.hub.methods:
+        if method not in ALLOWED_METHODS or method not in self.env.methods:
             self._res(req_id, GatewayError(INVALID_REQUEST, f"method not allowed over the bridge: {method}"))
             return
         params: Any = {}
@@ -317,15 +342,17 @@ class BridgeSession:
             except ValueError as e:
                 self._res(req_id, GatewayError(INVALID_REQUEST, f"paramsJSON is not JSON: {e}"))
                 return
-        try:
-            result = self.hub.methods[method](self, params)
-        except GatewayError as e:
-            self._res(req_id, e)
-            return
-        if isinstance(result, Deferred):
-            result.addCallbacks(lambda value: self._res(req_id, value), lambda f: self._res(req_id, f.value if f.check(GatewayError) else GatewayError("UNAVAILABLE", f.getErrorMessage())))
+        run(self.env.methods[method], self, params, lambda value: self._res(req_id, value), lambda f: self._failed(req_id, method, f))
+
+    def _failed(self, req_id: str, method: str, failure: Failure) -> None:
+        error = failure.value
+        if isinstance(error, GatewayError):
+            self._res(req_id, error)
+        elif isinstance(error, InvalidInput):
+            self._res(req_id, GatewayError(INVALID_REQUEST, f"invalid {method} params: {error}"))
         else:
-            self._res(req_id, result)
+            log.failure("bridge method {method} failed", failure, method=method)
+            self._res(req_id, GatewayError("UNAVAILABLE", failure.getErrorMessage() or type(error).__name__))
 
     def _res(self, req_id: str, outcome: Any) -> None:
         if self.state == "closed":
@@ -342,7 +369,7 @@ class BridgeSession:
         if not isinstance(event, str) or not event:
             self.error(INVALID_REQUEST, "event required")
             return
-        self.hub.node_event(self.node_id, event, None, frame.get("payloadJSON"), self)
+        self.env.node_events.handle(self.node_id, event, None, frame.get("payloadJSON"), self.subscriptions)
 
     def _ping(self, frame: dict[str, Any]) -> None:
         if self._authenticated(frame):
@@ -360,4 +387,4 @@ class BridgeSession:
             return
         payload_json = frame.get("payloadJSON") if isinstance(frame.get("payloadJSON"), str) else None
         assert self.node_id is not None
-        self.hub.nodes.result(invoke_id, self.node_id, bool(frame.get("ok")), None, payload_json, frame.get("error"))
+        self.env.nodes.result(invoke_id, self.node_id, bool(frame.get("ok")), None, payload_json, frame.get("error"))

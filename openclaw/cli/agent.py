@@ -44,7 +44,7 @@ class AgentOptions(RemoteOptions):
         if not self["message"]:
             raise usage.UsageError("give a message with -m/--message or --message-file")
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         connection = await self.connection(reactor, env, ["operator.write", "operator.admin"])
         run_id = str(uuid.uuid4())
         session_key = self["session-key"] or "main"
@@ -128,7 +128,7 @@ class ChatOptions(RemoteOptions):
     longdesc = "A small terminal chat: type a message, read the streamed reply; /new starts over, Ctrl-D quits."
     optParameters = [["session-key", None, "main", "Session key."]]
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         from twisted.internet import stdio
 
         connection = await self.connection(reactor, env, ["operator.write", "operator.admin"])
@@ -167,7 +167,11 @@ class ChatOptions(RemoteOptions):
             if line:
                 run_id = str(uuid.uuid4())
                 pending.add(run_id)
-                connection.call("chat.send", {"sessionKey": key, "message": line, "idempotencyKey": run_id}).addErrback(lambda f: (pending.discard(run_id), out.write(f"[send failed: {f.getErrorMessage()}]\n> ")))
+                def failed(f: Any) -> None:
+                    pending.discard(run_id)
+                    out.write(f"[send failed: {f.getErrorMessage()}]\n> ")
+
+                connection.call("chat.send", {"sessionKey": key, "message": line, "idempotencyKey": run_id}).addErrback(failed)
 
         def on_eof() -> None:
             eof.append(True)

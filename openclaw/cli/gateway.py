@@ -8,7 +8,7 @@ from typing import IO
 from twisted.logger import globalLogBeginner, globalLogPublisher
 
 from openclaw.config.settings import GatewaySettings
-from openclaw.listen import StartupError
+from openclaw.net.listen import StartupError
 from openclaw.logs import console_observer, gateway_redactor
 from openclaw.store import StateLocked
 

@@ -62,7 +62,7 @@ class NodeRunOptions(CommandOptions):
 
 
 class NodesListOptions(TimedOptions):
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         nodes = (await self.call_once(reactor, env, "node.list"))["nodes"]
         if self["json"]:
             self.emit(out, {"nodes": nodes})
@@ -75,7 +75,7 @@ class NodesListOptions(TimedOptions):
 
 
 class NodesStatusOptions(NodesListOptions):
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         nodes = (await self.call_once(reactor, env, "node.list"))["nodes"]
         summary = {"total": len(nodes), "connected": sum(1 for n in nodes if n.get("connected")), "nodes": nodes}
         if self["json"]:
@@ -105,7 +105,7 @@ class _NodeTarget(TimedOptions):
 
 
 class NodesDescribeOptions(_NodeTarget):
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         connection = await self.connection(reactor, env)
         try:
             self.emit(out, await self.call(connection, "node.describe", {"nodeId": await self.resolve_node(connection)}))
@@ -116,7 +116,7 @@ class NodesDescribeOptions(_NodeTarget):
 class NodesRenameOptions(_NodeTarget):
     optParameters = [["name", None, None, "The new display name."]]
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         if not self["name"]:
             raise Failed("--name is required")
         connection = await self.connection(reactor, env)
@@ -141,7 +141,7 @@ class NodesInvokeOptions(_NodeTarget):
         if not self["command"]:
             raise usage.UsageError("--command is required")
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         connection = await self.connection(reactor, env)
         try:
             params: dict[str, Any] = {"nodeId": await self.resolve_node(connection), "command": self["command"], "params": self["parsed"], "idempotencyKey": str(uuid.uuid4())}
@@ -161,7 +161,7 @@ class NodesInvokeOptions(_NodeTarget):
 
 
 class NodesPendingOptions(TimedOptions):
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         self.emit(out, await self.call_once(reactor, env, "node.pair.list"))
 
 

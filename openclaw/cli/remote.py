@@ -28,7 +28,7 @@ from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.client.core import CLI_SCOPES, GatewayClosed, RequestFailed, cli_params
 from openclaw.client.identity import DeviceIdentity, DeviceTokens
 from openclaw.config import EX_CONFIG, ConfigError, LoadedConfig, load_valid
-from openclaw.portowner import listeners
+from openclaw.net.portowner import listeners
 
 LEVEL_ORDER = ["trace", "debug", "info", "warn", "error", "fatal"]
 
@@ -167,7 +167,7 @@ class TimedOptions(RemoteOptions):
     optParameters = [["timeout", None, 10000, "Timeout in milliseconds.", _ms]]
 
     @property
-    def connect_timeout(self) -> float:  # type: ignore[override]
+    def connect_timeout(self) -> float:
         return self["timeout"] / 1000
 
     def call_timeout(self) -> float:
@@ -194,14 +194,14 @@ class CallOptions(TimedOptions):
         except ValueError as e:
             raise usage.UsageError(f"--params is not JSON: {e}")
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         self.emit(out, await self.call_once(reactor, env, self["method"], self["parsed"], self["expect-final"]))
 
 
 class HealthOptions(TimedOptions):
     optFlags = [["verbose", "v", "Probe instead of reading the cached snapshot."]]
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         started = time.monotonic()
         health = await self.call_once(reactor, env, "health", {"probe": True} if self["verbose"] else {})
         if self["json"]:
@@ -213,7 +213,7 @@ class HealthOptions(TimedOptions):
 class StatusOptions(TimedOptions):
     optFlags = [["deep", None, "Also check the local port, config and state dir."]]
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         connection = await self.connection(reactor, env)
         try:
             status = await self.call(connection, "status")
@@ -233,7 +233,7 @@ class StatusOptions(TimedOptions):
 def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """What `status --deep` checks on this machine."""
     checks: dict[str, dict[str, Any]] = {}
-    port = env.get("OPENCLAW_GATEWAY_PORT")
+    port: Any = env.get("OPENCLAW_GATEWAY_PORT")
     try:
         loaded = load_valid(layout, env)
         checks["config"] = {"ok": True, "detail": f"{layout.config_path} valid ({len(loaded.warnings)} warnings)" if loaded.exists else "no config file (defaults)"}
@@ -255,7 +255,7 @@ def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any
 
 
 class ProbeOptions(TimedOptions):
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         started = time.monotonic()
         result: dict[str, Any] = {"ok": False}
         try:
@@ -323,7 +323,7 @@ class LogsOptions(TimedOptions):
             out.write(f"{record.get('ts', '')} {level} [{record.get('subsystem', '')}] {record.get('msg', '')}\n")
         out.flush()
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         connection = await self.connection(reactor, env, ["operator.read"])
         cursor = None
         try:
@@ -343,7 +343,7 @@ class LogsOptions(TimedOptions):
 
 
 class DevicesListOptions(TimedOptions):
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         listing = await self.call_once(reactor, env, "device.pair.list")
         if self["json"]:
             self.emit(out, listing)
@@ -365,7 +365,7 @@ class OneArgCommand(TimedOptions):
     def parseArgs(self, value: str) -> None:
         self["value"] = value
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         self.emit(out, await self.call_once(reactor, env, self.method, {self.key: self["value"]}))
 
 
@@ -381,7 +381,7 @@ class DevicesApproveOptions(OneArgCommand):
         if not self["value"] and not self["latest"]:
             raise usage.UsageError("give a requestId or --latest")
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         if self["latest"]:
             connection = await self.connection(reactor, env)
             try:
@@ -421,7 +421,7 @@ class DevicesTokenOptions(TimedOptions):
         if not self["device"]:
             raise usage.UsageError("--device is required")
 
-    async def go(self, reactor, env, out):
+    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
         params: dict[str, Any] = {"deviceId": self["device"], "role": self["role"]}
         if self.method == "device.token.rotate" and self["scopes"]:
             params["scopes"] = self["scopes"]
@@ -455,7 +455,7 @@ class DiscoverOptions(CommandOptions):
     optFlags = [["json", None, "Print JSON."]]
 
     def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
-        from openclaw.discovery import browse
+        from openclaw.net.discovery import browse
 
         try:
             gateways = browse(self["timeout"] / 1000)

@@ -85,7 +85,8 @@ class ClientCore:
             return
         if frame.get("type") != "res":
             return
-        entry = self._pending.get(frame.get("id"))
+        frame_id = frame.get("id")
+        entry = self._pending.get(frame_id) if isinstance(frame_id, str) else None
         if entry is None:
             return
         d, expect_final = entry

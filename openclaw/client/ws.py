@@ -37,6 +37,16 @@ class _Protocol(WebSocketClientProtocol):
             self.factory.opened.errback(GatewayClosed(code, reason))
 
 
+class _Factory(WebSocketClientFactory):
+    protocol = _Protocol
+
+    def __init__(self, url: str, params: dict[str, Any], identity: DeviceIdentity | None) -> None:
+        super().__init__(url)
+        self.params = params
+        self.identity = identity
+        self.opened: Deferred[_Protocol] = Deferred()
+
+
 class GatewayConnection:
     def __init__(self, protocol: _Protocol) -> None:
         self.protocol = protocol
@@ -69,11 +79,7 @@ def endpoint_for(reactor: Any, url: str) -> tuple[Any, str]:
 async def open_gateway(reactor: Any, url: str, params: dict[str, Any], identity: DeviceIdentity | None, timeout: float = 10.0) -> GatewayConnection:
     """Connect, answer the challenge, and return once hello-ok arrived."""
     endpoint, full_url = endpoint_for(reactor, url)
-    factory = WebSocketClientFactory(full_url)
-    factory.protocol = _Protocol
-    factory.params = params
-    factory.identity = identity
-    factory.opened = Deferred()
+    factory = _Factory(full_url, params, identity)
     await endpoint.connect(factory)
     protocol = await factory.opened.addTimeout(timeout, reactor)
     connection = GatewayConnection(protocol)

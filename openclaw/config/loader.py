@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import attrs
 import json5
@@ -256,7 +256,7 @@ def _substitute(value: Any, env: Mapping[str, str], keypath: str, issues: list[I
     return _VAR.sub(replace, value)
 
 
-def load_config(path: Path, env: Mapping[str, str], dotenv: list[Path] = ()) -> LoadedConfig:
+def load_config(path: Path, env: Mapping[str, str], dotenv: Sequence[Path] = ()) -> LoadedConfig:
     """
     Read a config file with its includes, and resolve its environment.
 

@@ -35,7 +35,7 @@ class BasePath(Kind):
 
     description = 'a path such as "/" or "/openclaw"'
 
-    def check(self, value, path, errors, warnings):
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
         if not isinstance(value, str) or not value.startswith("/"):
             errors.append(Issue(path, f"expected {self.description}, got {value!r}"))
             return
@@ -46,7 +46,7 @@ class BasePath(Kind):
         elif segments and segments[0] in RESERVED_PATHS:
             errors.append(Issue(path, f"/{segments[0]} is served by the gateway already, pick another base path"))
 
-    def json_schema(self):
+    def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "pattern": "^/"}
 
 

@@ -73,6 +73,34 @@ class LogSettings:
 
 
 @attrs.frozen
+class RateLimitSettings:
+    """C{gateway.auth.rateLimit}: failed auth attempts per client address."""
+
+    max_attempts: int = 10
+    window: float = 60.0  # seconds (windowMs)
+    lockout: float = 300.0  # seconds (lockoutMs)
+    exempt_loopback: bool = True
+
+
+@attrs.frozen
+class NodeSettings:
+    """C{gateway.nodes}: which node commands may run, and local pairing."""
+
+    allow_commands: frozenset[str] = frozenset()  # commands.allow: beyond the platform defaults (dangerous ones too)
+    deny_commands: frozenset[str] = frozenset()  # commands.deny
+    auto_approve_local: bool = True  # pairing.autoApproveLocal: devices on loopback pair without an operator
+
+
+@attrs.frozen
+class HttpSettings:
+    """The HTTP API on the gateway port (C{gateway.http}, C{gateway.tools})."""
+
+    chat_completions: bool = False  # http.endpoints.chatCompletions.enabled: /v1/*
+    tools_allow: frozenset[str] = frozenset()  # tools.allow: /tools/invoke may run these despite the HTTP deny list
+    tools_deny: frozenset[str] = frozenset()  # tools.deny
+
+
+@attrs.frozen
 class SandboxSettings:
     """C{gateway.sandbox} with seed aliases mapped and defaults filled in."""
 
@@ -81,6 +109,89 @@ class SandboxSettings:
     allow_network: bool = False
     allow_file_system: bool | tuple[str, ...] = False  # True: / read-only; paths: those read-only
     image: str | None = None
+    pids_limit: Any = None  # as written: the sandbox checks it when it is built (openclaw.agent.sandbox)
+    memory: Any = None  # "512m", "2g" or bytes, as written
+
+
+DEFAULT_HEARTBEAT_PROMPT = (
+    "Read HEARTBEAT.md if it exists (workspace context). Follow it strictly. Do not infer or repeat old "
+    "tasks from prior chats. If nothing needs attention, reply HEARTBEAT_OK."
+)
+
+
+@attrs.frozen
+class AgentEntry:
+    """One C{agents.list[]} entry."""
+
+    id: str
+    name: str | None = None
+    default: bool = False
+    identity_name: str | None = None  # identity.name
+    identity_emoji: str | None = None  # identity.emoji
+
+
+@attrs.frozen
+class SessionPolicy:
+    """C{session.*}: when a session's next message starts a new session."""
+
+    idle_minutes: float | None = None  # idleMinutes: after this long without activity
+    reset_mode: str = "daily"  # reset.mode: daily | off
+    reset_at_hour: int = 4  # reset.atHour: local time
+
+
+@attrs.frozen
+class ToolPolicy:
+    """C{tools.*}: which tools agents get, and whether sessions may message other agents' sessions."""
+
+    allow: frozenset[str] | None = None  # allow: only these (None: every tool)
+    deny: frozenset[str] = frozenset()
+    agent_to_agent: bool = False  # agentToAgent.enabled
+    agent_to_agent_allow: frozenset[str] | None = None  # agentToAgent.allow: these agents (None or "*": all)
+
+    def agent_to_agent_allowed(self, sender: str, target: str) -> bool:
+        if not self.agent_to_agent:
+            return False
+        allow = self.agent_to_agent_allow
+        return allow is None or "*" in allow or (sender in allow and target in allow)
+
+
+@attrs.frozen
+class HeartbeatSettings:
+    """C{agents.defaults.heartbeat}: what health reports (no scheduler runs heartbeats yet)."""
+
+    prompt: str = DEFAULT_HEARTBEAT_PROMPT
+    target: str = "last"
+    ack_max_chars: int = 300
+    model: str | None = None
+
+
+@attrs.frozen
+class AgentSettings:
+    """C{agents.*}, C{session.*}, C{tools.*}: the agents and what their runs may do."""
+
+    listed: tuple[AgentEntry, ...] = ()  # agents.list (entries with a string id)
+    workspace: Path | None = None  # agents.defaults.workspace (None: <state>/workspace)
+    default_model: str | None = None  # agents.defaults.model (its primary)
+    session: SessionPolicy = SessionPolicy()
+    tools: ToolPolicy = ToolPolicy()
+    heartbeat: HeartbeatSettings = HeartbeatSettings()
+
+    @property
+    def entries(self) -> tuple[AgentEntry, ...]:
+        """The configured agents, or just C{main}."""
+        return self.listed or (AgentEntry("main"),)
+
+    @property
+    def default_id(self) -> str:
+        return next((a.id for a in self.listed if a.default), self.entries[0].id)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        """The agents that exist: C{main} and every listed one."""
+        return frozenset({"main", *(a.id for a in self.listed)})
+
+    def entry(self, agent_id: str) -> AgentEntry | None:
+        return next((a for a in self.listed if a.id == agent_id), None)
 
 
 @attrs.frozen
@@ -98,6 +209,14 @@ class GatewaySettings:
     allow_unconfigured: bool = False
     force: bool = False
     flags: Flags = Flags()
+    agents: AgentSettings = AgentSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    nodes: NodeSettings = NodeSettings()
+    http: HttpSettings = HttpSettings()
+    channels: tuple[str, ...] = ()  # channels.*: the names of those configured and enabled
+    trusted_proxies: tuple[str, ...] = ()  # gateway.trustedProxies: whose X-Forwarded-For counts
+    allowed_origins: tuple[str, ...] = ()  # gateway.controlUi.allowedOrigins: browser origins besides the gateway's own
     config: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     warnings: tuple[Issue, ...] = ()
@@ -165,10 +284,6 @@ class GatewaySettings:
     def state_dir(self) -> Path:
         return self.layout.state_dir
 
-    @property
-    def sandbox(self) -> SandboxSettings:
-        return sandbox_settings(self.config)
-
 
 def sandbox_settings(config: Mapping[str, Any]) -> SandboxSettings:
     """The sandbox part of a canonical config (see L{checked})."""
@@ -180,7 +295,64 @@ def sandbox_settings(config: Mapping[str, Any]) -> SandboxSettings:
         allow_network=bool(block.get("allowNetwork", False)),
         allow_file_system=tuple(files) if isinstance(files, list) else bool(files),
         image=block.get("image") or None,
+        pids_limit=block.get("pidsLimit"),
+        memory=block.get("memory"),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def agent_settings(config: Mapping[str, Any]) -> AgentSettings:
+    """The agents part of a canonical config."""
+    listed = []
+    for raw in _get(config, "agents.list") or []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            continue
+        identity = _dict(raw.get("identity"))
+        listed.append(AgentEntry(raw["id"], _text(raw.get("name")), bool(raw.get("default")), identity.get("name") or None, identity.get("emoji") or None))
+    workspace = _get(config, "agents.defaults.workspace")
+    model = _get(config, "agents.defaults.model")
+    if isinstance(model, dict):
+        model = model.get("primary")
+    session = _dict(_get(config, "session"))
+    reset = _dict(session.get("reset"))
+    idle = session.get("idleMinutes")
+    tools = _dict(_get(config, "tools"))
+    a2a = _dict(tools.get("agentToAgent"))
+    heartbeat = _dict(_get(config, "agents.defaults.heartbeat"))
+    return AgentSettings(
+        listed=tuple(listed),
+        workspace=Path(workspace).expanduser() if isinstance(workspace, str) else None,
+        default_model=model if isinstance(model, str) and model else None,
+        session=SessionPolicy(
+            idle_minutes=idle if isinstance(idle, (int, float)) and not isinstance(idle, bool) and idle > 0 else None,
+            reset_mode=reset.get("mode", "daily"),
+            reset_at_hour=reset.get("atHour", 4),
+        ),
+        tools=ToolPolicy(
+            allow=frozenset(_strings(tools["allow"])) if isinstance(tools.get("allow"), list) else None,
+            deny=frozenset(_strings(tools.get("deny"))),
+            agent_to_agent=a2a.get("enabled") is True,
+            agent_to_agent_allow=frozenset(_strings(a2a["allow"])) if isinstance(a2a.get("allow"), list) else None,
+        ),
+        heartbeat=HeartbeatSettings(
+            prompt=heartbeat["prompt"] if isinstance(heartbeat.get("prompt"), str) else DEFAULT_HEARTBEAT_PROMPT,
+            target=heartbeat["target"] if isinstance(heartbeat.get("target"), str) else "last",
+            ack_max_chars=heartbeat["ackMaxChars"] if isinstance(heartbeat.get("ackMaxChars"), int) else 300,
+            model=_text(heartbeat.get("model")),
+        ),
+    )
+
+
+def enabled_channels(config: Mapping[str, Any]) -> tuple[str, ...]:
+    channels = config.get("channels") or {}
+    return tuple(sorted(k for k, v in channels.items() if isinstance(v, dict) and v.get("enabled", True) is not False)) if isinstance(channels, dict) else ()
 
 
 def _get(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
@@ -279,6 +451,36 @@ def resolve_auth(config: Mapping[str, Any], env: Mapping[str, str], flags: Flags
         _get(config, "gateway.allowInsecureAuth", False) or _get(config, "gateway.controlUi.allowInsecureAuth", False)
     )
     return AuthSettings(mode=mode, token=token, password=password, allow_insecure=allow_insecure)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def rate_limit_settings(config: Mapping[str, Any]) -> RateLimitSettings:
+    block = _dict(_get(config, "gateway.auth.rateLimit"))
+    return RateLimitSettings(
+        max_attempts=block.get("maxAttempts", 10),
+        window=block.get("windowMs", 60_000) / 1000,
+        lockout=block.get("lockoutMs", 300_000) / 1000,
+        exempt_loopback=bool(block.get("exemptLoopback", True)),
+    )
+
+
+def node_settings(config: Mapping[str, Any]) -> NodeSettings:
+    return NodeSettings(
+        allow_commands=frozenset(_strings(_get(config, "gateway.nodes.commands.allow"))),
+        deny_commands=frozenset(_strings(_get(config, "gateway.nodes.commands.deny"))),
+        auto_approve_local=bool(_get(config, "gateway.nodes.pairing.autoApproveLocal", True)),
+    )
+
+
+def http_settings(config: Mapping[str, Any]) -> HttpSettings:
+    return HttpSettings(
+        chat_completions=bool(_get(config, "gateway.http.endpoints.chatCompletions.enabled", False)),
+        tools_allow=frozenset(_strings(_get(config, "gateway.tools.allow"))),
+        tools_deny=frozenset(_strings(_get(config, "gateway.tools.deny"))),
+    )
 
 
 def resolve_logging(config: Mapping[str, Any], layout: Layout, verbose: bool) -> LogSettings:
@@ -392,6 +594,14 @@ def resolve_settings(
         allow_unconfigured=flags.allow_unconfigured,
         force=flags.force,
         flags=flags,
+        agents=agent_settings(config),
+        sandbox=sandbox_settings(config),
+        channels=enabled_channels(config),
+        rate_limit=rate_limit_settings(config),
+        nodes=node_settings(config),
+        http=http_settings(config),
+        trusted_proxies=_strings(_get(config, "gateway.trustedProxies")),
+        allowed_origins=_strings(_get(config, "gateway.controlUi.allowedOrigins")),
         config=config,
         env=env,
         warnings=warnings,

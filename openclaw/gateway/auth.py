@@ -8,12 +8,17 @@ per-IP failure limiter both count against.
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, Callable
 
 import attrs
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
-from openclaw.config.settings import AuthSettings
+from openclaw.config.loader import LoadedConfig
+from openclaw.config.settings import AuthSettings, Flags, resolve_auth
 from openclaw.protocol.errors import INVALID_REQUEST, HandshakeFailed
+
+log = Logger(namespace="openclaw.gateway")
 
 _LOCAL_HINT = "use this gateway's gateway.auth.token or pair the device"
 _MESSAGES = {
@@ -109,7 +114,7 @@ class FailureLimiter:
     C{lockout} seconds. Memory is bounded: at most C{max_keys} addresses.
     """
 
-    def __init__(self, clock: Any, max_attempts: int = 10, window: float = 60.0, lockout: float = 300.0, max_keys: int = 10_000) -> None:
+    def __init__(self, clock: IReactorTime, max_attempts: int = 10, window: float = 60.0, lockout: float = 300.0, max_keys: int = 10_000) -> None:
         self.clock = clock
         self.max_attempts = max_attempts
         self.window = window
@@ -150,3 +155,26 @@ class FailureLimiter:
         self._locked_until = {k: v for k, v in self._locked_until.items() if v > now}
         while len(self._failures) > self.max_keys // 2:
             self._failures.pop(next(iter(self._failures)))
+
+
+class AuthState:
+    """
+    The shared secrets in force. They are the one part of the config that
+    changes without a restart: a new token or password applies to new
+    connections, and each C{on_change} listener hears of it (the log
+    redactor learns the new values; shared-secret sessions are ended).
+    """
+
+    def __init__(self, auth: AuthSettings, flags: Flags) -> None:
+        self.current = auth
+        self.flags = flags
+        self.on_change: list[Callable[[AuthSettings], None]] = []
+
+    def config_changed(self, loaded: LoadedConfig) -> None:
+        auth = resolve_auth(loaded.config, loaded.env, self.flags)
+        if auth == self.current:
+            return
+        self.current = auth
+        log.info("gateway auth changed; closing shared-secret sessions")
+        for listener in list(self.on_change):
+            listener(auth)

@@ -1,43 +1,49 @@
 # -*- test-case-name: tests.test_ws -*-
 """
-One client connection: challenge, then exactly one C{connect}, then
-requests. Plain code over a L{Transport}; the WebSocket adapter feeds it
-text and carries out its sends and closes.
+One client connection, without sockets: the adapter (L{openclaw.web.websocket}) feeds
+it messages and carries out its sends and closes through a L{Transport}.
+
+States (L{State}): C{new} → C{challenged} (the nonce is out; the handshake
+timer runs) → C{ready} (one C{connect} passed every handshake step; requests
+are dispatched) → C{closed}. A refused or timed-out handshake goes straight
+from C{challenged} to C{closed}, as does a close from either side.
 """
 
 from __future__ import annotations
 
-import inspect
+import enum
 import uuid
 from typing import Any, Protocol
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from openclaw import __version__
-from openclaw.gateway.auth import auth_failure, check_shared_secret
-from openclaw.gateway.devices import verify_device
+from openclaw.gateway.boot import Boot
+from openclaw.gateway.connections import SendStats
+from openclaw.gateway.handshake import Handshake, Peer
+from openclaw.gateway.handshake.hello import Hello
+from openclaw.gateway.roster import Roster
 from openclaw.gateway.scopes import RoleError, authorize
-from openclaw.nodes.methods import node_info_from_connect
+from openclaw.nodes.registry import NodeInfo
 from openclaw.protocol import frames
-from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, CONTROL_UI_CLIENTS, ROLE_NODE, ROLE_OPERATOR
-from openclaw.protocol.errors import INVALID_REQUEST, NOT_PAIRED, UNAVAILABLE, GatewayError, HandshakeFailed, InvalidInput
-from openclaw.protocol.versions import CHALLENGE_CAPABILITIES, HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, negotiate, truncate_reason
-from openclaw.shape import check
+from openclaw.protocol.dispatch import Methods, run
+from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError, HandshakeFailed, InvalidInput
+from openclaw.protocol.versions import CHALLENGE_CAPABILITIES, HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, truncate_reason
+
+__all__ = ["Connection", "Gate", "Peer", "State", "Transport"]
 
 log = Logger(namespace="openclaw.ws")
 
 MAX_ROLE_FAILURES = 10
 
 
-@attrs.frozen
-class TwoPhase:
-    """A method result answered twice: C{accepted} at once, then C{final}."""
-
-    accepted: Any
-    final: Deferred
+class State(enum.StrEnum):
+    NEW = "new"
+    CHALLENGED = "challenged"
+    READY = "ready"
+    CLOSED = "closed"
 
 
 class Transport(Protocol):
@@ -73,36 +79,31 @@ class _Gone:
 GONE = _Gone()
 
 
-@attrs.define
-class SendStats:
-    """What the gateway did not deliver, for diagnostics."""
-
-    dropped: int = 0  # frames for a socket already closing or closed
-    dropped_slow: int = 0  # droppable events skipped for a slow reader
-    slow_consumers: int = 0  # connections closed 1008 "slow consumer"
-
-
 @attrs.frozen
-class Peer:
-    ip: str
-    local: bool
-    origin: str | None = None
+class Gate:
+    """What every connection is wired to (built once by L{openclaw.gateway.core.GatewayCore})."""
 
-
-def _scopes_list(value: Any) -> list[str]:
-    return list(value) if isinstance(value, list) else []
+    clock: IReactorTime
+    boot: Boot
+    handshake: Handshake
+    hello: Hello
+    roster: Roster
+    methods: Methods
+    stats: SendStats
 
 
 class Connection:
-    """State: C{"challenged"} → C{"ready"} → C{"closed"}."""
+    """See the module docstring for the states."""
 
-    def __init__(self, hub: Any, transport: Transport, peer: Peer) -> None:
-        self.hub = hub
-        self.transport = transport
+    transport_name = "ws"  # as a NodeLink
+
+    def __init__(self, gate: Gate, transport: Transport, peer: Peer) -> None:
+        self.gate = gate
+        self.transport: Transport = transport
         self.peer = peer
         self.conn_id = str(uuid.uuid4())
         self.nonce = str(uuid.uuid4())
-        self.state = "new"
+        self.state = State.NEW
         self.version: Version = V3
         self.role: str | None = None
         self.scopes: list[str] = []
@@ -111,49 +112,44 @@ class Connection:
         self.auth_method: str | None = None
         self.presence_key: str | None = None
         self.node_id: str | None = None
-        self.node_info: Any = None
+        self.node_info: NodeInfo | None = None
         self.subscriptions: set[str] = set()
         self.caps: set[str] = set()
         self.seq = 0
         self.role_failures = 0
-        self._timeout: Any = None
+        self._timeout: IDelayedCall | None = None
 
     # -- transport events
 
     def opened(self) -> None:
-        self.state = "challenged"
+        self.state = State.CHALLENGED
         self.transport.set_max_payload(PREAUTH_MAX_PAYLOAD)
-        challenge = {"nonce": self.nonce, "ts": self.hub.now_ms(), "capabilities": list(CHALLENGE_CAPABILITIES)}
+        challenge = {"nonce": self.nonce, "ts": self.gate.boot.now_ms(), "capabilities": list(CHALLENGE_CAPABILITIES)}
         self.transport.send(frames.event("connect.challenge", challenge))
-        self._timeout = self.hub.clock.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+        self._timeout = self.gate.clock.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout)
 
     def closed(self) -> None:
-        """The socket is gone: leave the hub and let go of the transport."""
+        """The socket is gone: leave the roster and let go of the transport."""
         self._cancel_timeout()
-        self.state = "closed"
-        self._leave()
+        self.state = State.CLOSED
+        self.gate.roster.leave(self)
         # Runs still waiting to answer hold this connection; they must not hold its buffers.
         self.transport = GONE
 
-    def _leave(self) -> None:
-        self.hub.remove(self)
-        if self.node_id is not None:
-            self.hub.nodes.detach(self.node_id, self)
-
     def received(self, payload: bytes) -> None:
-        if self.state == "challenged":
+        if self.state == State.CHALLENGED:
             self._handshake(payload)
-        elif self.state == "ready":
+        elif self.state == State.READY:
             self._request(payload)
 
     # -- sending
 
     def close(self, code: int, reason: str = "") -> None:
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return
         self._cancel_timeout()
-        self.state = "closed"
-        self._leave()
+        self.state = State.CLOSED
+        self.gate.roster.leave(self)
         try:
             self.transport.close(code, truncate_reason(reason))
         except Exception:
@@ -167,14 +163,14 @@ class Connection:
 
     def send_event(self, name: str, payload: Any, state_version: dict[str, int] | None = None, drop_if_slow: bool = False) -> None:
         """A broadcast: numbered per connection; a slow consumer is dropped or closed."""
-        if self.state != "ready":
+        if self.state != State.READY:
             return
         self.seq += 1
         self._write(frames.event(name, payload, self.seq, state_version), drop_if_slow)
 
     def send_direct(self, name: str, payload: Any) -> None:
         """An event for this socket only: no C{seq}."""
-        if self.state == "ready":
+        if self.state == State.READY:
             self._write(frames.event(name, payload))
 
     def _write(self, text: str, drop_if_slow: bool = False) -> None:
@@ -185,8 +181,8 @@ class Connection:
         socket. A closing socket drops the frame (counted); a peer that stopped
         reading is closed 1008 once past the buffer limit, whatever we were sending.
         """
-        stats = self.hub.send_stats
-        if self.state == "closed":
+        stats = self.gate.stats
+        if self.state == State.CLOSED:
             stats.dropped += 1
             return
         if self.transport.buffered() > self.version.max_buffered:
@@ -205,7 +201,7 @@ class Connection:
             stats.dropped += 1
 
     def _slow_consumer(self) -> None:
-        self.hub.send_stats.slow_consumers += 1
+        self.gate.stats.slow_consumers += 1
         log.warn(
             "closing slow consumer {ip} ({conn}): {buffered} bytes unread, limit {limit}",
             ip=self.peer.ip,
@@ -216,8 +212,6 @@ class Connection:
         self.close(1008, "slow consumer")
 
     # -- NodeLink (when this connection is a node)
-
-    transport_name = "ws"
 
     def send_invoke(self, invoke_id: str, command: str, params_json: str | None, timeout_ms: int, idempotency_key: str | None) -> None:
         payload: dict[str, Any] = {"id": invoke_id, "nodeId": self.node_id, "command": command, "paramsJSON": params_json, "timeoutMs": timeout_ms}
@@ -258,218 +252,29 @@ class Connection:
             self.close(1008, message)
             return
         try:
-            hello = self._connect(request.params)
+            admitted = self.gate.handshake.admit(request.params, self.peer, self.nonce, self.conn_id)
         except HandshakeFailed as e:
             log.info("connect refused from {ip}: {message}", ip=self.peer.ip, message=e.message)
             if e.respond:
                 self.fail(request.id, e)
             self.close(e.close_code, e.close_reason)
             return
+        self.version = admitted.version
+        self.role = admitted.role
+        self.scopes = admitted.scopes
+        self.client = admitted.client
+        self.caps = admitted.caps
+        self.auth_method = admitted.auth_method
+        self.device_id = admitted.device_id
+        self.presence_key = admitted.presence_key
+        if admitted.node is not None:
+            self.node_id, self.node_info = admitted.node.node_id, admitted.node
+        hello = self.gate.hello.build(self.conn_id, self.version, admitted.role, self.scopes, admitted.device_token)
         self._cancel_timeout()
-        self.state = "ready"
+        self.state = State.READY
         self.transport.set_max_payload(self.version.max_payload)
         self.respond(request.id, hello)
-        self.hub.add(self)
-        if self.node_info is not None:
-            self.hub.nodes.attach(self.node_info, self)
-            self.send_direct("voicewake.changed", {"triggers": self.hub.voicewake_triggers()})
-
-    def _connect(self, params: Any) -> dict[str, Any]:
-        errors, _ = check(CONNECT_PARAMS, params)
-        if errors:
-            text = "; ".join(str(e) for e in errors[:5])
-            raise HandshakeFailed(INVALID_REQUEST, f"invalid connect params: {text}")
-        client = params["client"]
-        role = params.get("role", ROLE_OPERATOR)
-        if role == "worker" or client["id"] == "openclaw-worker" or client["mode"] == "worker":
-            raise HandshakeFailed(INVALID_REQUEST, "invalid-handshake", respond=False)
-
-        version = negotiate(params["minProtocol"], params["maxProtocol"])
-        if version is None:
-            raise HandshakeFailed(
-                INVALID_REQUEST,
-                "protocol mismatch",
-                close_code=1002,
-                details={
-                    "code": "PROTOCOL_MISMATCH",
-                    "clientMinProtocol": params["minProtocol"],
-                    "clientMaxProtocol": params["maxProtocol"],
-                    "expectedProtocol": 4,
-                    "minimumProbeProtocol": 3,
-                },
-            )
-        self.version = version
-        if role not in (ROLE_OPERATOR, ROLE_NODE):
-            raise HandshakeFailed(INVALID_REQUEST, "invalid role")
-        if client["id"] in BROWSER_CLIENTS and self.peer.origin is None and client["mode"] in ("webchat", "ui"):
-            # Browser clients always send an Origin; one without is not a browser we served.
-            raise HandshakeFailed(
-                INVALID_REQUEST,
-                "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)",
-                details={"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED"},
-            )
-
-        auth = params.get("auth") or {}
-        device = params.get("device")
-        requested = _scopes_list(params.get("scopes"))
-        hub = self.hub
-        now = hub.now_ms()
-
-        limited_key = self.peer.ip
-        exempt = self.peer.local and hub.exempt_loopback and self.peer.origin is None
-        if not exempt:
-            wait = hub.limiter.retry_after(limited_key)
-            if wait is not None:
-                raise auth_failure("rate_limited", retry_after_ms=int(wait * 1000))
-
-        secret = check_shared_secret(hub.auth, auth)
-        method = secret.method
-        if not secret.ok and device is not None:
-            candidate = auth.get("deviceToken") or auth.get("token")
-            if candidate and hub.pairing.check_token(device.get("id", ""), role, candidate):
-                method = "device-token"
-            elif auth.get("deviceToken"):
-                secret = attrs.evolve(secret, reason="device_token_mismatch")
-        if method is None:
-            if not exempt:
-                hub.limiter.failed(limited_key)
-            can_retry = secret.reason == "token_mismatch" and device is not None and not auth.get("deviceToken")
-            raise auth_failure(secret.reason or "unauthorized", can_retry_with_device_token=can_retry)
-        hub.limiter.succeeded(limited_key)
-
-        self.client = client
-        self.role = role
-        self.caps = set(_scopes_list(params.get("caps")))
-        self.auth_method = method
-        device_token: dict[str, Any] | None = None
-        if device is None:
-            insecure_ui = client["id"] in CONTROL_UI_CLIENTS
-            if insecure_ui and not hub.auth.allow_insecure:
-                raise HandshakeFailed(
-                    INVALID_REQUEST,
-                    "control ui requires device identity (use HTTPS or localhost secure context)",
-                    details={"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"},
-                )
-            local_helper = self.peer.local and self.peer.origin is None and (
-                (client["id"] == "cli" and client["mode"] == "cli") or (client["id"] == "gateway-client" and client["mode"] == "backend")
-            )
-            trusted = local_helper or method == "none" or insecure_ui  # insecure_ui: allowInsecureAuth opted in
-            self.scopes = requested if trusted and role == ROLE_OPERATOR else []
-        else:
-            token_in_payload = auth.get("token") or auth.get("deviceToken") or auth.get("bootstrapToken") or ""
-            verify_device(
-                device,
-                client,
-                role,
-                requested,
-                token_in_payload,
-                self.nonce,
-                now,
-                version.signature_skew_ms,
-                nonce_required=version.number >= 4,
-                is_local=self.peer.local,
-            )
-            self.device_id = device["id"]
-            record = self._pair(device, client, role, requested, now)
-            self.scopes = [s for s in requested if s in record.get("scopes", [])] if role == ROLE_OPERATOR else []
-            device_token = hub.pairing.ensure_token(device["id"], role, self.scopes, now)
-
-        self.presence_key = None if client["id"] == "cli" else (self.device_id or client.get("instanceId") or self.conn_id)
-        if role == ROLE_NODE:
-            self.node_id = self.device_id or client.get("instanceId") or client["id"]
-            self.node_info = node_info_from_connect(self.node_id, client, params, self.peer.ip)
-        return self._hello(device_token)
-
-    def _pair(self, device: dict[str, Any], client: dict[str, Any], role: str, scopes: list[str], now: int) -> dict[str, Any]:
-        hub = self.hub
-        record = hub.pairing.paired(device["id"])
-        fields = {
-            "deviceId": device["id"],
-            "publicKey": device["publicKey"],
-            "displayName": client.get("displayName"),
-            "platform": client.get("platform"),
-            "deviceFamily": client.get("deviceFamily"),
-            "clientId": client["id"],
-            "clientMode": client["mode"],
-            "role": role,
-            "scopes": sorted(set(scopes)),
-            "remoteIp": self.peer.ip,
-        }
-        satisfied = (
-            record is not None
-            and record.get("publicKey") == device["publicKey"]
-            and role in record.get("roles", [])
-            and set(scopes) <= set(record.get("scopes", []))
-        )
-        if satisfied:
-            return record  # type: ignore[return-value]
-        auto_local = (hub.settings.config.get("gateway", {}).get("nodes", {}) or {}).get("pairing", {}).get("autoApproveLocal", True)
-        if self.peer.local and auto_local:
-            approved = hub.pairing.approve_directly(fields, now)
-            hub.broadcast("device.pair.resolved", {"requestId": "local", "deviceId": device["id"], "decision": "approved", "ts": now}, drop_if_slow=True)
-            return approved
-        fields = {k: v for k, v in fields.items() if v is not None}
-        request, superseded = hub.pairing.request({**fields, "silent": False, "isRepair": record is not None}, now)
-        for resolution in superseded:
-            hub.broadcast("device.pair.resolved", resolution.payload(), drop_if_slow=True)
-        hub.broadcast("device.pair.requested", request, drop_if_slow=True)
-        if self.version.number >= 4:
-            reason = "not-paired" if record is None else ("role-upgrade" if role not in record.get("roles", []) else "scope-upgrade")
-            message = "pairing required: device is not approved yet"
-            raise HandshakeFailed(
-                NOT_PAIRED,
-                message,
-                close_reason=f"{message} (requestId: {request['requestId']})",
-                details={
-                    "code": "PAIRING_REQUIRED",
-                    "reason": reason,
-                    "requestId": request["requestId"],
-                    "deviceId": device["id"],
-                    "requestedRole": role,
-                    "requestedScopes": scopes,
-                    "remediationHint": "approve with `openclaw devices approve <requestId>`",
-                },
-            )
-        raise HandshakeFailed(NOT_PAIRED, "pairing required", details={"requestId": request["requestId"]})
-
-    def _hello(self, device_token: dict[str, Any] | None) -> dict[str, Any]:
-        hub = self.hub
-        admin = "operator.admin" in self.scopes
-        snapshot: dict[str, Any] = {
-            "presence": hub.presence_list(),
-            "health": hub.health_snapshot(),
-            "stateVersion": hub.state_version(),
-            "uptimeMs": hub.uptime_ms(),
-            "sessionDefaults": {"defaultAgentId": "main", "mainKey": "main", "mainSessionKey": "agent:main:main", "scope": "per-sender"},
-        }
-        if admin:
-            snapshot["configPath"] = str(hub.settings.layout.config_path)
-            snapshot["stateDir"] = str(hub.settings.state_dir)
-        hello: dict[str, Any] = {
-            "type": "hello-ok",
-            "protocol": self.version.number,
-            "server": {"version": __version__, "host": hub.hostname, "connId": self.conn_id},
-            "features": hub.features(self.version.number),
-            "snapshot": snapshot,
-            "policy": self.version.policy(),
-        }
-        canvas = hub.canvas_url()
-        if canvas and self.version.number == 3:
-            hello["canvasHostUrl"] = canvas  # v4 moved canvas to plugin surface URLs
-        if self.version.number >= 4:
-            hello["server"] = {"version": __version__, "bootId": hub.boot_id, "connId": self.conn_id}
-            hello["auth"] = {"role": self.role, "scopes": list(self.scopes)}
-        if device_token is not None:
-            auth = hello.setdefault("auth", {})
-            auth.update(
-                {
-                    "deviceToken": device_token["token"],
-                    "role": self.role,
-                    "scopes": list(self.scopes),
-                    "issuedAtMs": device_token.get("rotatedAtMs", device_token["createdAtMs"]),
-                }
-            )
-        return hello
+        self.gate.roster.join(self)
 
     def presence_entry(self) -> dict[str, Any] | None:
         if self.presence_key is None:
@@ -488,7 +293,7 @@ class Connection:
             "instanceId": c.get("instanceId"),
             "roles": [self.role] if self.role else None,
             "scopes": list(self.scopes),
-            "ts": self.hub.now_ms(),
+            "ts": self.gate.boot.now_ms(),
         }
         return {k: v for k, v in entry.items() if v not in (None, "")}
 
@@ -518,7 +323,7 @@ class Connection:
             self.fail(request.id, e)
             return
         self.role_failures = 0
-        handler = self.hub.methods.get(request.method)
+        handler = self.gate.methods.get(request.method)
         if handler is None:
             self.fail(request.id, GatewayError(INVALID_REQUEST, f"unknown method: {request.method}"))
             return
@@ -526,21 +331,8 @@ class Connection:
         self._run(request, handler, params)
 
     def _run(self, request: frames.Request, handler: Any, params: Any) -> None:
-        try:
-            result = handler(self, params)
-        except Exception:
-            self._failed(request, Failure())
-            return
-        if isinstance(result, TwoPhase):
-            # e.g. `agent`: "accepted" now, the final payload later, under the same id
-            self.respond(request.id, result.accepted)
-            result.final.addCallbacks(lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
-            return
-        if inspect.isawaitable(result):
-            d = Deferred.fromCoroutine(result) if inspect.iscoroutine(result) else result
-            d.addCallbacks(lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
-        else:
-            self.respond(request.id, result)
+        # e.g. `agent` answers twice under the same id: "accepted" now, the final payload later
+        run(handler, self, params, lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
 
     def _failed(self, request: frames.Request, failure: Failure) -> None:
         """
@@ -548,11 +340,12 @@ class Connection:
         INVALID_REQUEST (the client's mistake: debug only), anything else as
         UNAVAILABLE with a traceback in the log (ours).
         """
-        if failure.check(GatewayError):
-            self.fail(request.id, failure.value)
-        elif failure.check(InvalidInput):
-            log.debug("method {method}: invalid input: {problem}", method=request.method, problem=str(failure.value))
-            self.fail(request.id, GatewayError(INVALID_REQUEST, f"invalid {request.method} params: {failure.value}"))
+        error = failure.value
+        if isinstance(error, GatewayError):
+            self.fail(request.id, error)
+        elif isinstance(error, InvalidInput):
+            log.debug("method {method}: invalid input: {problem}", method=request.method, problem=str(error))
+            self.fail(request.id, GatewayError(INVALID_REQUEST, f"invalid {request.method} params: {error}"))
         else:
             log.failure("method {method} failed", failure, method=request.method)
-            self.fail(request.id, GatewayError(UNAVAILABLE, failure.getErrorMessage() or failure.type.__name__))
+            self.fail(request.id, GatewayError(UNAVAILABLE, failure.getErrorMessage() or type(error).__name__))

@@ -134,7 +134,13 @@ class PairingStore:
     def __init__(self, state_dir: Path) -> None:
         self.folder = Path(state_dir) / "devices"
         self._pending = PendingRequests(self.folder / "pending.json")
-        self._paired: dict[str, dict[str, Any]] = read_json(self.folder / "paired.json", {}) or {}
+        self._paired: dict[str, dict[str, Any]] = {}
+
+    def load(self) -> "PairingStore":
+        """Read both files (at start, with the state dir locked); returns self."""
+        self._pending.load()
+        self._paired = read_json(self.folder / "paired.json", {}) or {}
+        return self
 
     # -- reading
 
@@ -174,8 +180,8 @@ class PairingStore:
 
     def _approve_fields(self, fields: dict[str, Any], now_ms: int) -> dict[str, Any]:
         device_id = fields["deviceId"]
-        previous = self._paired.get(device_id)
-        same_key = previous is not None and previous.get("publicKey") == fields.get("publicKey")
+        previous = self._paired.get(device_id) or {}
+        same_key = bool(previous) and previous.get("publicKey") == fields.get("publicKey")
         roles = sorted(set(previous.get("roles", []) if same_key else []) | {fields.get("role", "operator")})
         scopes = sorted(set(previous.get("scopes", []) if same_key else []) | set(fields.get("scopes") or []))
         record = {

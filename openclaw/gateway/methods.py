@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_ws -*-
 """
-The control-plane methods. Each handler takes C{(connection, params)} and
+The control-plane methods. Each handler takes C{(gw, caller, params)}: the
+L{GatewayDeps} it works with, the calling connection, the params. It
 returns the payload (or raises L{GatewayError}); params are checked against
 a closed shape first, as upstream's schemas are C{additionalProperties: false}.
 
@@ -15,7 +16,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -24,13 +25,23 @@ from openclaw.agent.catalog import UnknownProvider, catalog, v3_row
 from openclaw.config.errors import ConfigError
 from openclaw.config.loader import config_hash, parse_json5, read_text, resolve_includes, substitute_env
 from openclaw.config.schema import ROOT, validate
-from openclaw.gateway.devices import redacted
+from openclaw.agent.runtime import AgentRuntime
+from openclaw.config.settings import GatewaySettings
+from openclaw.gateway.boot import Boot
+from openclaw.gateway.configwatch import ConfigWatch
+from openclaw.gateway.connections import Connections
+from openclaw.gateway.devices import PairingStore, redacted
+from openclaw.gateway.health import Health, HeartbeatReport
+from openclaw.gateway.presence import Presence
+from openclaw.gateway.voicewake import VoiceWake
+from openclaw.interfaces import EventSink
 from openclaw.gateway.scopes import has_scope
-from openclaw.gateway.stability import CAPACITY
-from openclaw.gateway.summary import agent_ids, status_sessions
+from openclaw.gateway.stability import CAPACITY, Stability
+from openclaw.gateway.summary import agent_rows, status_sessions
 from openclaw.protocol.connect import ADMIN
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
-from openclaw.shape import Any_, Bool, Int, Kind, List, Obj, Str, check
+from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params
+from openclaw.shape import Any_, Bool, Int, List, Obj, Str
 from openclaw.store import atomic_write
 
 MASK = "__OPENCLAW_REDACTED__"
@@ -39,59 +50,36 @@ LOGS_DEFAULT_LIMIT = 500
 LOGS_DEFAULT_MAX_BYTES = 250_000
 
 
-def params_of(method: str, shape: Obj, params: Any) -> dict[str, Any]:
-    errors, _ = check(shape, params)
-    if errors:
-        raise GatewayError(INVALID_REQUEST, f"invalid {method} params: " + "; ".join(str(e) for e in errors[:5]))
-    return params
-
-
 @attrs.frozen
-class Ignored:
-    """Params a method accepts (upstream declares them) but does not act on, and why."""
+class GatewayDeps:
+    """What the control-plane methods work with."""
 
-    why: str
-    fields: Mapping[str, Kind]
-
-
-def method(name: str, shape: Obj = Obj(closed=True), table: dict[str, Any] | None = None, ignored: tuple[Ignored, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """
-    Register a handler with its params shape in C{table} (default L{METHODS}).
-    The handler keeps C{shape} (the full one, ignored params included) and
-    C{ignored} as attributes: the tests hold them against upstream's schemas.
-    """
-    dropped = {k for group in ignored for k in group.fields}
-    if dropped & set(shape.fields):
-        # A param a handler acts on must not be stripped as ignored (e.g. after a merge).
-        raise ValueError(f"{name}: params both acted on and ignored: {sorted(dropped & set(shape.fields))}")
-    full = Obj({**shape.fields, **{k: v for group in ignored for k, v in group.fields.items()}}, rest=shape.rest, required=shape.required, closed=shape.closed)
-
-    def register(f: Callable[..., Any]) -> Callable[..., Any]:
-        def handler(conn: Any, params: Any) -> Any:
-            checked = params_of(name, full, params)
-            return f(conn, {k: v for k, v in checked.items() if k not in dropped} if dropped else checked)
-
-        handler.__name__ = f.__name__
-        handler.shape = full  # type: ignore[attr-defined]
-        handler.ignored = ignored  # type: ignore[attr-defined]
-        (METHODS if table is None else table)[name] = handler
-        return f
-
-    return register
+    settings: GatewaySettings
+    boot: Boot
+    connections: Connections
+    events: EventSink
+    presence: Presence
+    health: Health
+    stability: Stability
+    heartbeats: HeartbeatReport
+    pairing: PairingStore
+    voicewake: VoiceWake
+    config: ConfigWatch
+    agent: AgentRuntime
 
 
-METHODS: dict[str, Callable[[Any, Any], Any]] = {}
+METHODS: MethodTable[GatewayDeps] = MethodTable()
+method = METHODS.method
 
 
 # -- health, status, presence, heartbeat
 
 
 @method("health", Obj({"probe": Bool()}, closed=True))
-def health(conn, params):
-    hub = conn.hub
+def health(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     if params.get("probe"):
-        return hub.refresh_health()
-    return hub.health_snapshot()
+        return gw.health.refresh()
+    return gw.health.snapshot()
 
 
 _STATUS = Obj(
@@ -101,46 +89,42 @@ _STATUS = Obj(
 )
 
 
-def channel_summary(config: Mapping[str, Any]) -> list[str]:
+def channel_summary(channels: tuple[str, ...]) -> list[str]:
     """One line per configured channel; none runs in this gateway yet, and the lines say so."""
-    channels = config.get("channels") or {}
-    names = sorted(k for k, v in channels.items() if isinstance(v, dict) and v.get("enabled", True) is not False) if isinstance(channels, dict) else []
-    return [f"{name}: configured, not running (this gateway has no {name} channel yet)" for name in names]
+    return [f"{name}: configured, not running (this gateway has no {name} channel yet)" for name in channels]
 
 
 @method("status", _STATUS)
-def status(conn, params):
-    hub = conn.hub
-    config = hub.settings.config
-    default_id, agents = agent_ids(config)
-    sensitive = has_scope(conn.scopes, ADMIN)
-    runtime = getattr(hub, "agent", None)
+def status(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    default_id, agents = gw.settings.agents.default_id, agent_rows(gw.settings.agents)
+    sensitive = has_scope(caller.scopes, ADMIN)
+    heartbeat = gw.heartbeats.summary()
     main_key = f"agent:{default_id}:main"
-    live = hub.stability.live()
+    live = gw.stability.live()
     summary: dict[str, Any] = {
         "runtimeVersion": __version__,
-        "heartbeat": {"defaultAgentId": default_id, "agents": [{"agentId": a["id"], "enabled": False, "every": "disabled", "everyMs": None} for a in agents]},
-        "channelSummary": channel_summary(config) if params.get("includeChannelSummary", True) else [],
-        "queuedSystemEvents": list(runtime.pending_events.get(main_key, [])) if runtime is not None else [],
-        "sessions": status_sessions(hub, hub.now_ms(), sensitive),
+        "heartbeat": {"defaultAgentId": default_id, "agents": [{"agentId": a["id"], **{k: heartbeat.get(k) for k in ("enabled", "every", "everyMs")}} for a in agents]},
+        "channelSummary": channel_summary(gw.settings.channels) if params.get("includeChannelSummary", True) else [],
+        "queuedSystemEvents": list(gw.agent.pending_events.get(main_key, [])),
+        "sessions": status_sessions(gw.settings.agents, gw.agent, gw.boot.now_ms(), sensitive),
         "eventLoop": live["eventLoop"],
         "processMemory": live["memory"],
         "pid": live["pid"],
-        "uptimeMs": hub.uptime_ms(),
-        "connections": len(hub.connections),
+        "uptimeMs": gw.boot.uptime_ms(),
+        "connections": len(gw.connections),
         "runs": live["runs"],
     }
     if params.get("includeCliProjection"):
         summary["cliProjection"] = {"agents": {"defaultId": default_id, "selectionRequired": False, "rows": agents}, "updateChannel": None}
     if sensitive:
-        summary["configPath"] = str(hub.settings.layout.config_path)
-        summary["stateDir"] = str(hub.settings.state_dir)
+        summary["configPath"] = str(gw.settings.layout.config_path)
+        summary["stateDir"] = str(gw.settings.state_dir)
     return summary
 
 
 @method("system-presence")
-def system_presence(conn, params):
-    return conn.hub.presence_list()
+def system_presence(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    return gw.presence.list()
 
 
 _SYSTEM_EVENT = Obj(
@@ -158,26 +142,24 @@ _SYSTEM_EVENT = Obj(
 
 
 @method("system-event", _SYSTEM_EVENT)
-def system_event(conn, params):
-    hub = conn.hub
-    if getattr(hub, "agent", None) is not None:
-        hub.agent.enqueue_event("main", params["text"])  # the main session hears it on its next run
+def system_event(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    gw.agent.enqueue_event("main", params["text"])  # the main session hears it on its next run
     key = params.get("instanceId") or params.get("deviceId")
     if key:
         entry = {k: v for k, v in params.items() if k != "text"}
         entry.setdefault("reason", "periodic")
         entry["text"] = params["text"]
-        conn.hub.update_presence(key, entry)
+        gw.presence.update(key, entry)
     return {"ok": True}
 
 
 @method("last-heartbeat")
-def last_heartbeat(conn, params):
-    return conn.hub.last_heartbeat  # null: no heartbeat has run
+def last_heartbeat(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    return None  # null: no heartbeat has run (none is scheduled)
 
 
 @method("set-heartbeats", Obj({"enabled": Bool()}, required=("enabled",), closed=True))
-def set_heartbeats(conn, params):
+def set_heartbeats(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     """Heartbeats are off and stay off until a scheduler exists; turning them on is refused, not faked."""
     if params["enabled"]:
         raise GatewayError(UNAVAILABLE, "heartbeats cannot be enabled: this gateway does not schedule heartbeats yet")
@@ -185,18 +167,18 @@ def set_heartbeats(conn, params):
 
 
 @method("diagnostics.stability", Obj({"limit": Int(1, CAPACITY), "type": Str(nonempty=True), "sinceSeq": Int(0)}, closed=True))
-def diagnostics_stability(conn, params):
+def diagnostics_stability(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     """The vital-signs record (L{openclaw.gateway.stability}); C{type}/C{sinceSeq} filter, C{limit} keeps the newest."""
-    return conn.hub.stability.snapshot(params.get("limit", 50), params.get("type", "").strip() or None, params.get("sinceSeq"))
+    return gw.stability.snapshot(params.get("limit", 50), params.get("type", "").strip() or None, params.get("sinceSeq"))
 
 
 # -- logs
 
 
 @method("logs.tail", Obj({"cursor": Int(0), "limit": Int(1, 5000), "maxBytes": Int(1, 1_000_000)}, closed=True))
-def logs_tail(conn, params):
-    path = conn.hub.settings.logging.file
-    result = tail_file(Path(path), params.get("cursor"), params.get("limit", LOGS_DEFAULT_LIMIT), params.get("maxBytes", LOGS_DEFAULT_MAX_BYTES))
+def logs_tail(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    path = gw.settings.logging.file or gw.settings.layout.log_file
+    result = tail_file(path, params.get("cursor"), params.get("limit", LOGS_DEFAULT_LIMIT), params.get("maxBytes", LOGS_DEFAULT_MAX_BYTES))
     result["lines"] = [with_client_aliases(line) for line in result["lines"]]
     return result
 
@@ -291,8 +273,8 @@ def read_config_file(path: Path) -> tuple[bool, str | None]:
 
 
 @method("config.get")
-def config_get(conn, params):
-    path = conn.hub.settings.layout.config_path
+def config_get(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    path = gw.settings.layout.config_path
     exists, raw = read_config_file(path)
     parsed: Any = {}
     issues: list[dict[str, str]] = []
@@ -301,7 +283,7 @@ def config_get(conn, params):
     if raw is not None:
         try:
             parsed = parse_json5(raw, path)
-            resolved = substitute_env(resolve_includes(parsed, path, (path,)), conn.hub.settings.env)
+            resolved = substitute_env(resolve_includes(parsed, path, (path,)), gw.settings.env)
             errors, warns = validate(resolved)
             issues = [i.as_json() for i in errors]
             warnings = [w.as_json() for w in warns]
@@ -321,8 +303,8 @@ def config_get(conn, params):
     }
 
 
-def _check_base_hash(conn: Any, base_hash: str | None) -> tuple[Path, Any]:
-    path = conn.hub.settings.layout.config_path
+def _check_base_hash(gw: GatewayDeps, base_hash: str | None) -> tuple[Path, Any]:
+    path = gw.settings.layout.config_path
     exists, raw = read_config_file(path)
     if exists:
         if not base_hash:
@@ -333,18 +315,18 @@ def _check_base_hash(conn: Any, base_hash: str | None) -> tuple[Path, Any]:
     return path, current
 
 
-def _write_config(conn: Any, path: Path, config: Any) -> dict[str, Any]:
+def _write_config(gw: GatewayDeps, path: Path, config: Any) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise GatewayError(INVALID_REQUEST, "invalid config: the top level must be an object")
     try:
-        resolved = substitute_env(resolve_includes(config, path, (path,)), conn.hub.settings.env)
+        resolved = substitute_env(resolve_includes(config, path, (path,)), gw.settings.env)
     except ConfigError as e:
         raise GatewayError(INVALID_REQUEST, "invalid config: " + "; ".join(str(i) for i in e.issues))
     errors, _ = validate(resolved)
     if errors:
         raise GatewayError(INVALID_REQUEST, "invalid config: " + "; ".join(str(i) for i in errors[:10]))
     atomic_write(path, (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    conn.hub.reload_config()
+    gw.config.reload()
     return {"ok": True, "path": str(path), "config": redact_config(config)}
 
 
@@ -363,15 +345,15 @@ _CONFIG_WRITE = Obj(
 
 
 @method("config.set", _CONFIG_WRITE)
-def config_set(conn, params):
-    path, current = _check_base_hash(conn, params.get("baseHash"))
-    return _write_config(conn, path, restore_redacted(_parse_raw("config.set", params["raw"]), current))
+def config_set(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    path, current = _check_base_hash(gw, params.get("baseHash"))
+    return _write_config(gw, path, restore_redacted(_parse_raw("config.set", params["raw"]), current))
 
 
 @method("config.apply", _CONFIG_WRITE)
-def config_apply(conn, params):
-    path, current = _check_base_hash(conn, params.get("baseHash"))
-    result = _write_config(conn, path, restore_redacted(_parse_raw("config.apply", params["raw"]), current))
+def config_apply(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    path, current = _check_base_hash(gw, params.get("baseHash"))
+    result = _write_config(gw, path, restore_redacted(_parse_raw("config.apply", params["raw"]), current))
     return {**result, "restart": False, "sentinel": None}
 
 
@@ -389,17 +371,17 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 @method("config.patch", _CONFIG_WRITE)
-def config_patch(conn, params):
-    path, current = _check_base_hash(conn, params.get("baseHash"))
+def config_patch(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    path, current = _check_base_hash(gw, params.get("baseHash"))
     patch = _parse_raw("config.patch", params["raw"])
     if not isinstance(patch, dict):
         raise GatewayError(INVALID_REQUEST, "invalid config.patch params: raw must be a JSON5 object")
-    result = _write_config(conn, path, merge_patch(current, restore_redacted(patch, current)))
+    result = _write_config(gw, path, merge_patch(current, restore_redacted(patch, current)))
     return {**result, "restart": False, "sentinel": None}
 
 
 @method("config.schema")
-def config_schema(conn, params):
+def config_schema(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     return {"schema": ROOT.json_schema(), "uiHints": {}, "version": __version__, "generatedAt": "static"}
 
 
@@ -410,78 +392,75 @@ _DEVICE_ID = Obj({"deviceId": Str(nonempty=True)}, required=("deviceId",), close
 
 
 @method("device.pair.list")
-def device_pair_list(conn, params):
-    pairing = conn.hub.pairing
-    return {"pending": pairing.pending(conn.hub.now_ms()), "paired": [redacted(r) for r in pairing.all_paired()]}
+def device_pair_list(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    pairing = gw.pairing
+    return {"pending": pairing.pending(gw.boot.now_ms()), "paired": [redacted(r) for r in pairing.all_paired()]}
 
 
 @method("device.pair.approve", _REQUEST_ID)
-def device_pair_approve(conn, params):
-    hub = conn.hub
-    record = hub.pairing.approve(params["requestId"], hub.now_ms())
+def device_pair_approve(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    record = gw.pairing.approve(params["requestId"], gw.boot.now_ms())
     if record is None:
         raise GatewayError(INVALID_REQUEST, "unknown requestId")
-    hub.broadcast("device.pair.resolved", {"requestId": params["requestId"], "deviceId": record["deviceId"], "decision": "approved", "ts": hub.now_ms()}, drop_if_slow=True)
+    gw.events.broadcast("device.pair.resolved", {"requestId": params["requestId"], "deviceId": record["deviceId"], "decision": "approved", "ts": gw.boot.now_ms()}, drop_if_slow=True)
     return {"requestId": params["requestId"], "device": redacted(record)}
 
 
 @method("device.pair.reject", _REQUEST_ID)
-def device_pair_reject(conn, params):
-    hub = conn.hub
-    request = hub.pairing.reject(params["requestId"])
+def device_pair_reject(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    request = gw.pairing.reject(params["requestId"])
     if request is None:
         raise GatewayError(INVALID_REQUEST, "unknown requestId")
-    hub.broadcast("device.pair.resolved", {"requestId": params["requestId"], "deviceId": request["deviceId"], "decision": "rejected", "ts": hub.now_ms()}, drop_if_slow=True)
+    gw.events.broadcast("device.pair.resolved", {"requestId": params["requestId"], "deviceId": request["deviceId"], "decision": "rejected", "ts": gw.boot.now_ms()}, drop_if_slow=True)
     return {"requestId": params["requestId"], "deviceId": request["deviceId"]}
 
 
 @method("device.pair.remove", _DEVICE_ID)
-def device_pair_remove(conn, params):
-    hub = conn.hub
-    if not hub.pairing.remove(params["deviceId"]):
+def device_pair_remove(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    if not gw.pairing.remove(params["deviceId"]):
         raise GatewayError(INVALID_REQUEST, "unknown deviceId")
-    for other in list(hub.connections):
-        if other.device_id == params["deviceId"]:
-            other.close(4001, "client invalidated: device removed")
+    gw.connections.close_where(lambda other: other.device_id == params["deviceId"], 4001, "client invalidated: device removed")
     return {"ok": True, "deviceId": params["deviceId"]}
 
 
-def _check_token_change(conn: Any, device_id: str, role: str, scopes: list[str] | None) -> None:
-    admin = has_scope(conn.scopes, ADMIN)
+def _check_token_change(caller: Caller, device_id: str, role: str, scopes: list[str] | None) -> None:
+    admin = has_scope(caller.scopes, ADMIN)
     if role != "operator" and not admin:
         raise GatewayError(INVALID_REQUEST, "missing scope: operator.admin")
-    if not admin and device_id != conn.device_id:
+    if not admin and device_id != caller.device_id:
         raise GatewayError(INVALID_REQUEST, "device tokens of other devices need operator.admin")
-    if scopes is not None and not admin and not set(scopes) <= set(conn.scopes):
+    if scopes is not None and not admin and not set(scopes) <= set(caller.scopes):
         raise GatewayError(INVALID_REQUEST, "scopes exceed the caller's scopes")
 
 
 @method("device.token.rotate", Obj({"deviceId": Str(nonempty=True), "role": Str(nonempty=True), "scopes": List(Str())}, required=("deviceId", "role"), closed=True))
-def device_token_rotate(conn, params):
-    hub = conn.hub
-    _check_token_change(conn, params["deviceId"], params["role"], params.get("scopes"))
-    token = hub.pairing.rotate(params["deviceId"], params["role"], params.get("scopes"), hub.now_ms())
+def device_token_rotate(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    _check_token_change(caller, params["deviceId"], params["role"], params.get("scopes"))
+    token = gw.pairing.rotate(params["deviceId"], params["role"], params.get("scopes"), gw.boot.now_ms())
     if token is None:
         raise GatewayError(INVALID_REQUEST, "unknown deviceId")
     result = {"deviceId": params["deviceId"], **{k: v for k, v in token.items() if k != "token"}}
-    if params["deviceId"] == conn.device_id:
+    if params["deviceId"] == caller.device_id:
         result["token"] = token["token"]  # the bearer goes only to its own device
-    for other in list(hub.connections):
-        if other.device_id == params["deviceId"] and other.role == params["role"] and other.auth_method == "device-token" and other is not conn:
-            other.close(4001, "client invalidated: device token rotated")
+    gw.connections.close_where(
+        lambda other: other.device_id == params["deviceId"] and other.role == params["role"] and other.auth_method == "device-token" and other is not caller,
+        4001,
+        "client invalidated: device token rotated",
+    )
     return result
 
 
 @method("device.token.revoke", Obj({"deviceId": Str(nonempty=True), "role": Str(nonempty=True)}, required=("deviceId", "role"), closed=True))
-def device_token_revoke(conn, params):
-    hub = conn.hub
-    _check_token_change(conn, params["deviceId"], params["role"], None)
-    token = hub.pairing.revoke(params["deviceId"], params["role"], hub.now_ms())
+def device_token_revoke(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    _check_token_change(caller, params["deviceId"], params["role"], None)
+    token = gw.pairing.revoke(params["deviceId"], params["role"], gw.boot.now_ms())
     if token is None:
         raise GatewayError(INVALID_REQUEST, "unknown device token")
-    for other in list(hub.connections):
-        if other.device_id == params["deviceId"] and other.role == params["role"] and other.auth_method == "device-token":
-            other.close(4001, "client invalidated: device token revoked")
+    gw.connections.close_where(
+        lambda other: other.device_id == params["deviceId"] and other.role == params["role"] and other.auth_method == "device-token",
+        4001,
+        "client invalidated: device token revoked",
+    )
     return {"deviceId": params["deviceId"], "role": params["role"], "revokedAtMs": token["revokedAtMs"]}
 
 
@@ -503,7 +482,7 @@ _MODELS_IGNORED = (Ignored("no per-provider capability probing here", {"includeP
 
 
 @method("models.list", _MODELS, ignored=_MODELS_IGNORED)
-def models_list(conn, params):
+def models_list(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     """
     The configured catalog (L{openclaw.agent.catalog}). C{view} is accepted
     and every view lists the same models; C{refresh} and C{preparedOnly} have
@@ -511,32 +490,30 @@ def models_list(conn, params):
     """
     if params.get("refresh") and params.get("preparedOnly"):
         raise GatewayError(INVALID_REQUEST, "invalid models.list params: preparedOnly and refresh cannot both be true")
-    hub = conn.hub
     try:
-        rows = catalog(hub.settings.config, hub.settings.env, params.get("agentId") or agent_ids(hub.settings.config)[0], params.get("provider"), bool(params.get("includeDetails")))
+        rows = catalog(gw.settings.config, gw.settings.env, params.get("agentId") or gw.settings.agents.default_id, params.get("provider"), bool(params.get("includeDetails")))
     except UnknownProvider as e:
         raise GatewayError(INVALID_REQUEST, str(e))
-    if conn.version.number < 4:
+    if caller.version.number < 4:
         rows = [v3_row(r) for r in rows]
     return {"models": rows}
 
 
 @method("agents.list")
-def agents_list(conn, params):
-    default, agents = agent_ids(conn.hub.settings.config)
-    return {"defaultId": default, "mainKey": "main", "scope": "per-sender", "agents": agents}
+def agents_list(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    return {"defaultId": gw.settings.agents.default_id, "mainKey": "main", "scope": "per-sender", "agents": agent_rows(gw.settings.agents)}
 
 
 @method("channels.status", Obj({"probe": Bool(), "timeoutMs": Int(0), "channel": Str()}, closed=True))
-def channels_status(conn, params):
-    return {"ts": conn.hub.now_ms(), "channelOrder": [], "channelLabels": {}, "channels": {}, "channelAccounts": {}, "channelDefaultAccountId": {}}
+def channels_status(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    return {"ts": gw.boot.now_ms(), "channelOrder": [], "channelLabels": {}, "channels": {}, "channelAccounts": {}, "channelDefaultAccountId": {}}
 
 
 @method("voicewake.get")
-def voicewake_get(conn, params):
-    return {"triggers": conn.hub.voicewake_triggers()}
+def voicewake_get(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    return {"triggers": gw.voicewake.triggers()}
 
 
 @method("voicewake.set", Obj({"triggers": List(Str(nonempty=True, max_length=64))}, required=("triggers",), closed=True))
-def voicewake_set(conn, params):
-    return {"triggers": conn.hub.set_voicewake_triggers(params["triggers"])}
+def voicewake_set(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    return {"triggers": gw.voicewake.set(params["triggers"])}

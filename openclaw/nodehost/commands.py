@@ -155,7 +155,7 @@ class NodeCommands:
         except OSError as e:
             raise CommandError("UNAVAILABLE", f"cannot start {argv[0]}: {e.strerror}")
         code, out, err, truncated, timed_out = ran.code, ran.stdout, ran.stderr, ran.truncated, ran.timed_out
-        result = {
+        result: dict[str, Any] = {
             "exitCode": code,
             "timedOut": timed_out,
             "success": code == 0 and not timed_out,
@@ -176,8 +176,8 @@ class NodeCommands:
         notify = shutil.which("notify-send", path=self.path_env)
         if notify is None:
             raise CommandError("UNAVAILABLE", "system.notify unavailable: notify-send not found on this host")
-        title = params.get("title") if isinstance(params.get("title"), str) else "OpenClaw"
-        urgency = {"timeSensitive": "critical", "active": "normal", "passive": "low"}.get(params.get("priority"), "normal")
+        title = params["title"] if isinstance(params.get("title"), str) else "OpenClaw"
+        urgency = {"timeSensitive": "critical", "active": "normal", "passive": "low"}.get(str(params.get("priority")), "normal")
         env = {"PATH": self.path_env, **{k: v for k, v in os.environ.items() if k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")}}
         ran = await self.run_process([notify, "-u", urgency, title, body], 10, env=env)
         if ran.code != 0:

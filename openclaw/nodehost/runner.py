@@ -70,7 +70,7 @@ class NodeHost:
         self.commands = NodeCommands(reactor, self.state_dir, self.settings, self._emit)
         self._stopped = False
         self._wake: Deferred[None] | None = None
-        self._send_event: Callable[[str, dict[str, Any]], None] | None = None
+        self._send_event: Callable[[str, dict[str, Any]], object] | None = None
         self.connected: Deferred[None] = Deferred()
 
     def stop(self) -> None:
@@ -176,14 +176,11 @@ class NodeHost:
         node_id = stored.get("nodeId") or str(uuid.uuid4())
         if not stored.get("nodeId"):
             write_json(self.state_dir / "node-bridge.json", {"nodeId": node_id})
-        factory = Factory.forProtocol(_BridgeClient)
-        factory.host = self
-        factory.node_id = node_id
-        factory.token = stored.get("token")
+        factory = _BridgeClientFactory(self, node_id, stored.get("token"))
         ended = self._session_end()
         await HostnameEndpoint(self.reactor, self.host, self.port, timeout=10).connect(factory)
         await ended
-        if self._stopped:
+        if self._stopped and factory.client is not None and factory.client.transport is not None:
             factory.client.transport.loseConnection()
             return
         raise ConnectionError("bridge connection closed")
@@ -192,6 +189,7 @@ class NodeHost:
 class _BridgeClient(LineOnlyReceiver):
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE
+    factory: _BridgeClientFactory
 
     def connectionMade(self) -> None:
         self.factory.client = self
@@ -245,3 +243,15 @@ class _BridgeClient(LineOnlyReceiver):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.factory.host._end_session(None)
+
+
+class _BridgeClientFactory(Factory):
+    """Carries what a bridge connection needs; C{client} is the connected protocol."""
+
+    protocol = _BridgeClient  # type: ignore[assignment]  # Twisted types it as a factory of its own protocol kind
+
+    def __init__(self, host: NodeHost, node_id: str, token: str | None) -> None:
+        self.host = host
+        self.node_id = node_id
+        self.token = token
+        self.client: _BridgeClient | None = None

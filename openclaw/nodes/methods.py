@@ -3,15 +3,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from openclaw.gateway.methods import Ignored, method
-from openclaw.nodes.pairing import MAX_NAME, FieldError
-from openclaw.nodes.registry import NodeInfo
+import attrs
+
+from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params
+from openclaw.interfaces import EventSink
+from openclaw.nodes.events import NodeEvents
+from openclaw.nodes.pairing import MAX_NAME, FieldError, NodePairingStore
+from openclaw.nodes.registry import NodeRegistry
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
 from openclaw.shape import Any_, Bool, Either, Int, List, Num, Obj, Str
 
-NODE_METHODS: dict[str, Any] = {}
+
+class PairedDevices(Protocol):
+    """The device pairing store (L{openclaw.gateway.devices.PairingStore}): WebSocket nodes pair as devices."""
+
+    def all_paired(self) -> list[dict[str, Any]]: ...
+
+
+@attrs.frozen
+class NodeDeps:
+    """What the node methods work with."""
+
+    nodes: NodeRegistry
+    pairing: NodePairingStore
+    devices: PairedDevices
+    events: EventSink
+    node_events: NodeEvents
+
+
+NODE_METHODS: MethodTable[NodeDeps] = MethodTable()
 
 _NODE_ID = Str(nonempty=True)
 _STRINGS = List(Str())
@@ -20,36 +42,34 @@ _STRINGS = List(Str())
 _DEVICE_FIELDS = ("displayName", "platform", "deviceFamily", "remoteIp", "createdAtMs", "approvedAtMs")
 
 
-def paired_nodes(hub: Any) -> dict[str, dict[str, Any]]:
+def paired_nodes(nd: NodeDeps) -> dict[str, dict[str, Any]]:
     """
     The one answer to "is this node paired": nodes approved in the bridge's
     node store, and devices approved with role C{node} (WebSocket nodes).
     Every method that says "paired" reads it here. No tokens in the records.
     """
-    known = {r["nodeId"]: {**r, "transport": "bridge"} for r in hub.node_pairing.paired()}
-    for record in hub.pairing.all_paired():
+    known = {r["nodeId"]: {**r, "transport": "bridge"} for r in nd.pairing.paired()}
+    for record in nd.devices.all_paired():
         if "node" in record.get("roles", []) and record["deviceId"] not in known:
             fields = {k: record[k] for k in _DEVICE_FIELDS if k in record}
             known[record["deviceId"]] = {"nodeId": record["deviceId"], **fields, "transport": "ws"}
     return known
 
 
-@method("node.list", table=NODE_METHODS)
-def node_list(conn, params):
-    hub = conn.hub
-    known = paired_nodes(hub)
-    ids = sorted(set(known) | set(hub.nodes.links))
-    return {"ts": hub.now_ms(), "nodes": [hub.nodes.describe(i, known.get(i)) for i in ids]}
+@NODE_METHODS.method("node.list")
+def node_list(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    known = paired_nodes(nd)
+    ids = sorted(set(known) | set(nd.nodes.links))
+    return {"ts": nd.nodes.now_ms(), "nodes": [nd.nodes.describe(i, known.get(i)) for i in ids]}
 
 
-@method("node.describe", Obj({"nodeId": _NODE_ID}, required=("nodeId",), closed=True), table=NODE_METHODS)
-def node_describe(conn, params):
-    hub = conn.hub
-    known = paired_nodes(hub)
+@NODE_METHODS.method("node.describe", Obj({"nodeId": _NODE_ID}, required=("nodeId",), closed=True))
+def node_describe(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    known = paired_nodes(nd)
     node_id = params["nodeId"]
-    if node_id not in known and not hub.nodes.connected(node_id):
+    if node_id not in known and not nd.nodes.connected(node_id):
         raise GatewayError(INVALID_REQUEST, f"unknown nodeId: {node_id}")
-    return hub.nodes.describe(node_id, known.get(node_id))
+    return nd.nodes.describe(node_id, known.get(node_id))
 
 
 _INVOKE = Obj(
@@ -67,9 +87,9 @@ _INVOKE_IGNORED = (
 )
 
 
-@method("node.invoke", _INVOKE, table=NODE_METHODS, ignored=_INVOKE_IGNORED)
-def node_invoke(conn, params):
-    return conn.hub.nodes.invoke(params["nodeId"], params["command"], params.get("params"), params.get("timeoutMs"), params["idempotencyKey"])
+@NODE_METHODS.method("node.invoke", _INVOKE, ignored=_INVOKE_IGNORED)
+def node_invoke(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    return nd.nodes.invoke(params["nodeId"], params["command"], params.get("params"), params.get("timeoutMs"), params["idempotencyKey"])
 
 
 _RESULT = Obj(
@@ -79,29 +99,28 @@ _RESULT = Obj(
 )
 
 
-@method("node.invoke.result", _RESULT, table=NODE_METHODS)
-def node_invoke_result(conn, params):
-    if params["nodeId"] != conn.node_id:
+@NODE_METHODS.method("node.invoke.result", _RESULT)
+def node_invoke_result(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    if params["nodeId"] != caller.node_id:
         raise GatewayError(INVALID_REQUEST, "nodeId does not match this connection")
     payload_json = params.get("payloadJSON") if isinstance(params.get("payloadJSON"), str) else None
-    if not conn.hub.nodes.result(params["id"], params["nodeId"], params["ok"], params.get("payload"), payload_json, params.get("error")):
+    if not nd.nodes.result(params["id"], params["nodeId"], params["ok"], params.get("payload"), payload_json, params.get("error")):
         return {"ok": True, "ignored": True}  # late (timed out) or unknown: nothing waits for it
     return {"ok": True}
 
 
-@method("node.event", Obj({"event": Str(nonempty=True), "payload": Any_(), "payloadJSON": Any_()}, required=("event",), closed=True), table=NODE_METHODS)
-def node_event(conn, params):
-    return conn.hub.node_event(conn.node_id, params["event"], params.get("payload"), params.get("payloadJSON"), conn)
+@NODE_METHODS.method("node.event", Obj({"event": Str(nonempty=True), "payload": Any_(), "payloadJSON": Any_()}, required=("event",), closed=True))
+def node_event(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    return nd.node_events.handle(caller.node_id, params["event"], params.get("payload"), params.get("payloadJSON"), caller.subscriptions)
 
 
-@method("node.rename", Obj({"nodeId": _NODE_ID, "displayName": Str(nonempty=True, max_length=MAX_NAME)}, required=("nodeId", "displayName"), closed=True), table=NODE_METHODS)
-def node_rename(conn, params):
-    hub = conn.hub
-    paired = set(paired_nodes(hub))
+@NODE_METHODS.method("node.rename", Obj({"nodeId": _NODE_ID, "displayName": Str(nonempty=True, max_length=MAX_NAME)}, required=("nodeId", "displayName"), closed=True))
+def node_rename(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    paired = set(paired_nodes(nd))
     if params["nodeId"] not in paired:
         raise GatewayError(INVALID_REQUEST, f"unknown nodeId: {params['nodeId']} (only paired nodes can be renamed)")
     name = params["displayName"].strip()
-    hub.nodes.rename(params["nodeId"], name, paired)
+    nd.nodes.rename(params["nodeId"], name, paired)
     return {"nodeId": params["nodeId"], "displayName": name}
 
 
@@ -118,65 +137,54 @@ _PAIR_REQUEST = Obj(
 )
 
 
-@method("node.pair.request", _PAIR_REQUEST, table=NODE_METHODS)
-def node_pair_request(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.pair.request", _PAIR_REQUEST)
+def node_pair_request(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
     try:
-        request, created = hub.node_pairing.request(params["nodeId"], params, hub.now_ms())
+        request, created = nd.pairing.request(params["nodeId"], params, nd.nodes.now_ms())
     except FieldError as e:
         raise GatewayError(INVALID_REQUEST, f"invalid node.pair.request params: {e}")
     if created:
-        hub.broadcast("node.pair.requested", request, drop_if_slow=True)
+        nd.events.broadcast("node.pair.requested", request, drop_if_slow=True)
     return {"status": "pending", "request": request, "created": created}
 
 
-@method("node.pair.list", table=NODE_METHODS)
-def node_pair_list(conn, params):
-    hub = conn.hub
+@NODE_METHODS.method("node.pair.list")
+def node_pair_list(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
     paired = []
-    for node_id, record in sorted(paired_nodes(hub).items(), key=lambda kv: kv[1].get("approvedAtMs", 0)):
-        link = hub.nodes.links.get(node_id)
+    for node_id, record in sorted(paired_nodes(nd).items(), key=lambda kv: kv[1].get("approvedAtMs", 0)):
+        link = nd.nodes.links.get(node_id)
         entry = {**record, "connected": link is not None}
-        if hub.nodes.name(node_id):
-            entry["displayName"] = hub.nodes.name(node_id)
+        if nd.nodes.name(node_id):
+            entry["displayName"] = nd.nodes.name(node_id)
         if link is not None:
             entry["lastConnectedAtMs"] = link[2]
-        elif node_id in hub.nodes.last_seen:
-            entry["lastConnectedAtMs"] = hub.nodes.last_seen[node_id][0]
+        elif node_id in nd.nodes.last_seen:
+            entry["lastConnectedAtMs"] = nd.nodes.last_seen[node_id][0]
         paired.append(entry)
-    return {"pending": hub.node_pairing.pending(hub.now_ms()), "paired": paired}
+    return {"pending": nd.pairing.pending(nd.nodes.now_ms()), "paired": paired}
 
 
 _REQUEST_ID = Obj({"requestId": Str(nonempty=True)}, required=("requestId",), closed=True)
 
 
-@method("node.pair.approve", _REQUEST_ID, table=NODE_METHODS)
-def node_pair_approve(conn, params):
-    hub = conn.hub
-    record = hub.node_pairing.approve(params["requestId"], hub.now_ms())
+@NODE_METHODS.method("node.pair.approve", _REQUEST_ID)
+def node_pair_approve(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    record = nd.pairing.approve(params["requestId"], nd.nodes.now_ms())
     if record is None:
         raise GatewayError(INVALID_REQUEST, "unknown requestId")
-    hub.broadcast("node.pair.resolved", {"requestId": params["requestId"], "nodeId": record["nodeId"], "decision": "approved", "ts": hub.now_ms()}, drop_if_slow=True)
+    nd.events.broadcast("node.pair.resolved", {"requestId": params["requestId"], "nodeId": record["nodeId"], "decision": "approved", "ts": nd.nodes.now_ms()}, drop_if_slow=True)
     return {"requestId": params["requestId"], "node": {k: v for k, v in record.items() if k != "token"}}
 
 
-@method("node.pair.reject", _REQUEST_ID, table=NODE_METHODS)
-def node_pair_reject(conn, params):
-    hub = conn.hub
-    request = hub.node_pairing.reject(params["requestId"])
+@NODE_METHODS.method("node.pair.reject", _REQUEST_ID)
+def node_pair_reject(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    request = nd.pairing.reject(params["requestId"])
     if request is None:
         raise GatewayError(INVALID_REQUEST, "unknown requestId")
-    hub.broadcast("node.pair.resolved", {"requestId": params["requestId"], "nodeId": request["nodeId"], "decision": "rejected", "ts": hub.now_ms()}, drop_if_slow=True)
+    nd.events.broadcast("node.pair.resolved", {"requestId": params["requestId"], "nodeId": request["nodeId"], "decision": "rejected", "ts": nd.nodes.now_ms()}, drop_if_slow=True)
     return {"requestId": params["requestId"], "nodeId": request["nodeId"]}
 
 
-@method("node.pair.verify", Obj({"nodeId": _NODE_ID, "token": Str(nonempty=True)}, required=("nodeId", "token"), closed=True), table=NODE_METHODS)
-def node_pair_verify(conn, params):
-    return {"ok": conn.hub.node_pairing.verify(params["nodeId"], params["token"]), "nodeId": params["nodeId"]}
-
-
-def node_info_from_connect(node_id: str, client: dict[str, Any], params: dict[str, Any], ip: str) -> NodeInfo:
-    fields = {**{k: client.get(k) for k in ("displayName", "platform", "version", "deviceFamily", "modelIdentifier")}}
-    fields.update({k: params.get(k) for k in ("caps", "commands", "permissions", "pathEnv")})
-    return NodeInfo.from_fields(node_id, fields, ip)
-
+@NODE_METHODS.method("node.pair.verify", Obj({"nodeId": _NODE_ID, "token": Str(nonempty=True)}, required=("nodeId", "token"), closed=True))
+def node_pair_verify(nd: NodeDeps, caller: Caller, params: Params) -> JSON:
+    return {"ok": nd.pairing.verify(params["nodeId"], params["token"]), "nodeId": params["nodeId"]}

@@ -9,13 +9,13 @@ disk is bounded (L{check_fields}) and pending changes are coalesced.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from openclaw.gateway.auth import secret_equal
 from openclaw.pending import PendingRequests
 from openclaw.store import read_json, write_json
 
@@ -61,7 +61,13 @@ class NodePairingStore:
     def __init__(self, state_dir: Path, clock: IReactorTime | None = None) -> None:
         self.folder = Path(state_dir) / "nodes"
         self._pending = PendingRequests(self.folder / "pending.json", clock=clock)
-        self._paired: dict[str, dict[str, Any]] = read_json(self.folder / "paired.json", {}) or {}
+        self._paired: dict[str, dict[str, Any]] = {}
+
+    def load(self) -> "NodePairingStore":
+        """Read both files (at start, with the state dir locked); returns self."""
+        self._pending.load()
+        self._paired = read_json(self.folder / "paired.json", {}) or {}
+        return self
 
     def pending(self, now_ms: int) -> list[dict[str, Any]]:
         return self._pending.list(now_ms)
@@ -103,4 +109,4 @@ class NodePairingStore:
 
     def verify(self, node_id: str, token: str) -> bool:
         record = self._paired.get(node_id)
-        return bool(record and token and secret_equal(token, record["token"]))
+        return bool(record and token and hmac.compare_digest(token.encode("utf-8"), record["token"].encode("utf-8")))

@@ -7,7 +7,7 @@ C{deny}. Dangerous commands need an explicit C{allow}.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Collection, Iterable
 
 DANGEROUS = frozenset(
     {
@@ -36,9 +36,7 @@ def platform_family(platform: str | None) -> str:
     return "linux"
 
 
-def allowed_commands(declared: Iterable[str], platform: str | None, nodes_config: dict[str, Any] | None) -> set[str]:
-    commands = (nodes_config or {}).get("commands") or {}
-    allow = set(commands.get("allow") or [])
-    deny = set(commands.get("deny") or [])
+def allowed_commands(declared: Iterable[str], platform: str | None, allow: Collection[str] = (), deny: Collection[str] = ()) -> set[str]:
+    """C{allow}/C{deny}: C{gateway.nodes.commands} (L{openclaw.config.settings.NodeSettings})."""
     base = PLATFORM_DEFAULTS[platform_family(platform)] - DANGEROUS
     return {c for c in declared if (c in base or c in allow) and c not in deny}

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections import OrderedDict
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Collection, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from openclaw.coalesce import CoalescedJSON
@@ -73,6 +75,13 @@ class NodeInfo:
             path_env=fields.get("pathEnv"),
         )
 
+    @classmethod
+    def from_connect(cls, node_id: str, client: dict[str, Any], params: dict[str, Any], remote_ip: str) -> "NodeInfo":
+        """What a node said about itself in its WebSocket C{connect}."""
+        fields = {k: client.get(k) for k in ("displayName", "platform", "version", "deviceFamily", "modelIdentifier")}
+        fields.update({k: params.get(k) for k in ("caps", "commands", "permissions", "pathEnv")})
+        return cls.from_fields(node_id, fields, remote_ip)
+
 
 class Outcome:
     """One invoke's result, which any number of callers may wait for."""
@@ -112,18 +121,25 @@ class _Pending:
 
 
 class NodeRegistry:
-    def __init__(self, clock: Any, state_dir: Any, nodes_config: dict[str, Any] | None = None) -> None:
+    def __init__(self, clock: IReactorTime, state_dir: Path, allow: Collection[str] = (), deny: Collection[str] = ()) -> None:
         self.clock = clock
-        self.nodes_config = nodes_config or {}
+        self.allow = frozenset(allow)  # gateway.nodes.commands
+        self.deny = frozenset(deny)
         self.links: dict[str, tuple[NodeLink, NodeInfo, int]] = {}
         self._pending: dict[str, _Pending] = {}
         self._dedupe: OrderedDict[str, tuple[int, Outcome]] = OrderedDict()
-        stored = read_json(state_dir / "nodes" / "names.json", {})
-        self._names: dict[str, str] = {
+        self._names: dict[str, str] = {}
+        self._names_path = Path(state_dir) / "nodes" / "names.json"
+        self._names_file = CoalescedJSON(self._names_path, lambda: self._names, clock)
+        self.last_seen: dict[str, tuple[int, str]] = {}
+
+    def load(self) -> "NodeRegistry":
+        """Read the operators' node names (at start, with the state dir locked); returns self."""
+        stored = read_json(self._names_path, {})
+        self._names = {
             k: v for k, v in (stored.items() if isinstance(stored, dict) else ()) if isinstance(v, str) and len(k) <= MAX_NODE_ID and len(v) <= MAX_NAME
         }
-        self._names_file = CoalescedJSON(state_dir / "nodes" / "names.json", lambda: self._names, clock)
-        self.last_seen: dict[str, tuple[int, str]] = {}
+        return self
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -155,10 +171,10 @@ class NodeRegistry:
 
     def describe(self, node_id: str, known: dict[str, Any] | None = None) -> dict[str, Any]:
         link = self.links.get(node_id)
-        info = link[1] if link else None
         entry: dict[str, Any] = {"nodeId": node_id, "paired": known is not None, "connected": link is not None}
         source = known or {}
-        if info is not None:
+        if link is not None:
+            info = link[1]
             entry.update(
                 {
                     "displayName": info.display_name,
@@ -168,7 +184,7 @@ class NodeRegistry:
                     "modelIdentifier": info.model_identifier,
                     "remoteIp": info.remote_ip,
                     "caps": info.caps,
-                    "commands": sorted(allowed_commands(info.commands, info.platform, self.nodes_config)),
+                    "commands": sorted(allowed_commands(info.commands, info.platform, self.allow, self.deny)),
                     "permissions": info.permissions,
                     "pathEnv": info.path_env,
                     "connectedAtMs": link[2],
@@ -215,7 +231,7 @@ class NodeRegistry:
         if link is None:
             raise GatewayError(UNAVAILABLE, "node not connected", {"code": "NOT_CONNECTED", "nodeCommandDispatched": False})
         info = link[1]
-        if command not in allowed_commands(info.commands, info.platform, self.nodes_config):
+        if command not in allowed_commands(info.commands, info.platform, self.allow, self.deny):
             reason = "not declared by the node" if command not in info.commands else "not allowed by gateway.nodes.commands"
             raise GatewayError(
                 INVALID_REQUEST,
@@ -274,7 +290,7 @@ class NodeRegistry:
             self._finish(invoke_id, {"ok": True, "nodeId": node_id, "command": pending.command, "payload": payload, "payloadJSON": payload_json})
         else:
             node_error = error if isinstance(error, dict) else {}
-            code = node_error.get("code") if node_error.get("code") in (INVALID_REQUEST, UNAVAILABLE) else UNAVAILABLE
+            code = INVALID_REQUEST if node_error.get("code") == INVALID_REQUEST else UNAVAILABLE
             message = str(node_error.get("message") or "node command failed")
             self._finish(invoke_id, GatewayError(code, message, {"nodeError": {"code": node_error.get("code"), "message": message}}))
         return True

@@ -15,8 +15,9 @@ import mimetypes
 import os
 import importlib.resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -104,9 +105,10 @@ class CanvasFiles(Resource):
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"Allow", b"GET, HEAD")
             return _text(request, 405, "Method Not Allowed")
-        if any(b"\x00" in s for s in request.postpath):
+        postpath = request.postpath or []
+        if any(b"\x00" in s for s in postpath):
             return _text(request, 400, "bad request")
-        target = resolve(self.root, request.postpath)
+        target = resolve(self.root, postpath)
         if target is None:
             return _text(request, 404, "not found")
         if target.is_dir():
@@ -160,11 +162,11 @@ class Watcher:
     C{node_modules} are ignored.
     """
 
-    def __init__(self, root: Path, clock: Any, changed: Any) -> None:
+    def __init__(self, root: Path, clock: IReactorTime, changed: Callable[[], object]) -> None:
         self.root = Path(root)
         self.clock = clock
         self.changed = changed
-        self._snapshot = self._scan()
+        self._snapshot: dict[str, tuple[int, int]] = {}
         self._loop = LoopingCall(self.poll)
         self._loop.clock = clock
         self._pending: Any = None
@@ -187,6 +189,7 @@ class Watcher:
         return seen
 
     def start(self) -> None:
+        self._snapshot = self._scan()
         self._loop.start(POLL_SECONDS, now=False)
 
     def stop(self) -> None:

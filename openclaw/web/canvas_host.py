@@ -7,9 +7,8 @@ tree for the gateway port, and a standalone site for C{canvasHost.port}.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
@@ -32,6 +31,7 @@ class CanvasRoot(Resource):
         if path == b"__openclaw__":
             return self.tree
         # Hand the whole path to the files leaf (it was already moved to prepath).
+        assert request.postpath is not None and request.prepath is not None  # set while traversing
         request.postpath.insert(0, request.prepath.pop())
         return self.files
 
@@ -39,11 +39,10 @@ class CanvasRoot(Resource):
 class CanvasHost(Service):
     name = "canvas"
 
-    def __init__(self, root: Path, live_reload: bool, clock: Any) -> None:
+    def __init__(self, root: Path, live_reload: bool, clock: IReactorTime) -> None:
         self.root = Path(root)
         self.live_reload = live_reload
         self.clock = clock
-        ensure_scaffold(self.root)
         self.reload_factory = ReloadFactory()
         self.tree = canvas_tree(self.root, live_reload, ReloadResource(self.reload_factory))
         self.site_root = CanvasRoot(self.tree, CanvasFiles(self.root, live_reload))
@@ -55,6 +54,7 @@ class CanvasHost(Service):
 
     def startService(self) -> None:
         super().startService()
+        ensure_scaffold(self.root)  # at start, with the state dir locked (the root is in it by default)
         if self.watcher is not None:
             self.watcher.start()
 

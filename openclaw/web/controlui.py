@@ -135,11 +135,16 @@ class ControlUi(Resource):
         self.base_path = base_path
         self.mount, self.prefix = mount_point(base_path)
         self.root = root or bundled_root()
+        self.version = version
+        self.files: dict[str, Asset] = {}
+
+    def load(self) -> "ControlUi":
+        """Index the files (once, at start); returns self. Until then every page is a 404."""
         self.files = index_files(self.root)
         missing = sorted(set(SHELLS.values()) - set(self.files))
         if missing:
             log.warn("Control UI: {missing} not found in {root}", missing=", ".join(missing), root=str(self.root))
-        fields = {b"{{BASE}}": base_path, b"{{VERSION}}": version}
+        fields = {b"{{BASE}}": self.base_path, b"{{VERSION}}": self.version}
         for name in set(SHELLS.values()):
             shell = self.files.get(name)
             if shell is None:
@@ -148,9 +153,10 @@ class ControlUi(Resource):
             for field, value in fields.items():
                 data = data.replace(field, html.escape(value, quote=True).encode())
             self.files[name] = attrs.evolve(shell, data=data)
+        return self
 
     def render(self, request: Request) -> bytes:
-        rest = list(request.postpath)
+        rest = list(request.postpath or [])
         if rest[: len(self.prefix)] != self.prefix:
             return not_found().render(request)
         rest = rest[len(self.prefix) :]

@@ -12,15 +12,15 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Mapping
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from openclaw.agent.runtime import text_message
+from openclaw.agent.runtime import AgentRuntime, text_message
 from openclaw.agent.sessions import SessionError, canonical_key
-from openclaw.web.bearer import authorize
+from openclaw.web.bearer import BearerAuth
 from openclaw.web.jsonbody import BodyError, check_agent_id, read_json
 from openclaw.web.jsonpage import failed
 
@@ -28,11 +28,6 @@ log = Logger(namespace="openclaw.openai")
 
 MAX_BODY = 20 * 1024 * 1024
 RESERVED_PREFIXES = ("subagent:", "cron:", "acp:")
-
-
-def enabled(config: dict[str, Any]) -> bool:
-    endpoints = (((config.get("gateway") or {}).get("http") or {}).get("endpoints") or {})
-    return bool((endpoints.get("chatCompletions") or {}).get("enabled"))
 
 
 class Invalid(BodyError):
@@ -87,16 +82,18 @@ def _text(content: Any) -> str:
 class OpenAIApi(Resource):
     """C{/v1}: bearer auth, then C{models} and C{chat/completions}."""
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, bearer: BearerAuth, agent: AgentRuntime, enabled: bool, started_ms: int) -> None:
         super().__init__()
-        self.hub = hub
+        self.bearer = bearer
+        self.agent = agent
+        self.enabled = enabled  # gateway.http.endpoints.chatCompletions.enabled
+        self.started_ms = started_ms
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _Route(self, path)
 
     def agents(self) -> list[str]:
-        listed = [a.get("id") for a in ((self.hub.settings.config.get("agents") or {}).get("list") or []) if isinstance(a, dict)]
-        return sorted({"main", *[a for a in listed if isinstance(a, str)]})
+        return sorted(self.agent.agents())
 
 
 class _Route(Resource):
@@ -108,16 +105,16 @@ class _Route(Resource):
         self.first = first
 
     def render(self, request: Request) -> Any:
-        if not enabled(self.api.hub.settings.config):
+        if not self.api.enabled:
             return _error(request, 404, "The OpenAI-compatible API is disabled (gateway.http.endpoints.chatCompletions.enabled).", code="not_found")
-        bearer = authorize(self.api.hub, request)
+        bearer = self.api.bearer.authorize(request)
         if bearer.retry_after is not None:
             request.setHeader(b"Retry-After", str(bearer.retry_after).encode())
             return _error(request, 429, "Too many failed authentication attempts; retry later.", "rate_limit_error", "rate_limited")
         if not bearer.ok:
             request.setHeader(b"WWW-Authenticate", b"Bearer")
             return _error(request, 401, "Invalid or missing bearer token.", "authentication_error", "invalid_api_key")
-        path = [self.first, *request.postpath]
+        path = [self.first, *(request.postpath or [])]
         if path[0] == b"models" and request.method == b"GET":
             return self.models(request, path[1].decode() if len(path) > 1 and path[1] else None)
         if path == [b"chat", b"completions"]:
@@ -143,7 +140,7 @@ class _Route(Resource):
             if named is None:
                 raise Invalid(f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId>.", "model", "model_not_found")
             agent_id = check_agent_id(named, "model")
-        if agent_id not in self.api.hub.agent.agents():
+        if agent_id not in self.api.agent.agents():
             raise Invalid(f"Unknown model '{model}': use openclaw, openclaw/default or openclaw/<agentId> of a configured agent.", "model", "model_not_found")
         raw_key = _header(request, b"x-openclaw-session-key")
         if raw_key:
@@ -164,7 +161,7 @@ class _Route(Resource):
         return agent_id, key, model, messages, last_user
 
     def models(self, request: Request, one: str | None) -> bytes:
-        created = int(self.api.hub.started_ms / 1000)
+        created = int(self.api.started_ms / 1000)
         names = ["openclaw", "openclaw/default", *[f"openclaw/{a}" for a in self.api.agents()]]
         entries = [{"id": n, "object": "model", "created": created, "owned_by": "openclaw"} for n in names]
         if one is not None:
@@ -181,7 +178,7 @@ class _Route(Resource):
         except BodyError as e:
             log.debug("chat completion refused: {why}", why=e.message)
             return _error(request, e.status, e.message, code=e.code, param=e.param)
-        runtime = self.api.hub.agent
+        runtime = self.api.agent
         store = runtime.store(agent_id)
         if not store.messages(key):
             # A stateless client sends the whole conversation: seed it once.
@@ -245,7 +242,11 @@ class _Route(Resource):
             request.write(b"data: " + json.dumps(body).encode() + b"\n\n")
 
         chunk({"role": "assistant", "content": ""})
-        run.listeners.append(lambda stream, data: stream == "assistant" and chunk({"content": data.get("delta", "")}))
+        def delta(stream: str, data: Mapping[str, Any]) -> None:
+            if stream == "assistant":
+                chunk({"content": data.get("delta", "")})
+
+        run.observe(delta)
 
         def done(_: Any) -> None:
             if closed:

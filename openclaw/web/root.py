@@ -46,6 +46,7 @@ class GatewayRoot(Resource):
     def getChild(self, path: bytes, request: Request) -> IResource:
         if self.ui is not None:
             # The UI reads the whole path itself (the segment was moved to prepath).
+            assert request.postpath is not None and request.prepath is not None  # set while traversing
             request.postpath.insert(0, request.prepath.pop())
             return self.ui
         return not_found()

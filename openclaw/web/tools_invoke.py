@@ -15,10 +15,12 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from openclaw.agent.runtime import AgentRuntime
 from openclaw.agent.sessions import SessionError
+from openclaw.config.settings import HttpSettings
 from openclaw.agent.tools import HTTP_DENY, TOOLS, run_tool
 from openclaw.protocol.errors import GatewayError
-from openclaw.web.bearer import authorize
+from openclaw.web.bearer import BearerAuth
 from openclaw.web.jsonbody import BodyError, check_agent_id, read_json
 from openclaw.web.jsonpage import failed
 
@@ -36,20 +38,21 @@ def _reply(request: Request, status: int, body: dict[str, Any]) -> bytes:
 class ToolsInvoke(Resource):
     isLeaf = True
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, bearer: BearerAuth, agent: AgentRuntime, settings: HttpSettings) -> None:
         super().__init__()
-        self.hub = hub
+        self.bearer = bearer
+        self.agent = agent
+        self.settings = settings
 
     def allowed(self, name: str) -> bool:
-        tools = (self.hub.settings.config.get("gateway") or {}).get("tools") or {}
-        allow, deny = set(tools.get("allow") or []), set(tools.get("deny") or [])
+        allow, deny = self.settings.tools_allow, self.settings.tools_deny
         return name in TOOLS and name not in deny and (name not in HTTP_DENY or name in allow)
 
     def render(self, request: Request) -> Any:
         if request.method != b"POST":
             request.setHeader(b"Allow", b"POST")
             return _reply(request, 405, {"ok": False, "error": {"type": "method_not_allowed", "message": "Use POST."}})
-        bearer = authorize(self.hub, request)
+        bearer = self.bearer.authorize(request)
         if bearer.retry_after is not None:
             request.setHeader(b"Retry-After", str(bearer.retry_after).encode())
             return _reply(request, 429, {"ok": False, "error": {"type": "rate_limited", "message": "Too many failed authentication attempts; retry later."}})
@@ -63,7 +66,7 @@ class ToolsInvoke(Resource):
             return _reply(request, e.status, {"ok": False, "error": {"type": kind, "message": e.message}})
         if not self.allowed(name):
             return _reply(request, 404, {"ok": False, "error": {"type": "not_found", "message": f"tool not available over HTTP: {name}"}})
-        d = Deferred.fromCoroutine(run_tool(TOOLS[name], self.hub.agent.tool_context(key), args))
+        d = Deferred.fromCoroutine(run_tool(TOOLS[name], self.agent.tool_context(key), args))
         closed: list[bool] = []
         request.notifyFinish().addBoth(lambda _: closed.append(True))
 
@@ -95,7 +98,7 @@ class ToolsInvoke(Resource):
         if not isinstance(args, dict):
             raise BodyError(400, "args must be an object")
         try:
-            key = self.hub.agent.key(session_key or "main", agent_id)
+            key = self.agent.key(session_key or "main", agent_id)
         except SessionError as e:
             raise BodyError(400, str(e)) from None
         except GatewayError as e:  # an agent that is not configured

@@ -228,7 +228,7 @@ class V4CLITests(RealCLIMixin, TestCase):
         from openclaw import __version__
 
         await self.gateway()
-        store = self.service.hub.agent.store("main")
+        store = self.service.core.agent.store("main")
         for key in ("one", "two"):
             store.resolve(f"agent:main:{key}")
         install(self.version)
@@ -253,7 +253,7 @@ class V4CLITests(RealCLIMixin, TestCase):
             out, err, code = await getProcessOutputAndValue(cli, ["status", "--all"], env=env, reactor=reactor)
             self.assertEqual(code, 0, err.decode()[-2000:])
         for _ in range(100):
-            if not self.service.hub.open_sockets():
+            if not self.service.core.connections.open_sockets():
                 break
             await deferLater(reactor, 0.02, lambda: None)
         self.assertEqual(log.failures(), [])

@@ -14,7 +14,7 @@ next garbage collection.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Sequence, cast
 from urllib.parse import urlsplit
 
 import txaio
@@ -26,12 +26,14 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from twisted.logger import Logger  # noqa: E402
 from zope.interface import implementer  # noqa: E402
-from twisted.internet.interfaces import IPushProducer  # noqa: E402
+from twisted.internet.defer import succeed  # noqa: E402
+from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport  # noqa: E402
 from twisted.internet.protocol import connectionDone  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 from twisted.web.server import NOT_DONE_YET  # noqa: E402
 
-from openclaw.gateway.connection import Connection, Peer  # noqa: E402
+from openclaw.gateway.connection import Connection, Gate, Peer, State  # noqa: E402
+from openclaw.gateway.connections import Connections  # noqa: E402
 from openclaw.protocol.versions import PREAUTH_MAX_PAYLOAD  # noqa: E402
 
 log = Logger(namespace="openclaw.ws")
@@ -98,12 +100,13 @@ class GatewayWebSocket(WebSocketServerProtocol):
 
     def onConnect(self, request: Any) -> None:
         try:
-            gateway = self.factory.gateway
+            factory = self.factory
             headers = {k.lower(): v for k, v in request.headers.items()}
-            peer_ip = self.transport.getPeer().host
-            ip, local = client_address(peer_ip, headers, gateway.trusted_proxies)
+            assert self.transport is not None
+            peer_ip = str(getattr(self.transport.getPeer(), "host", ""))
+            ip, local = client_address(peer_ip, headers, factory.trusted_proxies)
             origin = headers.get("origin")
-            if origin is not None and not origin_allowed(origin, headers.get("host"), gateway.allowed_origins):
+            if origin is not None and not origin_allowed(origin, headers.get("host"), factory.allowed_origins):
                 log.info("websocket from {ip} refused: origin {origin} not allowed", ip=ip, origin=origin)
                 raise ConnectionDeny(403, "origin not allowed")
             self._peer = Peer(ip=ip, local=local, origin=origin)
@@ -117,12 +120,18 @@ class GatewayWebSocket(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         try:
-            # The HTTP channel that carried the upgrade is still the registered producer.
-            self.transport.unregisterProducer()
-            self.transport.registerProducer(self, True)
-            self.factory.gateway.hub.socket_opened()
+            # autobahn 26.10 (WebSocketResource) leaves the HTTP channel that
+            # carried the upgrade registered as the socket's producer, and has
+            # no hook that tells a protocol the peer stopped reading. We take
+            # the registration over through the transport's public API, so
+            # pauseProducing/resumeProducing below count what the peer has not
+            # read (the slow-consumer rule needs it).
+            socket = cast(IConsumer, self.transport)
+            socket.unregisterProducer()
+            socket.registerProducer(self, True)
+            self.factory.sockets.socket_opened()
             self._counted = True
-            self.connection = Connection(self.factory.gateway.hub, self, self._peer)
+            self.connection = Connection(self.factory.gate, self, self._peer)
             self.connection.opened()
         except Exception:
             log.failure("websocket onOpen failed")
@@ -137,16 +146,24 @@ class GatewayWebSocket(WebSocketServerProtocol):
             log.failure("websocket message handling failed")
             self.close(1011, "internal error")
 
-    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
-        # autobahn's own text for an oversize message; upstream says this before hello
-        if code == 1009 and (self.connection is None or self.connection.state != "ready"):
-            reason = "preauth payload too large"
-        super()._fail_connection(code, reason)
+    def onMessageFrameBegin(self, length: int) -> None:
+        # A message past the limit before hello gets upstream's reason, not
+        # autobahn's text. autobahn 26.10 has no public hook for its size
+        # refusal (it calls the private _fail_connection), so we refuse first,
+        # from this public callback, the way it would: a 1009 close frame, and
+        # failedByMe set so it ignores the rest of the message.
+        total = self.message_data_total_length + length
+        ready = self.connection is not None and self.connection.state == State.READY
+        if not ready and not self.failedByMe and 0 < self.maxMessagePayloadSize < total and self.state == self.STATE_OPEN:
+            self.failedByMe = True
+            self.wasMaxMessagePayloadSizeExceeded = True
+            self.sendCloseFrame(code=1009, reasonUtf8=b"preauth payload too large", isReply=False)
+        super().onMessageFrameBegin(length)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if getattr(self, "_counted", False):
             self._counted = False
-            self.factory.gateway.hub.socket_closed()
+            self.factory.sockets.socket_closed()
         connection, self.connection = self.connection, None
         if connection is not None:
             connection.closed()
@@ -156,8 +173,8 @@ class GatewayWebSocket(WebSocketServerProtocol):
         # autobahn resolves is_open/is_closed with the protocol itself: a cycle
         # that would keep this protocol, and through it the socket's buffers,
         # alive until a full GC pass.
-        self.is_open = txaio.create_future_success(None)
-        self.is_closed = txaio.create_future_success(None)
+        self.is_open = succeed(None)
+        self.is_closed = succeed(None)
         # A close we started (e.g. "slow consumer") left a reply timer holding us.
         if self.closeHandshakeTimeoutCall is not None:
             self.closeHandshakeTimeoutCall.cancel()
@@ -169,7 +186,7 @@ class GatewayWebSocket(WebSocketServerProtocol):
     _in_close_frame = False
     _close_deadline: Any = None
 
-    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
+    def onCloseFrame(self, code: int, reasonRaw: bytes) -> bool | None:
         self._in_close_frame = True
         try:
             return super().onCloseFrame(code, reasonRaw)
@@ -182,13 +199,14 @@ class GatewayWebSocket(WebSocketServerProtocol):
             # 1002 it just wrote, and would reset the socket before that 1002
             # leaves: flush it, then FIN; abort only if the peer stops reading.
             abort = False
-            self._close_deadline = txaio.call_later(max(self.closeHandshakeTimeout, 1), self._abort)
+            # txaio binds call_later at use_twisted(); the option is set per connection from the factory
+            self._close_deadline = txaio.call_later(max(self.closeHandshakeTimeout, 1), self._abort)  # type: ignore[attr-defined]
         super().dropConnection(abort)
 
     def _abort(self) -> None:
         self._close_deadline = None
         if self.transport is not None and getattr(self.transport, "connected", False):
-            self.transport.abortConnection()
+            cast(ITCPTransport, self.transport).abortConnection()
 
     def _cancel_close_deadline(self) -> None:
         if self._close_deadline is not None:
@@ -236,9 +254,12 @@ class GatewayWebSocket(WebSocketServerProtocol):
 class GatewayWebSocketFactory(WebSocketServerFactory):
     protocol = GatewayWebSocket
 
-    def __init__(self, gateway: Any) -> None:
+    def __init__(self, gate: Gate, sockets: Connections, trusted_proxies: Sequence[str] = (), allowed_origins: Sequence[str] = ()) -> None:
         super().__init__()
-        self.gateway = gateway
+        self.gate = gate  # what each Connection is wired to
+        self.sockets = sockets  # counts open sockets (the service waits for them at stop)
+        self.trusted_proxies = list(trusted_proxies)
+        self.allowed_origins = list(allowed_origins)
         # Every setProtocolOptions call resets allowNullOrigin; pass it each time.
         # "Allowed" here only means autobahn lets it through to onConnect, which
         # refuses it with our 403 (autobahn's own refusal is a 400).
@@ -262,5 +283,5 @@ class GatewayWebSocketResource(WebSocketResource):
         return result
 
 
-def websocket_resource(gateway: Any) -> WebSocketResource:
-    return GatewayWebSocketResource(GatewayWebSocketFactory(gateway))
+def websocket_resource(gate: Gate, sockets: Connections, trusted_proxies: Sequence[str] = (), allowed_origins: Sequence[str] = ()) -> WebSocketResource:
+    return GatewayWebSocketResource(GatewayWebSocketFactory(gate, sockets, trusted_proxies, allowed_origins))

@@ -14,7 +14,7 @@ _TAILNET = ipaddress.IPv4Network("100.64.0.0/10")
 
 def interface_addresses() -> dict[str, str]:
     """Interface name to IPv4 address, for interfaces that have one."""
-    found = {}
+    found: dict[str, str] = {}
     try:
         names = [name for _, name in socket.if_nameindex()]
     except OSError:

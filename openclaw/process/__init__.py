@@ -4,7 +4,7 @@ Running a child process on the reactor: argv only (no shell), stdin closed,
 output kept up to a cap per stream (and how much was dropped), a timeout,
 and cancellation that stops the process.
 
-Every command runs under L{openclaw.reaper} in a session and process group of
+Every command runs under L{openclaw.process.reaper} in a session and process group of
 its own, as a subreaper: whatever it starts (background jobs, daemons that
 C{setsid}) ends with it. On timeout or cancellation the reaper sends SIGTERM
 to all of them and SIGKILL after a grace; if the reaper itself does not end,
@@ -25,7 +25,7 @@ from twisted.internet import error as twisted_error
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import ProcessProtocol
 
-from openclaw import reaper
+from openclaw.process import reaper
 
 OUTPUT_CAP = 200_000  # bytes kept per stream
 KILL_GRACE = 2.0

@@ -9,19 +9,21 @@ authenticating.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IDelayedCall, IListeningPort, IProtocol, IProtocolFactory, IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IProtocol, IProtocolFactory, IReactorTime, IStreamServerEndpoint, ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
-from openclaw.portowner import describe_port_owner
+from openclaw.net.portowner import describe_port_owner
 
 
 log = Logger(namespace="openclaw.listen")
@@ -52,7 +54,7 @@ class AdmissionProtocol(ProtocolWrapper):
 
     def __init__(self, factory: "Admission", wrapped: IProtocol, ip: str) -> None:
         self._wrapped: IProtocol | None = None
-        super().__init__(factory, wrapped)
+        super().__init__(factory, wrapped)  # type: ignore[arg-type]  # Admission is a WrappingFactory of these
         self.admission = factory
         self.ip = ip
         self.since = factory.clock.seconds()
@@ -113,9 +115,9 @@ class AdmissionProtocol(ProtocolWrapper):
     def _abort(self) -> None:
         self._timer = None
         if self.transport is not None:
-            self.transport.abortConnection()
+            cast(ITCPTransport, self.transport).abortConnection()
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.disarm()
         super().connectionLost(reason)
 
@@ -163,7 +165,7 @@ class Admission(WrappingFactory):
         """Unauthenticated connections, oldest first (the one that had longest to finish goes first)."""
         return sorted((p for p in connections if p.kind() != TRUSTED), key=lambda p: p.since)
 
-    def buildProtocol(self, addr: Any) -> AdmissionProtocol | None:
+    def buildProtocol(self, addr: Any) -> AdmissionProtocol | None:  # type: ignore[override]  # None refuses (Twisted allows it)
         ip = str(getattr(addr, "host", addr))
         if not self.exempt(ip):
             waiting = self._waiting(self.by_address.get(ip, ()))
@@ -186,7 +188,7 @@ class Admission(WrappingFactory):
         self.unregisterProtocol(victim)  # its slot is free now, not when the abort lands
         victim.disarm()
         if victim.transport is not None:
-            victim.transport.abortConnection()
+            cast(ITCPTransport, victim.transport).abortConnection()
 
     def registerProtocol(self, p: AdmissionProtocol) -> None:
         super().registerProtocol(p)
@@ -213,9 +215,16 @@ class ListenService(Service):
         self.listening: IListeningPort | None = None
 
     @property
-    def port(self) -> int:
+    def address(self) -> IPv4Address:
+        """Where it listens (TCP or TLS over TCP)."""
         assert self.listening is not None, "not listening"
-        return self.listening.getHost().port
+        host = self.listening.getHost()
+        assert isinstance(host, IPv4Address)
+        return host
+
+    @property
+    def port(self) -> int:
+        return self.address.port
 
     def _listen(self) -> None:
         if self.listening is not None:

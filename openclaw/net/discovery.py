@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 from twisted.application.service import Service
@@ -87,7 +87,7 @@ class MdnsService(Service):
 
     name = "mdns"
 
-    def __init__(self, advertiser: IAdvertiser, record_factory: Any) -> None:
+    def __init__(self, advertiser: IAdvertiser, record_factory: Callable[[], GatewayRecord]) -> None:
         self.advertiser = advertiser
         self.record_factory = record_factory
         self.registered: Deferred | None = None
@@ -134,10 +134,10 @@ def browse(seconds: float) -> list[dict[str, Any]]:
         def remove_service(self, zc: Any, service_type: str, name: str) -> None:
             names.discard((service_type, name))
 
-    browsers = [ServiceBrowser(zeroconf, t, Listener()) for t in SERVICE_TYPES]
+    browsers = [ServiceBrowser(zeroconf, t, Listener()) for t in SERVICE_TYPES]  # type: ignore[arg-type]  # duck-typed ServiceListener
     try:
         time.sleep(min(max(seconds, 0.1), MAX_DISCOVER_SECONDS))
-        found: dict[tuple[tuple[str, ...], int], dict[str, Any]] = {}
+        found: dict[tuple[tuple[str, ...], int | None], dict[str, Any]] = {}
         for service_type, name in sorted(names):
             info = zeroconf.get_service_info(service_type, name, timeout=1000)
             if info is None:

@@ -1,0 +1,1 @@
+"""Network plumbing: listeners and admission, port owners, interface addresses, mDNS."""
