@@ -35,6 +35,25 @@ def need_root() -> None:
         raise SkipTest("needs root: this is the gateway-as-root case (CI runs as root)")
 
 
+async def children_reaped(seconds: float = 15.0) -> None:
+    """
+    Wait until the children this reactor spawned are reaped. A cancelled exec
+    answers at once while its process tree is still being stopped (TERM, then
+    KILL after a grace): a test must not end before that.
+    """
+    from twisted.internet.process import ProcessReader
+
+    def busy() -> bool:
+        readers = any(isinstance(r, ProcessReader) for r in reactor.getReaders())
+        stoppers = any("_kill_group" in repr(c) for c in reactor.getDelayedCalls())
+        return readers or stoppers
+
+    for _ in range(int(seconds / 0.05)):
+        if not busy():
+            return
+        await deferLater(reactor, 0.05, lambda: None)
+
+
 def status_fields(text: str) -> dict[str, str]:
     out = {}
     for line in text.splitlines():
@@ -112,6 +131,7 @@ class RootSandboxTests(TestCase):
                 break
             await deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(processes_with("sleep\x006.25"), [])
+        await children_reaped()
 
     async def test_user_mode_holds(self):
         """As an ordinary user (bubblewrap in a user namespace): the same checks fail the same way."""
