@@ -80,3 +80,14 @@ def capture_log(testcase: Any) -> LogCapture:
     globalLogPublisher.addObserver(capture)
     testcase.addCleanup(globalLogPublisher.removeObserver, capture)
     return capture
+
+
+def sigint_default() -> None:
+    """
+    C{preexec_fn} for children a test stops with SIGINT (as Ctrl-C would): a
+    test run started in the background inherits SIGINT ignored, and then
+    Python in the child never turns SIGINT into KeyboardInterrupt.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -14,7 +14,7 @@ import urllib.request
 from twisted.trial.unittest import SynchronousTestCase
 
 from openclaw import __version__
-from tests.helpers import REPO, base_env, free_port, run_cli, scratch_home, write_config
+from tests.helpers import REPO, base_env, free_port, run_cli, scratch_home, sigint_default, write_config
 
 
 class ConfigCommandTests(SynchronousTestCase):
@@ -159,6 +159,7 @@ class GatewayCommandTests(SynchronousTestCase):
             [sys.executable, "-c", f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); print('ready', flush=True); time.sleep(60)"],
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=sigint_default,
         )
         self.addCleanup(lambda: holder.poll() is None and holder.kill())
         self.assertEqual(holder.stdout.readline().strip(), "ready")
@@ -213,6 +214,7 @@ class GatewayCommandTests(SynchronousTestCase):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=sigint_default,
         )
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         return proc
@@ -265,6 +267,7 @@ class TwistdTests(SynchronousTestCase):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=sigint_default,
         )
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         deadline = time.monotonic() + 20

@@ -17,7 +17,7 @@ from openclaw.config import ConfigError
 from openclaw.config.firstrun import needs_token, store_or_explain, store_token
 from openclaw.config.loader import load_config
 from openclaw.config.settings import AuthSettings
-from tests.helpers import REPO, base_env, free_port, run_cli, scratch_home, write_config
+from tests.helpers import REPO, base_env, free_port, run_cli, scratch_home, sigint_default, write_config
 
 
 class StoreTokenTests(SynchronousTestCase):
@@ -75,6 +75,7 @@ class FirstRunTests(SynchronousTestCase):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                preexec_fn=sigint_default,
             )
             self.addCleanup(lambda: proc.poll() is None and proc.kill())
             deadline = time.monotonic() + 20
