@@ -3,8 +3,8 @@
 L{GatewayService}: the MultiService one gateway process runs.
 
 It owns the state directory (lock, stray temp cleanup), the JSON-lines log
-file, and the listeners. Later subsystems (bridge, canvas, channels) are
-added as siblings of the HTTP listener.
+file, and the listeners. Subsystems (bridge, canvas, channels) are
+siblings of the HTTP listener.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.hub import Hub
 from openclaw.agent.methods import AGENT_METHODS
 from openclaw.agent.runtime import AgentRuntime
+from openclaw.channels.methods import CHANNEL_METHODS
+from openclaw.channels.wiring import attach as attach_channels
 from openclaw.gateway.methods import METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
@@ -247,7 +249,7 @@ class GatewayService(MultiService):
         self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
         self.from_proxy = _matcher(self.trusted_proxies)  # proxies share one address among many clients
-        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS})
+        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CHANNEL_METHODS})
         self.hub.agent = AgentRuntime(self.hub, reactor)
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.hub.canvas_url = self.canvas_url
@@ -289,6 +291,9 @@ class GatewayService(MultiService):
                 listener.setName(f"bridge:{host}")
                 listener.setServiceParent(self)
                 self.bridge.append(listener)
+
+        self.channels = attach_channels(self)  # one child service per channel account
+        self.channels.setServiceParent(self)
 
         if settings.mdns_enabled:
             # Last child: it starts after every listener is bound, and stops first.
@@ -423,6 +428,7 @@ class GatewayService(MultiService):
     async def _stop(self) -> None:
         try:
             # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
+            self.channels.shutting_down()  # runs aborted next stay journaled for the next start
             self.hub.agent.stop()
             self.hub.stop()
             await self._drain(CLOSE_GRACE)

@@ -366,30 +366,3 @@ def wake(conn, params):
     else:
         runtime.enqueue_event(key, params["text"])
     return {"ok": True}
-
-
-_SEND = Obj(
-    {
-        "to": Str(nonempty=True),
-        "idempotencyKey": _ID,
-        "message": Str(),
-        "mediaUrl": Str(),
-        "mediaUrls": List(Str()),
-        "channel": Str(),
-        "accountId": Str(),
-        "agentId": Str(),
-        "replyToId": Str(),
-        "threadId": Str(),
-        "silent": Bool(),
-        "sessionKey": Str(),
-        "gifPlayback": Bool(),
-    },
-    required=("to", "idempotencyKey"),
-    closed=True,
-)
-
-
-@method("send", _SEND, table=AGENT_METHODS)
-def send(conn, params):
-    channel = params.get("channel") or "last"
-    raise GatewayError(UNAVAILABLE, f"cannot send to {params['to']}: channel {channel!r} is not available (no messaging channels are configured in this gateway)", {"channel": channel})

@@ -106,6 +106,7 @@ class AgentRuntime:
         self.usage: dict[str, dict[str, int]] = {}
         self.fetcher = WebFetcher(reactor)
         self.pending_events: dict[str, list[str]] = {}  # session key → system events for its next run
+        self.extra_tools: dict[str, Any] = {}  # tools other subsystems add (channels: `message`)
 
     # -- configuration
 
@@ -278,7 +279,7 @@ class AgentRuntime:
 
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
-        tools = {t.spec.name: t for t in tools_for(self.config())}
+        tools = {t.spec.name: t for t in tools_for(self.config(), self.extra_tools)}
         context = self.tool_context(run.session_key)
         system = self.system_prompt()
         for _ in range(MAX_TURNS):

@@ -204,12 +204,12 @@ TOOLS = {
 }
 
 
-def tools_for(config: dict[str, Any]) -> list[Tool]:
-    """The tools an agent gets: all, minus C{tools.deny}, or only C{tools.allow} when set."""
+def tools_for(config: dict[str, Any], extra: dict[str, Any] | None = None) -> list[Tool]:
+    """The tools an agent gets (with C{extra} ones, e.g. channels' C{message}): all, minus C{tools.deny}, or only C{tools.allow} when set."""
     section = config.get("tools") or {}
     allow = section.get("allow") if isinstance(section.get("allow"), list) else None
     deny = set(section.get("deny") or []) if isinstance(section.get("deny"), list) else set()
-    return [t for name, t in TOOLS.items() if name not in deny and (allow is None or name in allow)]
+    return [t for name, t in {**TOOLS, **(extra or {})}.items() if name not in deny and (allow is None or name in allow)]
 
 
 async def run_tool(tool: Tool, ctx: ToolContext, args: Any) -> tuple[str, bool]:

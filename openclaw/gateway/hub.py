@@ -48,7 +48,7 @@ PRESENCE_MAX = 200
 MAX_NODE_SUBSCRIPTIONS = 64
 DEFAULT_TRIGGERS = ["openclaw", "claude", "computer"]
 CONFIG_POLL_SECONDS = 2.0
-_EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "exec.approval.": APPROVALS}
+_EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "pairing": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
 
 Handler = Callable[["Connection", dict[str, Any]], Any | Awaitable[Any]]

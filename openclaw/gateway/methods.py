@@ -422,7 +422,7 @@ def device_token_revoke(conn, params):
     return {"deviceId": params["deviceId"], "role": params["role"], "revokedAtMs": token["revokedAtMs"]}
 
 
-# -- models, agents, channels, voicewake
+# -- models, agents, voicewake
 
 
 @method("models.list", Obj({"agentId": Str(), "view": Str(), "preparedOnly": Bool(), "refresh": Bool()}, closed=True))
@@ -447,11 +447,6 @@ def agents_list(conn, params):
     agents = [{"id": a["id"], **({"name": a["name"]} if isinstance(a.get("name"), str) else {})} for a in listed] or [{"id": "main"}]
     default = next((a["id"] for a in listed if a.get("default")), agents[0]["id"])
     return {"defaultId": default, "mainKey": "main", "scope": "per-sender", "agents": agents}
-
-
-@method("channels.status", Obj({"probe": Bool(), "timeoutMs": Int(0), "channel": Str()}, closed=True))
-def channels_status(conn, params):
-    return {"ts": conn.hub.now_ms(), "channelOrder": [], "channelLabels": {}, "channels": {}, "channelAccounts": {}, "channelDefaultAccountId": {}}
 
 
 @method("voicewake.get")
