@@ -329,6 +329,10 @@ class FakeTelegram(Resource):
         self.requests = 0
         self.paths: list[str] = []
 
+    def connections(self) -> list[Any]:
+        """Every connection the gateway opened to this fake."""
+        return list(getattr(self, "site", None).__dict__.get("_openclaw_protocols", [])) if getattr(self, "site", None) else []
+
     def bot(self, token: str = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz", bot_id: int = 777, username: str = "claw_test_bot") -> FakeBot:
         bot = self.bots[token] = FakeBot(token, bot_id, username)
         return bot
@@ -376,6 +380,7 @@ async def start_telegram(testcase: Any) -> tuple[FakeTelegram, str]:
         return protocol
 
     site.buildProtocol = track  # type: ignore[method-assign]
+    fake.site = site
     testcase.addCleanup(stop)
     return fake, f"http://127.0.0.1:{port.getHost().port}"
 

@@ -83,7 +83,7 @@ def chunk_text(text: str, limit: int) -> list[str]:
         if block is not None and len(block.opener) + len(block.marker) + 2 > limit // 4:
             block = None  # a fence line that long cannot be repeated in every message
         piece = text[:at].rstrip()
-        rest = text[at:].lstrip("\n") if text[at : at + 1] == "\n" else text[at:].lstrip(" ")
+        rest = text[at:].lstrip(" ").lstrip("\n")  # the next line keeps its indentation
         if block is not None:
             piece += "\n" + block.marker
             rest = block.opener + "\n" + rest

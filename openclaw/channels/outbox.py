@@ -115,6 +115,8 @@ class Outbox:
         chat = self.chats.get(target.chat_id)
         if chat is None:
             if len(self.chats) >= DESTINATION_LIMIT:
+                self._forget_idle()
+            if len(self.chats) >= DESTINATION_LIMIT:
                 done.errback(ChannelError("too many chats with queued messages; try again later"))
                 return done
             chat = self.chats[target.chat_id] = _Chat(target.chat_id, bucket=Bucket(self.limits.chat_rate, self.limits.chat_burst, self.clock.seconds()))
@@ -124,6 +126,14 @@ class Outbox:
         chat.queue.append(_Item(target, message, done))
         self._pump(chat)
         return done
+
+    def _forget_idle(self) -> None:
+        """Drop chats with nothing queued whose rate limits have recovered (their state is the default again)."""
+        now = self.clock.seconds()
+        for key, chat in list(self.chats.items()):
+            assert chat.bucket is not None
+            if not chat.queue and not chat.busy and chat.paused_until <= now and chat.bucket.wait(now) == 0 and chat.bucket.tokens >= chat.bucket.burst:
+                del self.chats[key]
 
     def queued(self) -> int:
         return sum(len(c.queue) for c in self.chats.values())
@@ -147,8 +157,7 @@ class Outbox:
         if chat.busy or self.stopped:
             return
         if not chat.queue:
-            self.chats.pop(chat.key, None)
-            return
+            return  # the chat (and its rate limit) stays until L{_forget_idle}
         now = self.clock.seconds()
         assert chat.bucket is not None
         wait = max(chat.paused_until - now, chat.bucket.wait(now), self.account.wait(now))

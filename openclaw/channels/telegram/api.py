@@ -147,6 +147,8 @@ class BotApi:
         except (CancelledError, ChannelError):
             raise
         except Exception as e:
+            if any(r.check(CancelledError) for r in getattr(e, "reasons", None) or ()):
+                raise CancelledError() from None  # treq wraps a cancelled request
             raise ChannelError(f"{method}: network error: {describe(e)}") from None
         return response.code, body
 
