@@ -222,3 +222,18 @@ class CLITests(TelegramMixin, TestCase):
         status, out, err = await self.cli("pairing", "list", "--json")
         self.assertEqual(json.loads(out)["requests"], [])
         self.assertEqual(self.service.channels.store("telegram").allowed(), frozenset())
+
+
+class ConfigTests(TestCase):
+    def test_channel_keys_are_checked(self):
+        """A wrong channel value stops the gateway from starting (naming the key); an unused upstream key is only a warning."""
+        from openclaw.config import ConfigError
+        from tests.helpers import scratch_home
+        from tests.wsclient import gateway_settings
+
+        home = scratch_home(self)
+        with self.assertRaises(ConfigError) as caught:
+            gateway_settings(home, channels={"telegram": {"dmPolicy": "closed", "groups": {"-1": {"requireMention": "no"}}}})
+        self.assertEqual([i.path for i in caught.exception.issues], ["channels.telegram.dmPolicy", "channels.telegram.groups.-1.requireMention"])
+        settings = gateway_settings(home, channels={"telegram": {"streamMode": "partial"}, "discord": {"anything": 1}})
+        self.assertEqual([w.path for w in settings.warnings], ["channels.telegram.streamMode"])

@@ -128,9 +128,42 @@ DISCOVERY = Obj(
     }
 )
 
+# channels.<id>: the keys every channel shares, then each platform's own.
+ALLOW_LIST = List(Either((Str(), Int())))
+TOPIC = Obj({"requireMention": Bool(), "enabled": Bool(), "allowFrom": ALLOW_LIST, "systemPrompt": Str(), "skills": Any_()})
+GROUP = Obj({**TOPIC.fields, "topics": Obj(rest=TOPIC)})
+CHANNEL_COMMON = {
+    "enabled": Bool(),
+    "name": Str(),
+    "dmPolicy": Str(("pairing", "allowlist", "open", "disabled")),
+    "allowFrom": ALLOW_LIST,
+    "groupPolicy": Str(("allowlist", "open", "disabled")),
+    "groupAllowFrom": ALLOW_LIST,
+    "groups": Obj(rest=GROUP),
+    "textChunkLimit": Int(64, 100_000),
+    "replyToMode": Str(("off", "first", "all")),
+}
+TELEGRAM_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "botToken": Str(),
+        "tokenFile": Str(),
+        "apiRoot": Str(nonempty=True),
+        "linkPreview": Bool(),
+        "pollTimeoutSeconds": Int(0, 50),
+        "timeoutSeconds": Int(1, 600),
+        "deleteWebhookOnStart": Bool(),
+        "webhookUrl": Str(),
+        "webhookSecret": Str(),
+        "webhookPath": Str(nonempty=True),
+    }
+)
+TELEGRAM = Obj({**TELEGRAM_ACCOUNT.fields, "accounts": Obj(rest=TELEGRAM_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM}, rest=Any_())  # other platforms check their own sections
+
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
-    "meta wizard auth agents channels tools messages commands web talk models session skills "
+    "meta wizard auth agents tools messages commands web talk models session skills "
     "plugins browser ui hooks cron broadcast diagnostics update audio approvals routing "
     "identity whatsapp telegram discord slack signal imessage memory secrets"
 ).split()
@@ -145,6 +178,7 @@ ROOT = Obj(
         "canvasHost": CANVAS_HOST,
         "bridge": BRIDGE,
         "discovery": DISCOVERY,
+        "channels": CHANNELS,
         **{name: Any_() for name in _OTHER_SECTIONS},
     }
 )

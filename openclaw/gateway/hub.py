@@ -42,7 +42,7 @@ log = Logger(namespace="openclaw.gateway")
 EVENTS_V3 = [
     "connect.challenge", "agent", "chat", "presence", "tick", "talk.mode", "shutdown", "health", "heartbeat",
     "cron", "node.pair.requested", "node.pair.resolved", "node.invoke.request", "device.pair.requested",
-    "device.pair.resolved", "voicewake.changed", "exec.approval.requested", "exec.approval.resolved",
+    "device.pair.resolved", "voicewake.changed", "exec.approval.requested", "exec.approval.resolved", "pairing",
 ]
 PRESENCE_MAX = 200
 MAX_NODE_SUBSCRIPTIONS = 64
