@@ -11,7 +11,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase

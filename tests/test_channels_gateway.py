@@ -12,7 +12,6 @@ from twisted.trial.unittest import TestCase
 
 from tests import schemas
 from tests.fakes import openai_text, openai_tool_call
-from tests.fakes_telegram import wait_for
 from tests.test_telegram import TelegramMixin
 from tests.wsclient import connect_params
 

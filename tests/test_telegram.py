@@ -22,7 +22,7 @@ from tests.fakes import openai_text, start_fake
 from tests.fakes_telegram import Fault, start_telegram, wait_for
 from tests.helpers import REPO
 from tests.test_agent import model_config
-from tests.wsclient import TOKEN, GatewayMixin, connect_params
+from tests.wsclient import TOKEN, GatewayMixin
 
 CODE = re.compile(r"Pairing code: ([A-Z2-9]{8})")
 
