@@ -491,3 +491,65 @@ class OutboxTests(TestCase):
         box.stop()
         for d in results[:-1]:
             self.failureResultOf(d, ChannelError)
+
+
+class FakeConfig:
+    def __init__(self, state_dir: Path, config: dict[str, Any]) -> None:
+        self.state_dir = state_dir
+        self.value = config
+
+    def config(self) -> dict[str, Any]:
+        return self.value
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+
+class ServiceTests(TestCase):
+    def service(self, config: dict[str, Any]):
+        from openclaw.channels.ports import Ports
+        from openclaw.channels.service import ChannelsService
+
+        self.clock = Clock()
+        self.events: list[tuple[str, Any]] = []
+        self.platform = FakePlatform()
+        ports = Ports(
+            agent=FakeAgent(),
+            events=type("Events", (), {"emit": lambda _, name, payload: self.events.append((name, payload))})(),
+            config=FakeConfig(Path(self.mktemp()), config),
+            secrets=type("Secrets", (), {"redact": lambda _, *s: None})(),
+            routes=None,  # type: ignore[arg-type]
+        )
+        service = ChannelsService(ports, self.clock, {"fake": self.platform})
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    def test_accounts_from_config(self):
+        """channels.<id> is account default, accounts.<name> add more (inheriting keys); each is its own child service."""
+        service = self.service({"channels": {"fake": {"dmPolicy": "open", "accounts": {"work": {"enabled": False}}}}})
+        self.assertEqual(sorted(service.accounts), [("fake", "default"), ("fake", "work")])
+        self.assertEqual(service.accounts[("fake", "work")].account.config, {"dmPolicy": "open", "enabled": False})
+        self.assertEqual(service.accounts[("fake", "work")].state, "disabled")
+        self.assertEqual(len(self.platform.channels), 1)
+        status = self.successResultOf(Deferred.fromCoroutine(service.status()))
+        self.assertEqual([r["accountId"] for r in status["channelAccounts"]["fake"]], ["default", "work"])
+
+    def test_runtime_platforms_and_removal(self):
+        """An account of a platform registered at runtime (an out-of-process adapter) runs like the others and can be removed; a turn still running then stays journaled."""
+        from openclaw.channels.interfaces import AccountConfig as Config
+
+        service = self.service({})
+        other = FakePlatform()
+        other.id, other.label = "ext", "External"
+        account = service.add(Config("ext", "phone", {"dmPolicy": "open"}, {}, Path(self.mktemp())), platform=other)
+        self.assertTrue(account.running)
+        other.channels[-1].inbound.received(dm("1"))
+        self.clock.advance(0)
+        self.assertEqual(len(service.ports.agent.runs), 1)
+        removed = Deferred.fromCoroutine(service.remove("ext", "phone"))
+        self.clock.advance(5)  # the run never ends: the stop waits its grace, no longer
+        self.successResultOf(removed)
+        self.assertEqual(service.accounts, {})
+        self.assertFalse(account.running)
+        self.assertEqual([w.key for w in Inbox(account.account.state_dir / "inbox.json").pending()], ["42:1"])  # unanswered: kept

@@ -279,15 +279,15 @@ class AccountService(Service):
         waiting = [loop] if loop is not None else []
         waiting += [t for t in self._tasks if not t.called]
         if waiting:
-            done = DeferredList(waiting, consumeErrors=True)
-            timer = self.clock.callLater(STOP_GRACE, done.cancel)
-            try:
-                await done
-            except CancelledError:
-                log.warn("{account} stopped with work still running", account=self.name)
-            finally:
-                if timer.active():
-                    timer.cancel()
+            # Wait a little for work to finish, never cancelling it (its journal entries must stay).
+            gate: Deferred[None] = Deferred()
+            DeferredList(waiting, consumeErrors=True).addBoth(lambda _: gate.called or gate.callback(None))
+            timer = self.clock.callLater(STOP_GRACE, lambda: gate.called or gate.callback(None))
+            await gate
+            if timer.active():
+                timer.cancel()
+            elif any(not t.called for t in waiting):
+                log.warn("{account} stopped with work still running (kept for the next start)", account=self.name)
         if channel is not None:
             try:
                 await channel.close()
@@ -382,6 +382,8 @@ class AccountService(Service):
                 await self._handle(work)
             else:
                 await self._deliver(work)
+        except CancelledError:
+            return  # stopped: the journal keeps it
         except Exception:
             log.failure("{account}: handling message {key} failed; dropping it", account=self.name, key=work.key)
             if self.running and self.inbox is not None:

@@ -134,7 +134,13 @@ class ChannelsService(MultiService):
             out.extend(accounts)
         return out
 
-    def add(self, account: AccountConfig) -> AccountService:
+    def add(self, account: AccountConfig, platform: IPlatform | None = None) -> AccountService:
+        """
+        Run an account (started at once when this service runs). C{platform}
+        registers a platform at runtime: an out-of-process adapter's, say.
+        """
+        if platform is not None:
+            self.platforms[platform.id] = platform
         platform = self.platforms[account.channel]
         ensure_dir(account.state_dir)
         service = AccountService(platform, account, self._deps(account.channel), self.reactor)
@@ -182,6 +188,12 @@ class ChannelsService(MultiService):
         if not ids:
             raise NotFound(f"channel {channel!r} is not configured (set channels.{channel})")
         return self.accounts[(channel, "default" if "default" in ids else sorted(ids)[0])]
+
+    async def remove(self, channel: str, account_id: str) -> None:
+        """Stop an account and forget it (its journal and pairing files stay)."""
+        account = self.accounts.pop((channel, account_id), None)
+        if account is not None:
+            await account.disownServiceParent()
 
     async def start_account(self, channel: str, account_id: str | None = None) -> AccountService:
         """(Re)start an account with its current config, clearing a logout."""

@@ -89,6 +89,8 @@ class BotApi:
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 4
         self._http = HTTPClient(Agent(reactor, pool=self._pool))
+        self._flying: set[Deferred[tuple[int, bytes]]] = set()
+        self.closed = False
 
     def _url(self, method: str) -> str:
         return f"{self._root}/bot{self._token}/{method}"
@@ -98,12 +100,20 @@ class BotApi:
         return self._pool.closeCachedConnections()
 
     def close(self) -> Deferred[None]:
+        """Cancel what is in flight (its connection would be kept otherwise) and close kept connections."""
+        self.closed = True
+        for d in list(self._flying):
+            d.cancel()
         return self._pool.closeCachedConnections()
 
     async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0, files: dict[str, tuple[str, str, bytes]] | None = None) -> Any:
         """The method's C{result}; errors per L{map_error}, or L{ChannelError} for network trouble."""
+        if self.closed:
+            raise ChannelError(f"{method}: the Telegram client is closed")
         timed_out: list[bool] = []
         d = Deferred.fromCoroutine(self._post(method, params or {}, files))
+        self._flying.add(d)
+        d.addBoth(lambda result: (self._flying.discard(d), result)[1])
 
         def expire() -> None:
             timed_out.append(True)
