@@ -150,7 +150,7 @@ class TelegramChannel:
         self.timeout = float(_number(config.get("timeoutSeconds"), DEFAULT_TIMEOUT, 1, 600))
         self.webhook_url = config.get("webhookUrl") if isinstance(config.get("webhookUrl"), str) and config.get("webhookUrl") else None
         self.webhook_secret = str(config.get("webhookSecret") or "").strip()
-        default_path = WEBHOOK_PATH if account.account_id == "default" else f"{WEBHOOK_PATH}/{account.account_id}"
+        default_path = WEBHOOK_PATH if account.account_id == "default" else f"{WEBHOOK_PATH}-{account.account_id}"
         self.webhook_path = str(config.get("webhookPath") or default_path)
         self.link_preview = config.get("linkPreview", True) is not False
         self.bot: Bot | None = None
