@@ -553,3 +553,9 @@ class ServiceTests(TestCase):
         self.assertEqual(service.accounts, {})
         self.assertFalse(account.running)
         self.assertEqual([w.key for w in Inbox(account.account.state_dir / "inbox.json").pending()], ["42:1"])  # unanswered: kept
+
+    def test_odd_config_never_breaks_the_start(self):
+        """Channel ids and account names that cannot name a folder are refused in status, and the rest still starts."""
+        service = self.service({"channels": {"": {}, "../up": {}, "fake": {"accounts": {"../x": {}, "": {}, "ok": {}}}}})
+        states = {a: s.state for (c, a), s in service.accounts.items()}
+        self.assertEqual(states, {"default": "connecting", "../x": "misconfigured", "": "misconfigured", "ok": "connecting"})

@@ -12,6 +12,7 @@ sends, and account start/stop/logout.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -24,7 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from openclaw.channels.account import AccountDeps, AccountService, now_ms
+from openclaw.channels.account import ACCOUNT_ID, AccountDeps, AccountService, now_ms
 from openclaw.channels.interfaces import AccountConfig, ChannelError, ChannelHost, IPlatform, Media, Outbound, Receipt, Target, Unsupported
 from openclaw.channels.pairing import PairingRequest, PairingSettings, PairingStore, iso, safe_channel
 from openclaw.channels.ports import Ports
@@ -36,6 +37,7 @@ EXPIRE_EVERY = 30.0
 SEND_DEDUPE_TTL = 300.0
 SEND_DEDUPE_MAX = 1000
 PROBE_TIMEOUT = 10.0
+CHANNEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 CAPTION_LIMIT = 1024  # captions are shorter than messages on every platform we know
 APPROVED_TEXT = "✅ OpenClaw access approved. Send a message to start chatting."
 
@@ -57,8 +59,9 @@ def account_configs(channel: str, section: Any, env: Mapping[str, str], state_di
     assert isinstance(named, dict)
 
     def make(account_id: str, config: Mapping[str, Any]) -> AccountConfig:
-        folder = state_dir / "channels" / safe_channel(channel) / safe_channel(account_id)
-        return AccountConfig(channel, account_id, config, env, folder)
+        # An invalid id still gets an account (status says what is wrong), with a harmless folder.
+        name = safe_channel(account_id) if ACCOUNT_ID.match(account_id) else "_invalid"
+        return AccountConfig(channel, account_id, config, env, state_dir / "channels" / safe_channel(channel) / name)
 
     out = []
     default = make("default", base)
@@ -126,6 +129,9 @@ class ChannelsService(MultiService):
         self.unknown = {}
         for channel, section in (channels or {}).items() if isinstance(channels, dict) else ():
             if channel == "defaults" or not isinstance(section, dict):
+                continue
+            if not CHANNEL_ID.match(channel):
+                log.warn("channels.{channel}: not a channel id (lowercase letters, digits, '_', '-'); ignored", channel=channel)
                 continue
             accounts = account_configs(channel, section, self.ports.config.env(), self.ports.config.state_dir, self.platforms.get(channel))
             if channel not in self.platforms:
