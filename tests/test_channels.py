@@ -396,16 +396,20 @@ class InboundTests(TestCase):
         self.assertEqual(len(h.agent.runs), 1)
 
     def test_typing_while_the_run_goes(self):
-        """Typing is shown at once and every 4 s while the run goes, and stops with it."""
+        """Typing is shown at once and every 4 s while the chat has runs going (one indicator for several), and stops with the last."""
         h = Harness(self)
         channel = h.start()
         channel.inbound.received(dm("1"))
+        channel.inbound.received(dm("2"))
         h.settle()
         h.clock.pump([4, 4, 1])
         self.assertEqual(len(channel.typings), 3)
         h.agent.runs[0].finish("ok", "done")
         h.clock.pump([4, 4])
-        self.assertEqual(len(channel.typings), 3)
+        self.assertEqual(len(channel.typings), 5)
+        h.agent.runs[1].finish("ok", "done too")
+        h.clock.pump([4, 4])
+        self.assertEqual(len(channel.typings), 5)
 
     def test_pairing_flow(self):
         """Under dmPolicy pairing an unknown sender gets one code message and a `pairing` event; the agent never runs; after approval it does."""

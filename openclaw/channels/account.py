@@ -174,6 +174,7 @@ class AccountService(Service):
         self._timers: set[IDelayedCall] = set()
         self._tasks: set[Deferred[Any]] = set()
         self._connected_since: float | None = None
+        self._typing_loops: dict[tuple[str, str | None], tuple[LoopingCall, int]] = {}
         self.backoff = Backoff(2.0, 30.0, 1.8, 0.25)
 
     @property
@@ -263,6 +264,10 @@ class AccountService(Service):
             if timer.active():
                 timer.cancel()
         self._timers.clear()
+        for loop, _ in list(self._typing_loops.values()):
+            if loop.running:
+                loop.stop()
+        self._typing_loops.clear()
         if self.outbox is not None:
             self.outbox.stop()
         channel, loop, self._loop = self.channel, self._loop, None
@@ -443,13 +448,12 @@ class AccountService(Service):
             self.inbox.done(work)
             return
         self.active_runs += 1
-        typing = self._typing(target)
+        self._typing(target, +1)
         try:
             outcome: RunOutcome = await handle.outcome()
         finally:
             self.active_runs -= 1
-            if typing is not None and typing.running:
-                typing.stop()
+            self._typing(target, -1)
         if outcome.status == "aborted" and (self.stopping or not self.running):
             return  # the gateway is stopping: the journal runs it again at the next start
         if outcome.status == "ok":
@@ -466,26 +470,40 @@ class AccountService(Service):
         if self.running:
             await self._deliver(work)  # else the journal delivers it at the next start
 
-    def _typing(self, target: Target) -> Any:
+    def _typing(self, target: Target, change: int) -> None:
+        """One typing loop per chat (and thread) while any of its runs goes (queued runs included)."""
         every = self.limits.typing_every
         channel = self.channel
         if not every or channel is None:
-            return None
-        started = self.clock.seconds()
-
-        def tick() -> None:
-            if self.clock.seconds() - started > TYPING_CAP or not self.running:
+            return
+        key = (target.chat_id, target.thread_id)
+        loop, count = self._typing_loops.get(key, (None, 0))
+        count += change
+        if count <= 0:
+            self._typing_loops.pop(key, None)
+            if loop is not None and loop.running:
                 loop.stop()
-                return
-            try:
-                channel.typing(target).addErrback(lambda f: log.debug("typing failed: {e}", e=f.getErrorMessage()))
-            except Exception as e:
-                log.debug("typing failed: {e}", e=str(e))
+            return
+        if loop is None:
+            started = self.clock.seconds()
 
-        loop = LoopingCall(tick)
-        loop.clock = self.clock
-        loop.start(every, now=True)
-        return loop
+            def tick() -> None:
+                if self.clock.seconds() - started > TYPING_CAP or not self.running:
+                    self._typing_loops.pop(key, None)
+                    if loop is not None and loop.running:
+                        loop.stop()
+                    return
+                try:
+                    channel.typing(target).addErrback(lambda f: log.debug("typing failed: {e}", e=f.getErrorMessage()))
+                except Exception as e:
+                    log.debug("typing failed: {e}", e=str(e))
+
+            loop = LoopingCall(tick)
+            loop.clock = self.clock
+            self._typing_loops[key] = (loop, count)
+            loop.start(every, now=True)
+            return
+        self._typing_loops[key] = (loop, count)
 
     # -- delivery
 
