@@ -25,6 +25,7 @@ from twisted.web.client import HTTPConnectionPool
 from openclaw.channels.interfaces import AccountConfig
 from openclaw.channels.slack import socket as slack_socket
 from openclaw.channels.slack.signing import signature
+from tests import schemas
 from tests.fakes import openai_text, start_fake
 from tests.fakes_slack import APP_TOKEN, BOT_TOKEN, BOT_USER, Fault, start_slack, wait_for
 from tests.helpers import REPO
@@ -118,20 +119,19 @@ class RoundTripTests(SlackMixin, TestCase):
         """Each envelope is acknowledged once the message is in the journal and while the agent still works; Slack never has to resend it."""
         hanging = openai_text("thinking")
         hanging.chunks, hanging.hang = hanging.chunks[:2], True
-        await self.start(slack={"dmPolicy": "open"}, replies=[hanging], ack_timeout=1.0)
+        await self.start(slack={"dmPolicy": "open"}, replies=[hanging], ack_timeout=2.0)
         await self.connected()
         journal_at_ack = []
         self.slack.on_ack.append(lambda frame: journal_at_ack.append([w["message"]["text"] for w in self.inbox().get("pending", [])]))
         started = reactor.seconds()
-        envelope_id = None
         ts = self.slack.dm("UBOB0001", "take your time")
         envelope_id = self.slack.delivered[-1]["envelope_id"]
         await wait_for(lambda: any(a["envelope_id"] == envelope_id for a in self.slack.acks), what="the ack")
         ack = next(a for a in self.slack.acks if a["envelope_id"] == envelope_id)
-        self.assertLess(ack["at"] - started, 1.0)
+        self.assertLess(ack["at"] - started, 2.0)
         self.assertEqual(journal_at_ack[0], ["take your time"])
         await wait_for(lambda: self.model.requests, what="the run")
-        await self.pause(1.5)  # past the fake's ack window
+        await self.pause(2.5)  # past the fake's ack window
         self.assertEqual(self.slack.unacked, {})
         self.assertEqual([e["envelope_id"] for e in self.slack.delivered].count(envelope_id), 1)
         self.assertEqual(self.inbox()["pending"][0]["message"]["message_id"], ts)
@@ -253,6 +253,8 @@ class SocketTests(SlackMixin, TestCase):
         await wait_for(lambda: self.account().state == "misconfigured", what="stopped")
         self.assertIn("Socket Mode", self.account().last_error)
         self.assertIn("openclaw channels login slack", self.account().last_error)
+        row = self.account().snapshot()
+        self.assertEqual((row["running"], row["connected"], row["lastDisconnect"]), (False, False, "link_disabled"))
         await self.pause(2.5)
         self.assertEqual(len(self.methods("apps.connections.open")), 1)
         self.assertEqual(self.slack.live(), [])
@@ -413,6 +415,8 @@ class StatusTests(SlackMixin, TestCase):
         self.assertIn("is_archived", row["lastError"])
         self.assertEqual(row["socketConnections"], 1)
         self.assertEqual(payload["channelLabels"]["slack"], "Slack")
+        for protocol in (3, 4):
+            schemas.validate(protocol, "ChannelsStatusResult", payload)
         code, out, err = await self.cli("channels", "status", "--probe")
         self.assertEqual(code, 0, err)
         self.assertIn("slack default", out)

@@ -347,6 +347,9 @@ class SlackChannel:
             out["webhookPath"] = self.webhook_path
         if self.api_base.rstrip("/") != API_BASE:
             out["baseUrl"] = self.api_base
+        groups = self.account.config.get("groups")
+        if isinstance(groups, dict) and any(isinstance(g, dict) and g.get("requireMention") is False for g in groups.values()):
+            out["allowUnmentionedGroups"] = True
         return out
 
     def secrets(self) -> tuple[str, ...]:
