@@ -6,6 +6,7 @@ of keeping an envelope and acknowledging it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from openclaw.channels.slack.events import BotUser, Recent, normalize, plain_tex
 from openclaw.channels.slack.format import to_mrkdwn
 from openclaw.channels.slack.platform import SlackPlatform
 from openclaw.channels.slack.signing import check, signature
+from openclaw.channels.slack.socket import Link, _Conn
 from openclaw.config.schema import validate
 
 BOT = BotUser("UBOT0001", "clawbot", "BBOT0001", "T1", "Team")
@@ -315,3 +317,69 @@ class PlatformTests(TestCase):
         self.assertEqual(validate(config), ([], []))
         errors, _ = validate({"channels": {"slack": {"mode": "rtm", "timeoutSeconds": 0}}})
         self.assertEqual(sorted(e.path for e in errors), ["channels.slack.mode", "channels.slack.timeoutSeconds"])
+
+
+class StubSocket:
+    """What Link uses of an autobahn protocol."""
+
+    STATE_OPEN, STATE_CLOSED = 3, 0
+
+    def __init__(self) -> None:
+        self.state = self.STATE_OPEN
+        self.sent: list[bytes] = []
+        self.closed: list[int] = []
+        self.transport = None
+
+    def sendMessage(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+    def sendClose(self, code: int) -> None:
+        self.closed.append(code)
+
+
+class LinkFrameTests(TestCase):
+    def link(self) -> tuple[Link, _Conn, StubSocket, list[dict[str, Any]]]:
+        envelopes: list[dict[str, Any]] = []
+
+        def on_envelope(envelope: dict[str, Any]) -> dict[str, Any] | None:
+            envelopes.append(envelope)
+            return None if envelope.get("type") == "keep-failed" else {"envelope_id": envelope["envelope_id"]}
+
+        link = Link(Clock(), lambda: None, on_envelope, lambda hello: None)  # type: ignore[arg-type,return-value]
+        socket = StubSocket()
+        conn = _Conn(1, socket)  # type: ignore[arg-type]
+        link.conns.append(conn)
+        link._frame(conn, socket, b'{"type": "hello"}')  # type: ignore[arg-type]
+        return link, conn, socket, envelopes
+
+    JSON = st.recursive(
+        st.none() | st.integers() | st.text(max_size=20) | st.sampled_from(["hello", "disconnect", "events_api", "refresh_requested", "link_disabled"]),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["type", "envelope_id", "reason", "payload"]), inner, max_size=4),
+        max_leaves=8,
+    )
+
+    @given(st.binary(max_size=200) | JSON.map(lambda v: json.dumps(v).encode()))
+    def test_garbage_frames_never_crash(self, payload):
+        """Whatever Slack (or a broken proxy) sends, the link neither crashes nor acknowledges something without an envelope id."""
+        link, conn, socket, envelopes = self.link()
+        link._frame(conn, socket, payload)  # type: ignore[arg-type]
+        self.assertTrue(all(isinstance(e["envelope_id"], str) and e["envelope_id"] for e in envelopes))
+        link.done.addErrback(lambda f: None)
+
+    def test_acks_and_disconnects(self):
+        """An envelope is acknowledged on its connection (not when keeping failed); a disconnect for an unknown reason closes that connection and, with none left, ends the session."""
+        link, conn, socket, envelopes = self.link()
+        self.assertTrue(conn.up)
+        link._frame(conn, socket, b'{"envelope_id": "e1", "type": "events_api"}')  # type: ignore[arg-type]
+        link._frame(conn, socket, b'{"envelope_id": "e2", "type": "keep-failed"}')  # type: ignore[arg-type]
+        self.assertEqual(socket.sent, [b'{"envelope_id": "e1"}'])
+        link._frame(conn, socket, b'{"type": "disconnect", "reason": "too_many_websockets"}')  # type: ignore[arg-type]
+        self.assertEqual(socket.closed, [1000])
+        failure = self.failureResultOf(link.done, ChannelError)
+        self.assertIn("too_many_websockets", failure.getErrorMessage())
+
+    def test_link_disabled(self):
+        """disconnect link_disabled ends the session with the config problem that stops the account."""
+        link, conn, socket, _ = self.link()
+        link._frame(conn, socket, b'{"type": "disconnect", "reason": "link_disabled"}')  # type: ignore[arg-type]
+        self.failureResultOf(link.done, ConfigProblem)
