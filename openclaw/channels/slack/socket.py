@@ -163,7 +163,7 @@ class Link:
             if isinstance(e, (ChannelError, CancelledError)):
                 raise
             raise ChannelError(f"cannot reach Slack's socket: {describe(e)}") from None
-        for old in self.conns:
+        for old in list(self.conns):
             if old is not conn:
                 self._forget(old)  # replaced: Slack has moved to the new connection
 
