@@ -11,6 +11,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
@@ -317,6 +319,24 @@ class InboundTests(TestCase):
         self.assertEqual([t.reply_to for t, _ in channel.sent], ["9", None, None])
         self.assertEqual(Inbox(h.folder / "channels/fake/default/inbox.json").pending(), [])
         self.assertIsNotNone(h.service.snapshot().get("lastOutboundAt"))
+
+    def test_platform_default_reply_mode(self):
+        """A platform whose replies are not threaded by default (Slack: reply_mode off) sends no reply_to unless the account's replyToMode asks for it."""
+
+        class Unthreaded(FakeChannel):
+            limits = attrs.evolve(LIMITS, reply_mode="off")
+
+        for config, expected in (({"dmPolicy": "open"}, [None]), ({"dmPolicy": "open", "replyToMode": "first"}, ["9"])):
+            platform = FakePlatform()
+            platform.channels.append(Unthreaded())
+            platform._build = lambda: platform.channels[-1]
+            h = Harness(self, platform=platform, config=config)
+            channel = h.start()
+            channel.inbound.received(dm("9", "question"))
+            h.settle()
+            h.agent.runs[0].finish("ok", "answer")
+            h.settle(1)
+            self.assertEqual([t.reply_to for t, _ in channel.sent], expected)
 
     def test_duplicates_and_own_messages_dropped(self):
         """A redelivered message (same chat and id) is refused; the account's own messages never reach the agent."""

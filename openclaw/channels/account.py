@@ -198,6 +198,12 @@ class AccountService(Service):
         return limits
 
     @property
+    def reply_mode(self) -> str:
+        """C{replyToMode}, else the platform's default (Slack answers in the channel, not in a new thread)."""
+        mode = self.account.config.get("replyToMode")
+        return mode if mode in ("off", "first", "all") else self.limits.reply_mode
+
+    @property
     def logged_out_marker(self) -> Path:
         return self.account.state_dir / "logged-out"
 
@@ -466,7 +472,7 @@ class AccountService(Service):
             return
         else:
             text = f"⚠️ {(outcome.error or outcome.status)[:ERROR_REPLY_LIMIT]}"
-        self.inbox.replying(work, chunk_text(text, self.limits.chunk), reply=self.account.config.get("replyToMode", "first") != "off")
+        self.inbox.replying(work, chunk_text(text, self.limits.chunk), reply=self.reply_mode != "off")
         if self.running:
             await self._deliver(work)  # else the journal delivers it at the next start
 
@@ -515,7 +521,7 @@ class AccountService(Service):
         chat = work.chat_id or message.chat_id
         pending = []
         for i in range(work.sent, len(work.chunks)):
-            reply_to = message.message_id if work.reply and (i == 0 or self.account.config.get("replyToMode") == "all") else None
+            reply_to = message.message_id if work.reply and (i == 0 or self.reply_mode == "all") else None
             pending.append(outbox.send(Target(chat, message.thread_id, reply_to), Outbound(work.chunks[i])))
         for i, d in enumerate(pending, start=work.sent):
             try:

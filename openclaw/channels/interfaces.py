@@ -193,6 +193,7 @@ class Limits:
     chat_burst: int = 3
     account_rate: float = 30.0  # sustained messages per second for the account
     account_burst: int = 30
+    reply_mode: str = "first"  # replyToMode when the account sets none: off | first | all
 
 
 @attrs.frozen

@@ -7,7 +7,8 @@ from openclaw.channels.interfaces import IPlatform
 
 
 def platforms() -> dict[str, IPlatform]:
+    from openclaw.channels.slack.platform import SlackPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
 
-    found: list[IPlatform] = [TelegramPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), SlackPlatform()]
     return {p.id: p for p in found}

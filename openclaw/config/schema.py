@@ -159,7 +159,20 @@ TELEGRAM_ACCOUNT = Obj(
     }
 )
 TELEGRAM = Obj({**TELEGRAM_ACCOUNT.fields, "accounts": Obj(rest=TELEGRAM_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM}, rest=Any_())  # other platforms check their own sections
+SLACK_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "mode": Str(("socket", "http")),
+        "botToken": Str(),
+        "appToken": Str(),
+        "signingSecret": Str(),
+        "webhookPath": Str(nonempty=True),
+        "apiBase": Str(nonempty=True),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+SLACK = Obj({**SLACK_ACCOUNT.fields, "accounts": Obj(rest=SLACK_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK}, rest=Any_())  # other platforms check their own sections
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
