@@ -8,6 +8,7 @@ from openclaw.channels.interfaces import IPlatform
 
 def platforms() -> dict[str, IPlatform]:
     from openclaw.channels.telegram.platform import TelegramPlatform
+    from openclaw.channels.whatsapp.platform import WhatsAppPlatform
 
-    found: list[IPlatform] = [TelegramPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), WhatsAppPlatform()]
     return {p.id: p for p in found}
