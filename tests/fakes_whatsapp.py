@@ -190,7 +190,7 @@ class FakeWhatsApp(Factory):
         elif kind in ("send", "send_media"):
             self._next += 1
             ident = f"3EB0SENT{self._next:04d}"
-            self.sent.append({"id": ident, **cmd})
+            self.sent.append({**cmd, "id": ident, "command": cmd.get("id")})
             link.emit({"type": "sent", "id": cmd["id"], "messageId": ident})
         elif kind == "typing":
             self.typing.append(cmd["to"])
