@@ -528,3 +528,78 @@ class RestartTests(WhatsAppMixin, TestCase):
         questions = [r["body"]["messages"][-1]["content"] for r in self.model.requests]
         self.assertEqual(questions.count("question one"), 2)
         self.assertEqual(questions.count("question two"), 1)
+
+
+class IdTests(TestCase):
+    def test_targets(self):
+        """Numbers in any common spelling become E.164; person JIDs become numbers; groups and privacy ids stay JIDs; the rest is refused."""
+        from openclaw.channels.whatsapp.messages import parse_target, to_jid
+
+        for raw in ("+1 (555) 123-4567", "15551234567", "whatsapp:+15551234567", "15551234567@s.whatsapp.net", "15551234567:12@s.whatsapp.net", "15551234567@c.us"):
+            self.assertEqual(parse_target(raw), ALICE, raw)
+        self.assertEqual(parse_target("120363012345678901@g.us"), "120363012345678901@g.us")
+        self.assertEqual(parse_target("987654321@lid"), "987654321@lid")
+        for bad in ("alice", "+12", "status@broadcast", "x@example.com", ""):
+            self.assertRaises(ValueError, parse_target, bad)
+        self.assertEqual(to_jid(ALICE), ALICE_JID)
+        self.assertEqual(to_jid("120363012345678901@g.us"), "120363012345678901@g.us")
+
+    def test_inbound_rules(self):
+        """to_inbound: DMs keyed by E.164, privacy-id DMs answered at the known number, groups by JID with mentions, status and broadcast chats and empty messages dropped."""
+        from openclaw.channels.whatsapp.messages import Me, WaMessage, to_inbound
+
+        me = Me(ME["jid"], ME["lid"], ME["name"])
+        dm = to_inbound(WaMessage("M1", ALICE_JID, ALICE_JID, push_name="Alice", text="hi", timestamp=5), me, "default")
+        self.assertEqual((dm.chat_id, dm.sender_id, dm.chat_type, dm.ts_ms, dm.trusted), (ALICE, ALICE, "dm", 5000, False))
+        lid = to_inbound(WaMessage("M2", "42@lid", "42@lid", sender_phone=ALICE, text="hi"), me, "default")
+        self.assertEqual((lid.chat_id, lid.sender_id), (ALICE, ALICE))
+        group = to_inbound(WaMessage("M3", "1203@g.us", "42@lid", text="@bot hi", mentions=("777000111@lid",), chat_name="Team"), me, "default")
+        self.assertEqual((group.chat_id, group.sender_id, group.chat_type, group.mentions_me, group.chat_title), ("1203@g.us", "42@lid", "group", True, "Team"))
+        for dropped in (
+            WaMessage("M4", "status@broadcast", ALICE_JID, text="status"),
+            WaMessage("M5", "123@broadcast", ALICE_JID, text="list"),
+            WaMessage("M6", "1@newsletter", "", text="news"),
+            WaMessage("M7", ALICE_JID, ALICE_JID, text="  "),
+            WaMessage("M8", ME["jid"], ME["jid"], from_me=True, text="self, no self-chat"),
+        ):
+            self.assertIsNone(to_inbound(dropped, me, "default"), dropped)
+        mine = to_inbound(WaMessage("M9", ME["jid"], ME["jid"], from_me=True, text="note"), me, "default", self_chat=True)
+        self.assertEqual((mine.sender_id, mine.trusted), ("+15550001111", True))
+        self.assertIsNone(to_inbound(WaMessage("M9", ME["jid"], ME["jid"], from_me=True, text="note"), me, "default", self_chat=True, sent_by_us={"M9"}))
+        media = to_inbound(WaMessage("M10", ALICE_JID, ALICE_JID, media="voice"), me, "default")
+        self.assertEqual(media.media, ("voice",))
+
+    def test_bridge_events_are_checked(self):
+        """WaMessage.from_event takes only well-typed fields, bounds them, and reads millisecond timestamps."""
+        from openclaw.channels.whatsapp.messages import WaMessage
+
+        self.assertIsNone(WaMessage.from_event({"chat": ALICE_JID}))
+        m = WaMessage.from_event({"id": "X", "chat": ALICE_JID, "text": "t" * 100_000, "timestamp": 1_760_000_000_123, "mentions": ["a", 3], "fromMe": "yes", "quoted": {"id": "Q", "text": 5}, "senderPhone": "+1 555 123 4567"})
+        self.assertEqual((len(m.text), m.timestamp, m.mentions, m.from_me, m.quoted.id, m.sender_phone), (65536, 1_760_000_000, ("a",), False, "Q", ALICE))
+
+    def test_line_decoder_and_errors(self):
+        """The helper's stdout is split into bounded lines (an overlong one reported once); error replies map to the framework's errors by code."""
+        from openclaw.channels.interfaces import ChannelError, Rejected, RetryAfter, Unreachable, Unsupported
+        from openclaw.channels.whatsapp.bridge import LineDecoder, command_error
+
+        decoder = LineDecoder(limit=10)
+        self.assertEqual(decoder.feed(b'{"a":1}\r\n{"b"'), [b'{"a":1}'])
+        self.assertEqual(decoder.feed(b":2}\n"), [b'{"b":2}'])
+        self.assertEqual(decoder.feed(b"x" * 25), [None])
+        self.assertEqual(decoder.feed(b"yyyy\nok\n"), [b"ok"])
+        self.assertIsInstance(command_error("send", {"code": "rate_limited", "retryAfter": 3}), RetryAfter)
+        self.assertEqual(command_error("send", {"code": "rate_limited"}).seconds, 5.0)
+        self.assertIsInstance(command_error("send", {"code": "not_on_whatsapp"}), Unreachable)
+        self.assertIsInstance(command_error("send", {"code": "too_large"}), Rejected)
+        self.assertIsInstance(command_error("send", {"code": "unsupported"}), Unsupported)
+        self.assertIs(type(command_error("send", {"message": "x"})), ChannelError)
+
+    def test_helper_environment(self):
+        """The helper gets its session folder, its account and what a program needs to run, never the gateway's secrets; it runs in that folder with umask 077."""
+        from openclaw.channels.whatsapp.bridge import _helper_env
+
+        env = _helper_env({"PATH": "/bin", "HOME": "/h", "OPENAI_API_KEY": "sk-secret", "OPENCLAW_GATEWAY_TOKEN": "t"}, Path("/state/wa"), "work")
+        self.assertEqual(env["OPENCLAW_WHATSAPP_AUTH_DIR"], "/state/wa")
+        self.assertEqual(env["OPENCLAW_WHATSAPP_ACCOUNT"], "work")
+        self.assertNotIn("OPENAI_API_KEY", env)
+        self.assertNotIn("OPENCLAW_GATEWAY_TOKEN", env)
