@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from openclaw.channels.interfaces import (
     AccountConfig,
+    AuthFailed,
     ChannelError,
     ChannelHost,
     ConfigProblem,
@@ -168,10 +169,10 @@ class WhatsAppChannel:
                     await self._wait_for_login(inbound)
                     continue
                 await self._session(inbound)
-        except CancelledError:
-            raise
+        except (CancelledError, AuthFailed, ConfigProblem):
+            raise  # stopped for good: sends fail at once
         except Exception:
-            stopped = False
+            stopped = False  # the framework reconnects: sends wait for the link a little
             raise
         finally:
             self._set("stopped" if stopped else "reconnecting")
