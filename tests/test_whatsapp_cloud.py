@@ -85,6 +85,18 @@ class WebhookTests(CloudMixin, TestCase):
         self.assertIn("appSecret", self.row()["lastError"])
         self.assertEqual((await post_delivery(self.service.port, text_delivery(ALICE, "hi", "wamid.X"), secret="  "))[0], 404)
 
+    async def test_no_qr_login(self):
+        """web.login.start refuses a Cloud API account (nothing to link), and a gateway without WhatsApp says how to configure it."""
+        await self.start_cloud()
+        await self.cloud_connected()
+        answer = await self.rpc("web.login.start", {})
+        self.assertEqual(answer["error"]["code"], "INVALID_REQUEST")
+        self.assertIn("Cloud API", answer["error"]["message"])
+        await self.service.stopService()
+        await self.gateway()
+        answer = await self.rpc("web.login.wait", {})
+        self.assertIn("channels.whatsapp", answer["error"]["message"])
+
     def test_signature_helper(self):
         """signature_ok: right HMAC only; a blank secret never matches, even a signature made with it."""
         body = b'{"a":1}'
