@@ -99,7 +99,8 @@ class InboundMessage:
     One message as every platform describes it. Ids are strings; C{chat_type}
     is C{dm}, C{group} or C{channel}; C{thread_kind} says what C{thread_id}
     is (C{topic} or C{thread}). C{mentions_me}: the platform saw a mention of
-    this account (or a reply to it).
+    this account (or a reply to it). C{trusted}: the sender is the account's
+    owner, so DM policy lets it through.
     """
 
     channel: str
@@ -118,6 +119,7 @@ class InboundMessage:
     reply_to: ReplyRef | None = None
     media: tuple[str, ...] = ()  # placeholders such as "photo", "voice"
     ts_ms: int = 0
+    trusted: bool = False  # the platform vouches for the sender (WhatsApp: the linked number itself)
 
     @property
     def key(self) -> str:

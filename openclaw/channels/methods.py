@@ -205,3 +205,10 @@ async def poll(conn, params):
     account, target = _now(lambda: channels.resolve(params.get("channel") or None, params.get("accountId") or None, params["to"], params.get("threadId")))
     result = await _call(lambda: channels.poll(account, target, params["question"], options, (params.get("maxSelections") or 1) > 1, duration))
     return {"runId": params["idempotencyKey"], **result}
+
+
+# -- platform methods (WhatsApp's QR login)
+
+from openclaw.channels.whatsapp.login import LOGIN_METHODS  # noqa: E402  (it imports this module's neighbours)
+
+CHANNEL_METHODS.update(LOGIN_METHODS)

@@ -112,7 +112,7 @@ def decide(
         policy = account.get("dmPolicy", "pairing")
         if policy == "disabled":
             return Decision(DROP, "direct messages are disabled (dmPolicy: disabled)")
-        if policy == "open" or matches(_entries(account.get("allowFrom")), message) or message.sender_id in approved:
+        if policy == "open" or message.trusted or matches(_entries(account.get("allowFrom")), message) or message.sender_id in approved:
             return Decision(ALLOW)
         if policy == "pairing":
             return Decision(PAIR) if pairing_enabled else Decision(DROP, "unknown sender and pairing is disabled (pairing.enabled: false)")

@@ -9,6 +9,7 @@ from openclaw.channels.interfaces import IPlatform
 def platforms() -> dict[str, IPlatform]:
     from openclaw.channels.slack.platform import SlackPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
+    from openclaw.channels.whatsapp.platform import WhatsAppPlatform
 
-    found: list[IPlatform] = [TelegramPlatform(), SlackPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), SlackPlatform(), WhatsAppPlatform()]
     return {p.id: p for p in found}

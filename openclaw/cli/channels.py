@@ -28,6 +28,8 @@ STATE_WORDS = {
     "logged-out": "logged out",
     "stopped": "stopped",
     "error": "stopped: error",
+    "not-linked": "not linked",
+    "linking": "linking (QR shown)",
 }
 
 
@@ -105,15 +107,75 @@ class _ChannelArg(TimedOptions):
 
 
 class ChannelsLoginOptions(_ChannelArg):
-    synopsis = "<channel> [--account ID]"
-    longdesc = "Start a channel account with its current config (also after a logout)."
+    synopsis = "[channel] [--account ID] [--force]"
+    longdesc = (
+        "Start a channel account with its current config (also after a logout). "
+        "WhatsApp (the default channel) is linked by QR: scan the code shown here in WhatsApp → Settings → Linked Devices."
+    )
+    optFlags = [["force", None, "WhatsApp: link again even when already linked."]]
+    login_limit = 300.0  # seconds one QR login may take in all
+
+    def postOptions(self) -> None:
+        self["channel"] = self["channel"] or "whatsapp"
+
+    def call_timeout(self) -> float:
+        return max(self["timeout"] / 1000, 45.0) if self["channel"] == "whatsapp" else self["timeout"] / 1000
 
     async def go(self, reactor, env, out):
+        if self["channel"] == "whatsapp":
+            await self._qr_login(reactor, env, out)
+            return
         result = await self.call_once(reactor, env, "channels.start", self.account_params())
         if self["json"]:
             self.emit(out, result)
             return
         out.write(account_line(result["channel"], result["status"]) + "\n")
+
+    def _show(self, out: Any, result: dict[str, Any]) -> None:
+        from openclaw.channels.whatsapp.qr import encode, terminal
+
+        if self["json"]:
+            self.emit(out, {k: v for k, v in result.items() if k != "qrDataUrl"})
+        else:
+            out.write("\n" + terminal(encode(result["qr"])) + "\n\n" + str(result.get("message") or "") + "\n")
+        out.flush()
+
+    async def _qr_login(self, reactor: Any, env: Any, out: Any) -> None:
+        params: dict[str, Any] = {"timeoutMs": 30_000}
+        if self["account"]:
+            params["accountId"] = self["account"]
+        connection = await self.connection(reactor, env)
+        try:
+            if self["force"]:
+                params["force"] = True
+            result = await self.call(connection, "web.login.start", params)
+            params.pop("force", None)
+            if not result.get("connected"):
+                if not result.get("qr"):
+                    raise Failed(str(result.get("message") or "the gateway sent no QR code"))
+                self._show(out, result)
+            deadline = reactor.seconds() + self.login_limit
+            current = result.get("qrDataUrl")
+            while not result.get("connected"):
+                if reactor.seconds() > deadline:
+                    raise Failed("WhatsApp was not linked in time; run `openclaw channels login whatsapp` again.")
+                wait = {"timeoutMs": int((self.call_timeout() - 5) * 1000), **{k: v for k, v in params.items() if k == "accountId"}}
+                if current:
+                    wait["currentQrDataUrl"] = current
+                result = await self.call(connection, "web.login.wait", wait)
+                if result.get("connected"):
+                    break
+                if result.get("qr") and result.get("qrDataUrl") != current:
+                    current = result["qrDataUrl"]
+                    self._show(out, result)
+                elif not str(result.get("message") or "").startswith("Still waiting"):
+                    raise Failed(str(result.get("message") or "the WhatsApp login failed"))
+        finally:
+            connection.close()
+        if self["json"]:
+            self.emit(out, {"connected": True, "message": result.get("message")})
+        else:
+            out.write(str(result.get("message") or "WhatsApp is linked.") + "\n")
 
 
 class ChannelsLogoutOptions(_ChannelArg):
@@ -132,7 +194,7 @@ class ChannelsOptions(CommandOptions):
     synopsis = "status|login|logout"
     subCommands = [
         ["status", None, ChannelsStatusOptions, "Channel accounts and their state (--probe checks them live)."],
-        ["login", None, ChannelsLoginOptions, "Start a channel account (again)."],
+        ["login", None, ChannelsLoginOptions, "Link WhatsApp by QR, or start a channel account (again)."],
         ["logout", None, ChannelsLogoutOptions, "Stop a channel account and keep it off."],
     ]
 

@@ -172,7 +172,41 @@ SLACK_ACCOUNT = Obj(
     }
 )
 SLACK = Obj({**SLACK_ACCOUNT.fields, "accounts": Obj(rest=SLACK_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK}, rest=Any_())  # other platforms check their own sections
+WHATSAPP_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "transport": Str(("web", "cloud")),
+        # web: a linked device through a helper process
+        "bridgeCommand": Either((Str(nonempty=True), List(Str(nonempty=True)))),
+        "authDir": Str(nonempty=True),
+        "selfChatMode": Bool(),
+        "sendReadReceipts": Bool(),
+        "pingSeconds": Int(1, 3600),
+        "pingTimeoutSeconds": Int(1, 600),
+        # cloud: the Cloud API (Graph API + webhook)
+        "accessToken": Str(),
+        "accessTokenFile": Str(),
+        "phoneNumberId": Either((Str(), Int())),
+        "appSecret": Str(),
+        "verifyToken": Str(),
+        "webhookPath": Str(nonempty=True),
+        "graphBase": Str(nonempty=True),
+        "graphVersion": Str(nonempty=True),
+        "timeoutSeconds": Int(1, 600),
+        # upstream keys this gateway accepts and does not act on yet
+        "configWrites": Bool(),
+        "mediaMaxMb": Any_(),
+        "ackReaction": Any_(),
+        "historyLimit": Any_(),
+        "dmHistoryLimit": Any_(),
+        "dms": Any_(),
+        "actions": Any_(),
+        "messagePrefix": Any_(),
+        "chunkMode": Any_(),
+    }
+)
+WHATSAPP = Obj({**WHATSAPP_ACCOUNT.fields, "accounts": Obj(rest=WHATSAPP_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP}, rest=Any_())  # other platforms check their own sections
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
