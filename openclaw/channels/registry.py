@@ -7,7 +7,8 @@ from openclaw.channels.interfaces import IPlatform
 
 
 def platforms() -> dict[str, IPlatform]:
+    from openclaw.channels.imessage.platform import IMessagePlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
 
-    found: list[IPlatform] = [TelegramPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), IMessagePlatform()]
     return {p.id: p for p in found}
