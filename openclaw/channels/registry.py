@@ -8,7 +8,8 @@ from openclaw.channels.interfaces import IPlatform
 
 def platforms() -> dict[str, IPlatform]:
     from openclaw.channels.imessage.platform import IMessagePlatform
+    from openclaw.channels.signal.platform import SignalPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
 
-    found: list[IPlatform] = [TelegramPlatform(), IMessagePlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), IMessagePlatform(), SignalPlatform()]
     return {p.id: p for p in found}
