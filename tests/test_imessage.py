@@ -222,14 +222,16 @@ class FaultTests(IMessageMixin, TestCase):
         self.imsg.dm(ALICE, "hi")
         await wait_for(lambda: self.imsg.texts() == ["up"], what="the answer")
 
-    async def test_slow_send_is_retried(self):
-        """A send imsg does not answer within timeoutSeconds is retried (transient), and the reply arrives."""
-        await self.start(imessage={"dmPolicy": "open", "timeoutSeconds": 1}, replies=[openai_text("eventually")])
+    async def test_slow_sends(self):
+        """A send imsg answers slowly but within timeoutSeconds goes once; one it does not answer in time is retried (transient), and the reply arrives."""
+        await self.start(imessage={"dmPolicy": "open", "timeoutSeconds": 1}, replies=[openai_text("slowly"), openai_text("eventually")])
         await self.connected()
-        self.imsg.fault("send", Fault(stall=True))
+        self.imsg.fault("send", Fault(delay=0.6), Fault(stall=True))
         self.imsg.dm(ALICE, "hello?")
-        await wait_for(lambda: self.imsg.texts() == ["eventually"], timeout=15, what="the retried reply")
-        self.assertEqual(len([r for r in self.imsg.requests if r.get("method") == "send"]), 2)
+        await wait_for(lambda: self.imsg.texts() == ["slowly"], timeout=15, what="the slow reply")
+        self.imsg.dm(ALICE, "still there?")
+        await wait_for(lambda: self.imsg.texts() == ["slowly", "eventually"], timeout=15, what="the retried reply")
+        self.assertEqual(len([r for r in self.imsg.requests if r.get("method") == "send"]), 3)
 
     async def test_refused_send_is_dropped(self):
         """imsg refusing a send's parameters (-32602) drops that reply at once (no retry); the account keeps serving."""
