@@ -22,6 +22,7 @@ from twisted.trial.unittest import TestCase
 from tests.fakes import openai_text, start_fake
 from tests.fakes_imsg import Fault, start_imsg
 from tests.fakes_telegram import wait_for
+from tests import schemas
 from tests.helpers import REPO
 from tests.test_agent import model_config
 from tests.wsclient import TOKEN, GatewayMixin
@@ -127,6 +128,8 @@ class RoundTripTests(IMessageMixin, TestCase):
         await wait_for(lambda: self.imsg.texts(), what="the reply")
         ws, _ = await self.connect()
         payload = (await ws.request("channels.status", {"probe": True}))["payload"]
+        schemas.validate(3, "ChannelsStatusResult", payload)
+        schemas.validate(4, "ChannelsStatusResult", payload)
         row = payload["channelAccounts"]["imessage"][0]
         self.assertEqual((row["configured"], row["running"], row["connected"], row["mode"]), (True, True, True, "rpc"))
         self.assertIsInstance(row["lastInboundAt"], int)

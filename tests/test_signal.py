@@ -6,6 +6,7 @@ model provider (tests/fakes.py), on loopback; plus the sans-IO parts.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,6 +20,8 @@ from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
 
 from openclaw.channels.interfaces import DM, GROUP, AccountConfig, ChannelError, ChannelHost, ConfigProblem, Rejected, RetryAfter, Target, Unreachable
 from openclaw.channels.signal.api import map_error
@@ -27,6 +30,7 @@ from openclaw.channels.signal.platform import NEEDS, SignalPlatform, base_url
 from tests.fakes import openai_text, start_fake
 from tests.fakes_signal import ACCOUNT, Fault, start_signal
 from tests.fakes_telegram import wait_for
+from tests import schemas
 from tests.helpers import REPO
 from tests.test_agent import model_config
 from tests.wsclient import TOKEN, GatewayMixin
@@ -136,7 +140,10 @@ class RoundTripTests(SignalMixin, TestCase):
         self.fake.dm(ALICE, "ping")
         await wait_for(lambda: self.fake.sent, what="the reply")
         ws, _ = await self.connect()
-        row = (await ws.request("channels.status", {"probe": True}))["payload"]["channelAccounts"]["signal"][0]
+        payload = (await ws.request("channels.status", {"probe": True}))["payload"]
+        schemas.validate(3, "ChannelsStatusResult", payload)
+        schemas.validate(4, "ChannelsStatusResult", payload)
+        row = payload["channelAccounts"]["signal"][0]
         self.assertEqual((row["configured"], row["running"], row["connected"], row["mode"], row["account"]), (True, True, True, "http", ACCOUNT))
         self.assertIsInstance(row["lastInboundAt"], int)
         self.assertIsInstance(row["lastOutboundAt"], int)
@@ -148,14 +155,40 @@ class RoundTripTests(SignalMixin, TestCase):
         await self.start(signal={"dmPolicy": "open"})
         await self.connected()
         ws, _ = await self.connect()
-        import base64
-
         res = await ws.request("send", {"channel": "signal", "to": f"signal:group:{GROUP_ID}", "message": "see this", "buffer": base64.b64encode(b"PNGDATA").decode(), "filename": "a b.png", "contentType": "image/png", "idempotencyKey": "k1"})
         self.assertTrue(res["ok"], res)
         (sent,) = self.fake.sent
         self.assertEqual(sent["params"]["groupId"], GROUP_ID)
         self.assertEqual(sent["params"]["attachments"], ["data:image/png;filename=a_b.png;base64," + base64.b64encode(b"PNGDATA").decode()])
         self.assertEqual(sent["message"], "see this")
+
+    async def test_media_urls_are_fetched_within_the_cap(self):
+        """A media URL is fetched and sent as a data URI; one larger than mediaMaxMb (sent chunked, without a length) is refused and nothing is sent."""
+        class Files(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                if request.path == b"/small.jpg":
+                    request.setHeader(b"Content-Type", b"image/jpeg")
+                    return b"JPEGDATA"
+                for _ in range(3):
+                    request.write(b"x" * (512 * 1024))  # chunked: no Content-Length to check up front
+                request.finish()
+                return NOT_DONE_YET
+
+        files = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(Files()))
+        self.addCleanup(files.stopListening)
+        base = f"http://127.0.0.1:{files.getHost().port}"
+        await self.start(signal={"dmPolicy": "open", "mediaMaxMb": 1})
+        await self.connected()
+        ws, _ = await self.connect()
+        res = await ws.request("send", {"channel": "signal", "to": ALICE, "message": "pic", "mediaUrl": f"{base}/small.jpg", "idempotencyKey": "k1"})
+        self.assertTrue(res["ok"], res)
+        self.assertEqual(self.fake.sent[0]["params"]["attachments"], ["data:image/jpeg;filename=small.jpg;base64," + base64.b64encode(b"JPEGDATA").decode()])
+        res = await ws.request("send", {"channel": "signal", "to": ALICE, "message": "big", "mediaUrl": f"{base}/big.bin", "idempotencyKey": "k2"})
+        self.assertFalse(res["ok"])
+        self.assertIn("larger than", json.dumps(res["error"]))
+        self.assertEqual(len(self.fake.sent), 1)
 
 
 class StreamTests(SignalMixin, TestCase):

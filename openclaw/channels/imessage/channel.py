@@ -329,6 +329,8 @@ class IMessageChannel:
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": "rpc", "cliPath": self.argv[0], "service": self.service}
+        if "--db" in self.argv:
+            out["dbPath"] = self.argv[self.argv.index("--db") + 1]
         if self.process is not None and self.process.pid is not None:
             out["pid"] = self.process.pid
         if self.suppressed:

@@ -88,6 +88,28 @@ def map_error(method: str, code: Any, message: str, data: Any, account: str | No
     return ChannelError(text)
 
 
+class TooLarge(Rejected):
+    """A body past its limit (the connection is dropped)."""
+
+
+async def read_bounded(response: Any, limit: int, what: str) -> bytes:
+    """The response body, or L{TooLarge} as soon as it passes C{limit} bytes."""
+    if isinstance(response.length, int) and response.length > limit:
+        response.deliverBody(Discard())
+        raise TooLarge(f"{what} is larger than {limit} bytes")
+    parts: list[bytes] = []
+    size = [0]
+
+    def collect(data: bytes) -> None:
+        size[0] += len(data)
+        if size[0] > limit:
+            raise TooLarge(f"{what} is larger than {limit} bytes")
+        parts.append(data)
+
+    await treq.collect(response, collect)
+    return b"".join(parts)
+
+
 def _fail(error: BaseException) -> Deferred[Any]:
     d: Deferred[Any] = Deferred()
     d.errback(error)
@@ -220,10 +242,9 @@ class SignalApi:
     async def _post(self, method: str, body: dict[str, Any]) -> tuple[int, Headers, bytes]:
         try:
             response = await self._http.post(f"{self.base}/api/v1/rpc", json.dumps(body).encode(), headers={b"Content-Type": [b"application/json"]})
-            length = response.length if isinstance(response.length, int) else 0
-            if length > MAX_RESPONSE:
-                raise ChannelError(f"{method}: signal-cli's answer is too large ({length} bytes)")
-            raw = await treq.content(response)
+            raw = await read_bounded(response, MAX_RESPONSE, f"{method}: signal-cli's answer")
+        except TooLarge as e:
+            raise ChannelError(str(e)) from None
         except (CancelledError, ChannelError):
             raise
         except Exception as e:
@@ -241,7 +262,7 @@ class SignalApi:
     async def _check(self) -> None:
         try:
             response = await self._http.get(f"{self.base}/api/v1/check")
-            await treq.content(response)
+            await read_bounded(response, 64 * 1024, "signal-cli's health answer")
         except CancelledError:
             raise
         except Exception as e:
@@ -276,7 +297,7 @@ class SignalApi:
 
         response = await self._timed("events", connect(), connect_timeout)
         if response.code != 200:
-            response.deliverBody(_Discard())
+            response.deliverBody(Discard())
             if response.code == 400:
                 raise Conflict(f"signal-cli refused the event stream for {self.account}: the daemon does not have this account (check channels.signal.account)")
             if response.code == 404:
@@ -306,7 +327,7 @@ class SignalApi:
         return stream.done
 
 
-class _Discard(Protocol):
+class Discard(Protocol):
     def connectionMade(self) -> None:
         if self.transport is not None:
             self.transport.stopProducing()

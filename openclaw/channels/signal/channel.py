@@ -26,7 +26,6 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -49,7 +48,7 @@ from openclaw.channels.interfaces import (
     Target,
     Unsupported,
 )
-from openclaw.channels.signal.api import Conflict, SignalApi, describe
+from openclaw.channels.signal.api import Conflict, SignalApi, Discard, describe, read_bounded
 from openclaw.channels.signal.events import UUID, normalize
 
 log = Logger(namespace="openclaw.channels.signal")
@@ -238,11 +237,9 @@ class SignalChannel:
             try:
                 response = await client.get(url)
                 if response.code != 200:
-                    await treq.content(response)
+                    response.deliverBody(Discard())
                     raise Rejected(f"fetching the attachment failed: HTTP {response.code}")
-                if isinstance(response.length, int) and response.length > self.media_max:
-                    raise Rejected("the attachment is larger than channels.signal.mediaMaxMb")
-                body = await treq.content(response)
+                body = await read_bounded(response, self.media_max, "the attachment (channels.signal.mediaMaxMb)")
             except (Rejected, ChannelError):
                 raise
             except Exception as e:
