@@ -82,7 +82,8 @@ class IMessageChannel:
         self.attachments = config.get("includeAttachments") is True
         groups = config.get("groups")
         self.groups: dict[str, Any] = groups if isinstance(groups, dict) else {}
-        self.process: RpcProcess | None = None
+        self.process: RpcProcess | None = None  # the current child
+        self.live: RpcProcess | None = None  # the current child once its watch is up (sends go there)
         self.subscription: Any = None
         self._sink: IInbound | None = None
         self._waiters: list[Deferred[RpcProcess]] = []
@@ -107,7 +108,13 @@ class IMessageChannel:
             raise ChannelError(f"cannot start {self.argv[0]}: {e.strerror or e}") from None
         self.process = process
         self._children.add(process)
-        process.ended.addCallback(lambda error: self._children.discard(process) or failed.called or failed.errback(error or ChannelError("imsg rpc exited")))
+
+        def ended(error: ChannelError | None) -> None:
+            self._children.discard(process)
+            if not failed.called:
+                failed.errback(error or ChannelError("imsg rpc exited"))
+
+        process.ended.addCallback(ended)
         self._typing_ok = True
         try:
             params: dict[str, Any] = {"attachments": self.attachments}
@@ -116,6 +123,7 @@ class IMessageChannel:
                 params["since_rowid"] = cursor.rowid
             answer = await process.request("watch.subscribe", params, timeout=self.timeout)
             self.subscription = answer.get("subscription") if isinstance(answer, dict) else None
+            self.live = process
             inbound.problem(None)
             inbound.connected()
             self._ready(process)
@@ -126,7 +134,7 @@ class IMessageChannel:
             raise
         finally:
             if self.process is process:
-                self.process = None
+                self.process = self.live = None
                 self.subscription = None
             if not failed.called:
                 failed.callback(None)
@@ -186,8 +194,8 @@ class IMessageChannel:
                 d.callback(process)
 
     async def _live(self, wait: float) -> RpcProcess:
-        process = self.process
-        if process is not None and self.subscription is not None and not process.exited:
+        process = self.live
+        if process is not None and not process.exited:
             return process
         if self._closed:
             raise ChannelError("the iMessage channel is closed")
@@ -282,13 +290,13 @@ class IMessageChannel:
         return Deferred.fromCoroutine(self._typing(target, False))
 
     async def _typing(self, target: Target, on: bool) -> None:
-        process = self.process
-        if not self._typing_ok or process is None or self.subscription is None:
+        process = self.live
+        if not self._typing_ok or process is None:
             return
         try:
             await process.request("typing", {**self._address(target), "typing": on}, timeout=min(self.timeout, 10.0))
         except RpcFailed as e:
-            if self.process is process:
+            if self.live is process:
                 self._typing_ok = False  # basic mode (no private API): do not ask again for this child
             log.info("imsg {account}: typing indicators are off ({error})", account=self.account.account_id, error=str(e))
 
@@ -304,7 +312,7 @@ class IMessageChannel:
 
     async def _probe(self, timeout: float) -> dict[str, Any]:
         started = time.monotonic()
-        process = self.process if self.process is not None and self.subscription is not None else None
+        process = self.live
         temporary = None
         try:
             if process is None:
@@ -348,7 +356,7 @@ class IMessageChannel:
             if not d.called:
                 d.errback(ChannelError("the iMessage channel is closed"))
         self._waiters = []
-        self.process = None
+        self.process = self.live = None
         stopping = [p.stop() for p in list(self._children)]
         return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
 
