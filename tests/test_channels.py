@@ -16,7 +16,7 @@ import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 from zope.interface.verify import verifyObject
 
 from openclaw.channels.account import AccountDeps, AccountService
@@ -28,9 +28,11 @@ from openclaw.channels.interfaces import (
     ChannelHost,
     ConfigProblem,
     IChannel,
+    IConfigHint,
     IInbound,
     InboundMessage,
     IPlatform,
+    ITypingStop,
     Limits,
     Moved,
     Outbound,
@@ -225,6 +227,18 @@ class SupervisionTests(TestCase):
             self.assertTrue(base * 0.75 <= delay <= base * 1.25, (i, delay))
         self.assertEqual(h.service.reconnect_attempts, 9)
         self.assertEqual(h.service.snapshot()["lastError"], "link lost")
+
+    def test_unconfigured_reason(self):
+        """A platform that says why an account is not configured (IConfigHint) has its words in status; the account does not start or retry."""
+        platform = FakePlatform()
+        platform.configured = lambda account: False  # type: ignore[method-assign]
+        platform.unconfigured = lambda account: "needs the fake helper: set channels.fake.helperPath"  # type: ignore[attr-defined]
+        alsoProvides(platform, IConfigHint)
+        h = Harness(self, platform=platform)
+        self.assertIsNone(h.start())
+        h.settle(60)
+        snapshot = h.service.snapshot()
+        self.assertEqual((h.service.state, snapshot["lastError"], snapshot["reconnectAttempts"]), ("not-configured", "needs the fake helper: set channels.fake.helperPath", 0))
 
     def test_backoff_resets_after_a_stable_minute(self):
         """A link that stayed up for a minute starts the backoff afresh."""
@@ -430,6 +444,23 @@ class InboundTests(TestCase):
         h.agent.runs[1].finish("ok", "done too")
         h.clock.pump([4, 4])
         self.assertEqual(len(channel.typings), 5)
+
+    def test_typing_stop_hook(self):
+        """A channel that keeps its indicator up until told (ITypingStop) is told once, when the chat's last run ends; others are not asked."""
+        h = Harness(self)
+        channel = h.start()
+        stops: list[Target] = []
+        channel.typing_stop = lambda target: (stops.append(target), succeed(None))[1]  # type: ignore[attr-defined]
+        alsoProvides(channel, ITypingStop)
+        channel.inbound.received(dm("1"))
+        channel.inbound.received(dm("2"))
+        h.settle()
+        h.agent.runs[0].finish("ok", "done")
+        h.settle()
+        self.assertEqual(stops, [])
+        h.agent.runs[1].finish("ok", "done too")
+        h.settle()
+        self.assertEqual(stops, [Target("42")])
 
     def test_pairing_flow(self):
         """Under dmPolicy pairing an unknown sender gets one code message and a `pairing` event; the agent never runs; after approval it does."""

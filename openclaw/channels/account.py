@@ -38,9 +38,11 @@ from openclaw.channels.interfaces import (
     ChannelHost,
     ConfigProblem,
     IChannel,
+    IConfigHint,
     IInbound,
     InboundMessage,
     IPlatform,
+    ITypingStop,
     Limits,
     Outbound,
     Receipt,
@@ -238,7 +240,10 @@ class AccountService(Service):
         if self.logged_out_marker.exists():
             return self._halt("logged-out", f"logged out; run `openclaw channels login {self.channel_id}` to start it again")
         if not self.platform.configured(self.account):
-            return self._halt("not-configured", f"{self.platform.label} is not configured for account {self.account_id}")
+            reason = f"{self.platform.label} is not configured for account {self.account_id}"
+            if IConfigHint.providedBy(self.platform):
+                reason = self.platform.unconfigured(self.account) or reason
+            return self._halt("not-configured", reason)
         try:
             channel = self.platform.build(self.account, self.deps.host)
         except ConfigProblem as e:
@@ -489,6 +494,8 @@ class AccountService(Service):
             self._typing_loops.pop(key, None)
             if loop is not None and loop.running:
                 loop.stop()
+            if loop is not None:
+                _typing_stop(channel, target)
             return
         if loop is None:
             started = self.clock.seconds()
@@ -498,6 +505,7 @@ class AccountService(Service):
                     self._typing_loops.pop(key, None)
                     if loop is not None and loop.running:
                         loop.stop()
+                    _typing_stop(channel, target)
                     return
                 try:
                     channel.typing(target).addErrback(lambda f: log.debug("typing failed: {e}", e=f.getErrorMessage()))
@@ -615,6 +623,16 @@ class AccountService(Service):
             except Exception:
                 log.failure("{account} snapshot failed", account=self.name)
         return out
+
+
+def _typing_stop(channel: IChannel, target: Target) -> None:
+    """Take the indicator down where the platform keeps it up until told."""
+    if not ITypingStop.providedBy(channel):
+        return
+    try:
+        channel.typing_stop(target).addErrback(lambda f: log.debug("typing stop failed: {e}", e=f.getErrorMessage()))
+    except Exception as e:
+        log.debug("typing stop failed: {e}", e=str(e))
 
 
 def _all(sends: list[Deferred[Receipt]]) -> Deferred[list[Receipt]]:

@@ -285,6 +285,20 @@ class IChannel(Interface):
         """Release connections and timers; called once when the account stops."""
 
 
+class ITypingStop(Interface):
+    """A channel whose typing indicator stays on until told (iMessage, Signal)."""
+
+    def typing_stop(target: Target) -> Deferred[None]:
+        """Take the typing indicator down (no run is going in that chat any more)."""
+
+
+class IConfigHint(Interface):
+    """A platform that can say why an account is not configured, with the fix."""
+
+    def unconfigured(account: AccountConfig) -> str:
+        """The reason L{IPlatform.configured} is false, for status."""
+
+
 class IPlatform(Interface):
     """A kind of channel: its id, defaults, and how to build an account."""
 

@@ -8,8 +8,10 @@ from openclaw.channels.interfaces import IPlatform
 
 def platforms() -> dict[str, IPlatform]:
     from openclaw.channels.slack.platform import SlackPlatform
+    from openclaw.channels.imessage.platform import IMessagePlatform
+    from openclaw.channels.signal.platform import SignalPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
     from openclaw.channels.whatsapp.platform import WhatsAppPlatform
 
-    found: list[IPlatform] = [TelegramPlatform(), SlackPlatform(), WhatsAppPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), SlackPlatform(), WhatsAppPlatform(), IMessagePlatform(), SignalPlatform()]
     return {p.id: p for p in found}

@@ -206,7 +206,32 @@ WHATSAPP_ACCOUNT = Obj(
     }
 )
 WHATSAPP = Obj({**WHATSAPP_ACCOUNT.fields, "accounts": Obj(rest=WHATSAPP_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP}, rest=Any_())  # other platforms check their own sections
+IMESSAGE_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "cliPath": Str(nonempty=True),
+        "dbPath": Str(nonempty=True),
+        "service": Str(("imessage", "sms", "auto")),
+        "region": Str(nonempty=True),
+        "includeAttachments": Bool(),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+IMESSAGE = Obj({**IMESSAGE_ACCOUNT.fields, "accounts": Obj(rest=IMESSAGE_ACCOUNT)})
+SIGNAL_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "account": Str(nonempty=True),
+        "httpUrl": Str(nonempty=True),
+        "httpHost": Str(nonempty=True),
+        "httpPort": PORT,
+        "timeoutSeconds": Int(1, 600),
+        "idleTimeoutSeconds": Int(1, 3600),
+        "mediaMaxMb": Int(1, 100),
+    }
+)
+SIGNAL = Obj({**SIGNAL_ACCOUNT.fields, "accounts": Obj(rest=SIGNAL_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL}, rest=Any_())  # other platforms check their own sections
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
