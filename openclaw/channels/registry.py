@@ -7,7 +7,8 @@ from openclaw.channels.interfaces import IPlatform
 
 
 def platforms() -> dict[str, IPlatform]:
+    from openclaw.channels.discord.platform import DiscordPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
 
-    found: list[IPlatform] = [TelegramPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), DiscordPlatform()]
     return {p.id: p for p in found}

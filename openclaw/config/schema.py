@@ -159,7 +159,19 @@ TELEGRAM_ACCOUNT = Obj(
     }
 )
 TELEGRAM = Obj({**TELEGRAM_ACCOUNT.fields, "accounts": Obj(rest=TELEGRAM_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM}, rest=Any_())  # other platforms check their own sections
+DISCORD_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "token": Str(),
+        "tokenFile": Str(),
+        "apiBase": Str(nonempty=True),
+        "intents": Obj({"messageContent": Bool()}),
+        "allowBots": Bool(),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+DISCORD = Obj({**DISCORD_ACCOUNT.fields, "accounts": Obj(rest=DISCORD_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM, "discord": DISCORD}, rest=Any_())  # other platforms check their own sections
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
