@@ -141,8 +141,10 @@ class FakeDiscord(Resource):
         self.heartbeats: list[tuple[float, Any]] = []
         self.client_closes: list[int | None] = []
         self.identifies: list[dict[str, Any]] = []
+        self.identified_at: list[float] = []
         self.resumes: list[dict[str, Any]] = []
         self.remaining = 1000
+        self.reset_after_ms = 3_600_000
         self.guilds: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.dm_channels: dict[str, str] = {}
@@ -279,15 +281,17 @@ class FakeDiscord(Resource):
         conn.sendClose(code, reason or None)
 
     def drop(self) -> None:
-        """The TCP connection just breaks (no close frame)."""
+        """The TCP connection just breaks (no close frame); events from now on wait for a RESUME."""
         conn = self.live()
-        assert conn is not None
+        assert conn is not None and self.session is not None
+        self.session.conn = None
         conn.transport.abortConnection()
 
     # -- gateway opcodes
 
     def identify(self, conn: GatewayConn, d: Any) -> None:
         self.identifies.append(d)
+        self.identified_at.append(time.monotonic())
         if not isinstance(d, dict) or d.get("token") != self.token:
             conn.sendClose(4004, "Authentication failed.")
             return
@@ -377,12 +381,12 @@ class FakeDiscord(Resource):
         except ValueError:
             return self._error(request, 400, "400: Bad Request", 50109)
         if route == "GET /gateway/bot":
-            return self._ok({"url": self.gateway_url, "shards": 1, "session_start_limit": {"total": 1000, "remaining": self.remaining, "reset_after": 3_600_000, "max_concurrency": 1}})
+            return self._ok({"url": self.gateway_url, "shards": 1, "session_start_limit": {"total": 1000, "remaining": self.remaining, "reset_after": self.reset_after_ms, "max_concurrency": 1}})
         if route == "GET /users/@me":
             return self._ok(self.user(self.bot_id, self.username, bot=True))
         if route == "GET /applications/@me":
             return self._ok({"id": self.bot_id, "name": "Claw", "flags": self.app_flags})
-        if route == "POST /users/@me/channels":
+        if route == "POST /users/@me/channels":  # open (or get) the DM channel
             user = str(body.get("recipient_id") or "")
             if not user.isdigit():
                 return self._error(request, 400, "Invalid Form Body", 50035)

@@ -56,7 +56,7 @@ log = Logger(namespace="openclaw.channels.discord")
 LIMITS = Limits(chunk=2000, max_text=2000, typing_every=8.0, chat_rate=1.0, chat_burst=5, account_rate=40.0, account_burst=40)
 DEFAULT_TIMEOUT = 30.0
 QUICK_FAILURES = 3  # connections in a row that end before READY: then the framework backs off
-IDENTIFY_GAP = 5.0  # Discord allows max_concurrency identifies per 5 s
+IDENTIFY_GAP = 5.5  # Discord allows one identify per 5 s (max_concurrency 1); a margin for the handshake
 MAX_IDENTIFY_WAIT = 24 * 3600.0
 GATEWAY_BOT_ATTEMPTS = 5
 LOOKUP_TIMEOUT = 10.0
@@ -156,6 +156,8 @@ class DiscordChannel:
             raise ChannelError(f"GET /gateway/bot: {e}") from None
         limit = info.get("session_start_limit") if isinstance(info.get("session_start_limit"), dict) else {}
         assert isinstance(limit, dict)
+        if self.me is None and state.resumable:
+            await self._whoami()  # a RESUME brings no READY: learn our own id (to drop our echoes) first
         quick = 0
         while True:
             if not state.resumable:
@@ -179,6 +181,15 @@ class DiscordChannel:
                 state.forget()
             if ending.delay:
                 await self._sleep(ending.delay)
+
+    async def _whoami(self) -> None:
+        user = await self.rest.call("GET", "/users/@me", "GET /users/@me")
+        uid = snowflake(user.get("id")) if isinstance(user, dict) else None
+        if uid is None:
+            raise ChannelError("GET /users/@me: Discord answered without the bot's id")
+        assert isinstance(user, dict)
+        self.me = {"id": uid, "username": str(user.get("username") or "")}
+        self.self_ids = frozenset({uid})
 
     async def _identify_slot(self, limit: dict[str, Any], inbound: IInbound) -> None:
         """Wait for Discord's identify budget: the daily count, and one identify per 5 s."""
@@ -287,7 +298,9 @@ class DiscordChannel:
             inbound.problem(None)
             inbound.connected()
             return
-        if name == "MESSAGE_CREATE" and self.me is not None:
+        if name == "MESSAGE_CREATE":
+            if self.me is None:
+                raise ChannelError("a message arrived before the bot's own id was known")
             await self._learn_channel(data)
             message = normalize(data, self.me["id"], self.directory, self.account.account_id, self.allow_bots)
             if message is not None:

@@ -97,12 +97,15 @@ class GatewayProtocol(WebSocketClientProtocol):
         self.sendMessage(text.encode("utf-8"))
 
     def shut(self, code: int, reason: str, abort: bool) -> None:
+        """Send a close frame; with C{abort} do not wait for Discord's answer (autobahn's close timeout backs that up)."""
         try:
             self.sendClose(code, _reason(reason))
         except Exception:
-            abort = True
+            if self.transport is not None:
+                self.transport.abortConnection()
+            return
         if abort and self.transport is not None:
-            self.transport.abortConnection()
+            self.transport.loseConnection()  # the close frame still goes out first
 
 
 class GatewayFactory(WebSocketClientFactory):

@@ -55,6 +55,8 @@ def map_error(what: str, status: int, body: Any) -> ChannelError:
     body = body if isinstance(body, dict) else {}
     code = body.get("code") if isinstance(body.get("code"), int) else None
     message = str(body.get("message") or "")[:200]
+    if message.startswith(f"{status}: "):
+        message = message[len(f"{status}: ") :]  # Discord writes "401: Unauthorized"
     text = f"{what}: Discord {status}" + (f" {message}" if message else "") + (f" (code {code})" if code else "")
     if status == 401:
         return _status_error(AuthFailed, f"Discord refused the bot token ({status} {message or 'Unauthorized'}): {TOKEN_FIX}", status, code)
@@ -113,7 +115,7 @@ class Rest:
         The decoded answer (None for 204). C{route} names the rate-limit route
         (C{"POST /channels/{id}/messages"}), C{major} its major parameter.
         """
-        what = route
+        what = f"{method} {path}"
         if self.refused is not None:
             raise self.refused
         if self.closed:
