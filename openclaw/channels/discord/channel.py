@@ -19,6 +19,7 @@ C{message_reference} for replies and no pings (C{allowed_mentions}).
 
 from __future__ import annotations
 
+import platform
 import random
 import re
 import time
@@ -26,7 +27,6 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import TimeoutError
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -219,6 +219,7 @@ class DiscordChannel:
             protocol.shut,
             self._enqueue,
             self.rng,
+            {"os": platform.system().lower() or "unknown", "browser": "openclaw", "device": "openclaw"},
         )
         if self.state.resumable:
             self.resumes += 1
@@ -234,8 +235,6 @@ class DiscordChannel:
         self.connections += 1
         try:
             self.protocol = await endpoint_for(self.reactor, url).connect(factory).addTimeout(CONNECT_TIMEOUT + 1, self.reactor)
-        except (TimeoutError, ConnectionError, OSError, ChannelError) as e:
-            return Ending(AGAIN, ChannelError(f"cannot reach the Discord gateway: {describe(e)}")), False
         except CancelledError:
             raise
         except Exception as e:
