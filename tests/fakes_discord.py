@@ -133,6 +133,7 @@ class FakeDiscord(Resource):
         self.app_flags = FLAG_CONTENT
         self.heartbeat_ms = 41250
         self.zombie = False
+        self.storm: int | None = None  # close every connection with this code right after READY/RESUMED
         self.gateway_port = 0
         self.sessions: dict[str, Session] = {}
         self.session: Session | None = None  # the latest identified
@@ -328,6 +329,8 @@ class FakeDiscord(Resource):
             channels = [c for c in self.channels.values() if c.get("guild_id") == gid and c["type"] in (0, 5)]
             threads = [c for c in self.channels.values() if c.get("guild_id") == gid and c["type"] in (10, 11, 12) and c["id"] not in self.hidden]
             self.dispatch("GUILD_CREATE", {**guild, "channels": channels, "threads": threads})
+        if self.storm:
+            conn.sendClose(self.storm, "Unknown error.")
 
     def resume(self, conn: GatewayConn, d: Any) -> None:
         self.resumes.append(d)
@@ -349,6 +352,8 @@ class FakeDiscord(Resource):
             if s > seq:
                 conn.send({"op": 0, "t": name, "s": s, "d": data})
         self.dispatch("RESUMED", None, session)
+        if self.storm:
+            conn.sendClose(self.storm, "Unknown error.")
 
     # -- REST
 

@@ -212,6 +212,16 @@ class GatewayFaultTests(DiscordMixin, TestCase):
         await wait_for(lambda: self.dc.resumes, what="a RESUME")
         await wait_for(lambda: self.account().connected, what="connected")
 
+    async def test_reconnect_storm_backs_off(self):
+        """A gateway that closes every connection right after READY/RESUMED is not hammered: after three short connections the framework's backoff takes over."""
+        await self.start(before=lambda dc: setattr(dc, "storm", 4000))
+        await wait_for(lambda: self.account().reconnect_attempts >= 1, what="a backoff")
+        self.assertLessEqual(len(self.dc.conns), 4)
+        await self.pause(1.0)
+        self.assertLessEqual(len(self.dc.conns), 7)
+        self.dc.storm = None
+        await wait_for(lambda: self.account().connected and self.dc.session.conn is not None, timeout=20, what="connected once the storm is over")
+
     async def test_close_4009_identifies(self):
         """Close 4009 (session timed out): reconnect with a fresh IDENTIFY."""
         await self.start()

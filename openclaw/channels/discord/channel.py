@@ -7,8 +7,8 @@ gateway URL and the identify budget, then one WebSocket connection after
 another: RESUME when a session is known (kept in the journal's cursor, so a
 restarted gateway resumes too and Discord replays what it missed), else
 IDENTIFY. Connections that end after READY (op 7, op 9, zombie, drops)
-are replaced at once; connections that keep failing before READY end the
-receive loop, and the framework backs off. Close codes that need a fix
+are replaced at once; when three in a row fail before READY or soon after
+it, the receive loop ends and the framework backs off. Close codes that need a fix
 (4004, 4010-4014) stop the account with the fix in status.
 
 Events are handled one after the other in sequence order; the sequence
@@ -55,7 +55,8 @@ log = Logger(namespace="openclaw.channels.discord")
 # Discord: 2000 characters a message; about 5 messages per 5 s per channel, 50 requests/s per bot.
 LIMITS = Limits(chunk=2000, max_text=2000, typing_every=8.0, chat_rate=1.0, chat_burst=5, account_rate=40.0, account_burst=40)
 DEFAULT_TIMEOUT = 30.0
-QUICK_FAILURES = 3  # connections in a row that end before READY: then the framework backs off
+QUICK_FAILURES = 3  # connections in a row that end before READY (or soon after): then the framework backs off
+SETTLED = 10.0  # a connection up this long after READY was healthy
 IDENTIFY_GAP = 5.5  # Discord allows one identify per 5 s (max_concurrency 1); a margin for the handshake
 MAX_IDENTIFY_WAIT = 24 * 3600.0
 GATEWAY_BOT_ATTEMPTS = 5
@@ -168,12 +169,13 @@ class DiscordChannel:
                     target = gateway_url(state.resume_url)
                 except ValueError:
                     pass
+            started = self.reactor.seconds()
             ending, was_ready = await self._connect(target)
             if ending.action == STOP:
                 inbound.problem(str(ending.error))
                 raise ending.error
             log.info("discord {account}: {reason}", account=self.account.account_id, reason=str(ending.error))
-            quick = 0 if was_ready else quick + 1
+            quick = 0 if was_ready and self.reactor.seconds() - started >= SETTLED else quick + 1
             if quick >= QUICK_FAILURES:
                 raise ending.error
             if quick == QUICK_FAILURES - 1 and state.resumable:
@@ -498,6 +500,8 @@ class DiscordChannel:
             out["baseUrl"] = self.api_base
         session = self.session
         gateway: dict[str, Any] = {"connections": self.connections, "identifies": self.identifies, "resumes": self.resumes}
+        if self.gateway is not None:
+            gateway["url"] = self.gateway
         if self.state is not None:
             gateway["resumable"] = self.state.resumable
         if session is not None and session.latency is not None:
