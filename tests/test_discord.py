@@ -85,7 +85,7 @@ class DiscordMixin(GatewayMixin):
 
 class RoundTripTests(DiscordMixin, TestCase):
     async def test_pairing_then_chunked_reply(self):
-        """Unknown DM gets a code (the agent never sees it); `openclaw pairing approve` (a subprocess) lets the next DM through; the reply comes back chunked at 2000, the first chunk a reply without pings, with typing shown."""
+        """Unknown DM gets a code (the agent never sees it); `openclaw pairing approve --notify` (a subprocess) tells the sender and lets the next DM through; the reply comes back chunked at 2000, the first chunk a reply without pings, with typing shown."""
         long = "\n\n".join(f"Paragraph {i}: " + "word " * 350 for i in range(3))
         await self.start(replies=[openai_text(long)])
         await self.connected()
@@ -99,12 +99,14 @@ class RoundTripTests(DiscordMixin, TestCase):
         status, out, err = await self.cli("pairing", "list", "discord")
         self.assertEqual(status, 0, err)
         self.assertIn(code, out)
-        status, out, err = await self.cli("pairing", "approve", "discord", code)
+        status, out, err = await self.cli("pairing", "approve", "discord", code, "--notify")
         self.assertEqual(status, 0, err)
+        await wait_for(lambda: len(self.dm_texts(ALICE)) == 2, what="the approval notice")
+        self.assertIn("access approved", self.dm_texts(ALICE)[1])
 
         question = self.dc.dm(ALICE, "what is the plan?")
-        await wait_for(lambda: len(self.dm_texts(ALICE)) >= 4, what="the chunked reply")
-        replies = [m for m in self.dc.sent if m["channel_id"] == self.dc.dm_channel(ALICE)][1:]
+        await wait_for(lambda: len(self.dm_texts(ALICE)) >= 5, what="the chunked reply")
+        replies = [m for m in self.dc.sent if m["channel_id"] == self.dc.dm_channel(ALICE)][2:]
         self.assertEqual(len(replies), 3)
         self.assertTrue(all(len(r["content"]) <= 2000 for r in replies))
         self.assertEqual(" ".join(" ".join(r["content"].split()) for r in replies), " ".join(long.split()))

@@ -192,7 +192,7 @@ class GatewaySessionTests(SynchronousTestCase):
             self.assertFalse(h.state.resumable)
 
     def test_close_codes(self):
-        """4004 stops (bad token); 4010-4014 stop with the fix (4014 names the Message Content intent); 4007/4009 identify afresh; others resume."""
+        """4004 stops (bad token); 4010-4014 stop with the fix (4014 names the Message Content intent); 4007/4009 identify afresh; 4000-4003, 4005, 4008 and drops resume."""
         for code, action, kind in (
             (4004, STOP, AuthFailed),
             (4010, STOP, ConfigProblem),
@@ -203,6 +203,10 @@ class GatewaySessionTests(SynchronousTestCase):
             (4007, FRESH, None),
             (4009, FRESH, None),
             (4000, AGAIN, None),
+            (4001, AGAIN, None),
+            (4002, AGAIN, None),
+            (4003, AGAIN, None),
+            (4005, AGAIN, None),
             (4008, AGAIN, None),
             (1006, AGAIN, None),
             (1000, AGAIN, None),
