@@ -116,17 +116,15 @@ class Rest:
         (C{"POST /channels/{id}/messages"}), C{major} its major parameter.
         """
         what = f"{method} {path}"
-        if self.refused is not None:
-            raise self.refused
-        if self.closed:
-            raise ChannelError(f"{what}: the Discord client is closed")
         for _ in range(8):
+            self._usable(what)
             wait = self.limits.wait(route, major, self.reactor.seconds())
             if wait <= 0:
                 break
             if wait > INLINE_WAIT:
                 raise RetryAfter(wait, f"{what}: waiting for Discord's rate limit")
             await deferLater(self.reactor, wait, lambda: None)
+        self._usable(what)  # closed or refused while waiting?
         self.limits.taken(route, major, self.reactor.seconds())
         self.requests += 1
         limit = timeout or self.timeout
@@ -169,6 +167,12 @@ class Rest:
         if isinstance(error, AuthFailed):
             self.refused = error
         raise error
+
+    def _usable(self, what: str) -> None:
+        if self.refused is not None:
+            raise AuthFailed(str(self.refused))
+        if self.closed:
+            raise ChannelError(f"{what}: the Discord client is closed")
 
     def _limited(self, route: str, major: str, headers: dict[str, str], value: Any, now: float) -> float:
         body = value if isinstance(value, dict) else {}
