@@ -234,5 +234,5 @@ class ConfigTests(TestCase):
         with self.assertRaises(ConfigError) as caught:
             gateway_settings(home, channels={"telegram": {"dmPolicy": "closed", "groups": {"-1": {"requireMention": "no"}}}})
         self.assertEqual([i.path for i in caught.exception.issues], ["channels.telegram.dmPolicy", "channels.telegram.groups.-1.requireMention"])
-        settings = gateway_settings(home, channels={"telegram": {"streamMode": "partial"}, "discord": {"anything": 1}})
+        settings = gateway_settings(home, channels={"telegram": {"streamMode": "partial"}, "zalo": {"anything": 1}})
         self.assertEqual([w.path for w in settings.warnings], ["channels.telegram.streamMode"])

@@ -10,8 +10,9 @@ def platforms() -> dict[str, IPlatform]:
     from openclaw.channels.slack.platform import SlackPlatform
     from openclaw.channels.imessage.platform import IMessagePlatform
     from openclaw.channels.signal.platform import SignalPlatform
+    from openclaw.channels.discord.platform import DiscordPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
     from openclaw.channels.whatsapp.platform import WhatsAppPlatform
 
-    found: list[IPlatform] = [TelegramPlatform(), SlackPlatform(), WhatsAppPlatform(), IMessagePlatform(), SignalPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), SlackPlatform(), WhatsAppPlatform(), IMessagePlatform(), SignalPlatform(), DiscordPlatform()]
     return {p.id: p for p in found}

@@ -231,7 +231,19 @@ SIGNAL_ACCOUNT = Obj(
     }
 )
 SIGNAL = Obj({**SIGNAL_ACCOUNT.fields, "accounts": Obj(rest=SIGNAL_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL}, rest=Any_())  # other platforms check their own sections
+DISCORD_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "token": Str(),
+        "tokenFile": Str(),
+        "apiBase": Str(nonempty=True),
+        "intents": Obj({"messageContent": Bool()}),
+        "allowBots": Bool(),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+DISCORD = Obj({**DISCORD_ACCOUNT.fields, "accounts": Obj(rest=DISCORD_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD}, rest=Any_())  # other platforms check their own sections
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
