@@ -7,7 +7,8 @@ from openclaw.channels.interfaces import IPlatform
 
 
 def platforms() -> dict[str, IPlatform]:
+    from openclaw.channels.matrix.platform import MatrixPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
 
-    found: list[IPlatform] = [TelegramPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), MatrixPlatform()]
     return {p.id: p for p in found}
