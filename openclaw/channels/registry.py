@@ -7,8 +7,9 @@ from openclaw.channels.interfaces import IPlatform
 
 
 def platforms() -> dict[str, IPlatform]:
+    from openclaw.channels.irc.platform import IrcPlatform
     from openclaw.channels.matrix.platform import MatrixPlatform
     from openclaw.channels.telegram.platform import TelegramPlatform
 
-    found: list[IPlatform] = [TelegramPlatform(), MatrixPlatform()]
+    found: list[IPlatform] = [TelegramPlatform(), MatrixPlatform(), IrcPlatform()]
     return {p.id: p for p in found}
