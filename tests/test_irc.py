@@ -13,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
@@ -332,6 +334,15 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(self.written(), ["CAP END"])
         self.assertEqual(proto.sasl, "ok")
 
+    def test_server_ignoring_cap(self):
+        """A server that ignores CAP and welcomes at once: SASL counts as unavailable and NickServ IDENTIFY stands in."""
+        proto = self.connect(sasl_password="pw")
+        self.written()
+        self.welcome(proto)
+        self.assertEqual(proto.sasl, "unavailable")
+        self.assertEqual(self.written()[0], "PRIVMSG NickServ :IDENTIFY claw pw")
+        self.successResultOf(proto.registered)
+
     def test_sasl_failure_is_auth_failed(self):
         """904 aborts the connection and fails registration with AuthFailed."""
         proto = self.connect(sasl_password="pw")
@@ -430,6 +441,18 @@ class TextTests(SynchronousTestCase):
         self.assertIn("CTCP and    tab", lines[-1])
         self.assertEqual(split_message("one two three four five", 16), ["one two three", "four five"])
 
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=2000), st.integers(16, 500))
+    def test_split_keeps_every_word_within_the_budget(self, text, budget):
+        """Any text: every line fits the byte budget, holds no control character, and the words come out as they went in."""
+        lines = split_message(text, budget)
+        self.assertTrue(all(0 < len(line.encode()) <= budget for line in lines))
+        self.assertFalse(any(c in line for line in lines for c in "\r\n\x00\x01"))
+        from openclaw.channels.irc.text import clean
+
+        expected = "".join("".join(clean(part).split()) for part in text.replace("\r", "\n").split("\n"))
+        self.assertEqual("".join("".join(line.split()) for line in lines), expected)
+
     def test_budget(self):
         """The budget leaves room for our full prefix (longest host) and the command."""
         budget = line_budget("claw", "claw", "#team")
@@ -468,14 +491,13 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(resolve(self.account({"tls": False, "host": "h", "nick": "n"}))["port"], 6667)
 
     def test_refusals(self):
-        """Bad nick, bad channel names, SASL without TLS, register without email, an unreadable CA file: ConfigProblem."""
+        """Bad nick, bad channel names, register without email, an unreadable CA file, a password file that is not a file: ConfigProblem."""
         platform = IrcPlatform()
         host = None
         base = {"host": "irc.example.org", "nick": "claw"}
         for extra in (
             {"nick": "1bad nick"},
             {"channels": ["team"]},
-            {"tls": False, "sasl": {"password": "x"}},
             {"nickserv": {"register": True, "password": "x"}},
             {"tlsCaFile": "/nonexistent/ca.pem"},
             {"passwordFile": "/"},

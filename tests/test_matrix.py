@@ -13,6 +13,8 @@ import stat
 import sys
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
@@ -128,6 +130,7 @@ class RoundTripTests(MatrixMixin, TestCase):
         self.assertNotIn("since", self.hs.syncs[0])
         self.hs.say(room, ALICE, "new message")
         await wait_for(lambda: self.hs.texts(room), what="the answer")
+        await self.pause(0.5)  # our own reply comes back in the sync stream: it is not answered
         self.assertEqual(self.hs.texts(room), ["fresh answer"])
         self.assertEqual([r["body"]["messages"][-1]["content"] for r in self.model.requests], ["new message"])
         self.assertTrue(all("since" in s for s in self.hs.syncs[1:]))
@@ -590,6 +593,38 @@ class EventTests(SynchronousTestCase):
         """Only the leading quote block and its blank line are dropped."""
         self.assertEqual(strip_reply_fallback("> <@a:x> one\n> two\n\nreal text\n> kept"), "real text\n> kept")
         self.assertEqual(strip_reply_fallback("no quote"), "no quote")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.sampled_from(["m.room.message", "m.text", "m.thread", BOT, "!r:x", "$e"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["type", "sender", "event_id", "content", "body", "msgtype", "m.relates_to", "rel_type", "event_id", "state_key", "next_batch", "rooms", "join", "invite", "timeline", "events", "!r:x", "m.mentions", "user_ids"]), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+class RobustnessTests(SynchronousTestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(JSON)
+    def test_any_sync_body(self, body):
+        """Whatever a homeserver sends, parsing it raises nothing but ValueError (no next_batch), and every event reads safely."""
+        rooms, me = Rooms(), Me(BOT, "Claw")
+        try:
+            batch = parse_sync(body)
+        except ValueError:
+            return
+        for room in batch.joined:
+            rooms.learn(room)
+            for event in room.timeline:
+                to_message(room.room_id, event, rooms, me)
+        for event in batch.account_data:
+            rooms.set_direct(event.get("content"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(JSON)
+    def test_any_event(self, event):
+        """A malformed timeline event is ignored, never an exception."""
+        if isinstance(event, dict):
+            to_message("!r:x", event, Rooms(), Me(BOT))
 
 
 class WireTests(SynchronousTestCase):

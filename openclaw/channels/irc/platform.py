@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from twisted.internet.ssl import Certificate, trustRootFromCertificates
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from openclaw.channels.interfaces import AccountConfig, ChannelHost, ConfigProblem, IChannel, IPlatform
 from openclaw.channels.irc.channel import _CHANNEL, _NICK, LIMITS, IrcChannel, Network
 from openclaw.channels.irc.protocol import Settings
 from openclaw.channels.irc.text import casefold, is_channel
+
+log = Logger(namespace="openclaw.channels.irc")
 
 MAX_SECRET_FILE = 4096
 MAX_CA_FILE = 1024 * 1024
@@ -145,8 +148,8 @@ class IrcPlatform:
         sasl = config.get("sasl") if isinstance(config.get("sasl"), dict) else {}
         assert isinstance(sasl, dict)
         sasl_password = _text(sasl.get("password")) or (_secret_file("sasl.passwordFile", sasl["passwordFile"]) if _text(sasl.get("passwordFile")) else None)
-        if sasl_password and not found["tls"]:
-            raise ConfigProblem("channels.irc.sasl sends the password: it needs channels.irc.tls (or remove sasl)")
+        if not found["tls"] and (sasl_password or ns_password or password):
+            log.warn("irc {account}: TLS is off (channels.irc.tls: false), so passwords cross the network in the clear", account=account.account_id)
         service = _text(nickserv.get("service")) or "NickServ"
         if not _NICK.match(service):
             raise ConfigProblem(f"channels.irc.nickserv.service {service!r} is not a nick")

@@ -331,6 +331,8 @@ class IrcConnection(irc.IRCClient):
         if self._register_timer is not None and self._register_timer.active():
             self._register_timer.cancel()
         self._cap_open = False
+        if self.sasl == "pending":
+            self.sasl = "unavailable"  # welcomed without SASL (a server that ignored CAP)
         service = self.settings.nickserv_service
         if self.sasl != "ok" and self.settings.nickserv_password:
             self.raw(f"PRIVMSG {service} :IDENTIFY {self.settings.nickserv_password}")
