@@ -178,6 +178,7 @@ class FakeClient(LineReceiver):
     def do_PRIVMSG(self, args: list[str]) -> None:
         if len(args) >= 2:
             self.server.privmsgs.append((args[0], args[-1]))
+            self.server.senders.append(self)
 
     def do_PING(self, args: list[str]) -> None:
         if self.server.answer_pings:
@@ -203,6 +204,7 @@ class FakeIrc(Factory):
         self.clients: list[FakeClient] = []
         self.lines: list[tuple[float, str]] = []
         self.privmsgs: list[tuple[str, str]] = []
+        self.senders: list[FakeClient] = []  # the connection each PRIVMSG came on
         self.sasl_pieces: list[str] = []
         self.pongs: list[str] = []
         self.quits: list[str] = []

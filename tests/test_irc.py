@@ -25,6 +25,7 @@ from openclaw.channels.interfaces import AccountConfig, AuthFailed, ChannelError
 from openclaw.channels.irc.platform import IrcPlatform
 from openclaw.channels.irc.protocol import IrcConnection, Settings, sasl_plain
 from openclaw.channels.irc.text import casefold, line_budget, mentions, parse_prefix, split_message, strip_formatting
+from tests import schemas
 from tests.fakes import openai_text, start_fake
 from tests.fakes_irc import start_irc
 from tests.fakes_telegram import wait_for
@@ -128,13 +129,16 @@ class RoundTripTests(IrcMixin, TestCase):
         self.assertIsNotNone(self.service.hub.agent.store("main").get("agent:main:irc:group:#team"))
 
     async def test_status_and_probe(self):
-        """channels.status: connected, nick, joined channels, lastInboundAt/lastOutboundAt, and a probe that measures a PING round trip."""
+        """channels.status (in v3's and v4's shape): connected, nick, joined channels, lastInboundAt/lastOutboundAt, and a probe that measures a PING round trip."""
         await self.start(irc={"dmPolicy": "open"}, replies=[openai_text("hi")])
         await self.connected()
         self.fake.say("alice", "claw", "hello")
         await wait_for(lambda: self.fake.sent("alice"), what="the reply")
         ws, _ = await self.connect()
-        row = (await ws.request("channels.status", {"probe": True}))["payload"]["channelAccounts"]["irc"][0]
+        status = (await ws.request("channels.status", {"probe": True}))["payload"]
+        schemas.validate(3, "ChannelsStatusResult", status)
+        schemas.validate(4, "ChannelsStatusResult", status)
+        row = status["channelAccounts"]["irc"][0]
         self.assertEqual((row["connected"], row["nick"], row["channels"], row["mode"], row["dedupe"]), (True, "claw", ["#team"], "tls", "per-connection"))
         self.assertIsInstance(row["lastInboundAt"], int)
         self.assertIsInstance(row["lastOutboundAt"], int)
@@ -237,6 +241,42 @@ class LinkTests(IrcMixin, TestCase):
         self.fake.answer_pings = True
         await wait_for(lambda: self.account().connected, timeout=15, what="reconnected")
         self.assertGreaterEqual(len(self.fake.clients), 2)
+
+    async def test_refused_connection(self):
+        """Nothing listening: status says the connection was refused, and the account keeps retrying with backoff."""
+        await self.server()
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory
+
+        closed = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory())
+        port = closed.getHost().port
+        await closed.stopListening()
+        await self.start(irc={"port": port})
+        await wait_for(lambda: self.account().reconnect_attempts >= 1, timeout=10, what="a failed attempt")
+        self.assertIn(f"cannot connect to 127.0.0.1:{port}", self.account().last_error)
+        self.assertIn("refused", self.account().last_error.lower())
+        self.assertEqual(self.account().state, "backoff")
+
+    async def test_sends_wait_for_the_next_connection(self):
+        """A reply due while the link is down (longer than the send queue's retries) waits for the next connection instead of being dropped."""
+        slow = openai_text("late answer")
+        slow.delay = 0.3  # the reply is due after the link went down, before the reconnect
+        await self.server()
+        await self.start(irc={"dmPolicy": "open"}, replies=[slow])
+        await self.connected()
+        first = self.fake.client
+        self.fake.say("alice", "claw", "question")
+        await wait_for(lambda: self.model.requests, what="the run")
+        self.fake.on_register = lambda client: client.error("Closing Link: maintenance")
+        first.error("Closing Link: maintenance")
+        # Down for longer than the outbox's own retries (about 7 s) would wait.
+        await self.pause(9.0)
+        self.assertEqual(self.fake.sent("alice"), [])
+        self.fake.on_register = None
+        await wait_for(lambda: self.fake.sent("alice"), timeout=30, what="the answer on the next connection")
+        self.assertEqual(self.fake.sent("alice"), ["late answer"])
+        self.assertIsNot(self.fake.senders[0], first)
+        self.assertEqual(self.account().inbox.pending(), [])
 
     async def test_server_ping_is_answered(self):
         """PING from the server gets its PONG."""
@@ -381,7 +421,7 @@ class ProtocolTests(SynchronousTestCase):
         self.assertIn("did not answer a PING", str(proto.failure))
 
     def test_pacing(self):
-        """send_lines: a burst of 4, then one line per line_rate; the Deferred fires when the last is written; a lost link fails what waits."""
+        """send_lines: a burst of 4, then one line per line_rate; the Deferred fires when the PONG to a PING after the last line comes; a lost link fails what waits."""
         proto = self.connect()
         self.welcome(proto)
         self.written()
@@ -391,11 +431,19 @@ class ProtocolTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertEqual(self.written(), ["PRIVMSG x :4"])
         self.clock.advance(1)
-        self.assertEqual(self.written(), ["PRIVMSG x :5"])
+        written = self.written()
+        self.assertEqual(written[0], "PRIVMSG x :5")
+        self.assertRegex(written[1], r"^PING :oc-\d+$")
+        self.assertNoResult(done)  # written, not yet confirmed
+        self.feed(proto, f":srv PONG srv :{written[1][6:]}")
         self.successResultOf(done)
         waiting = proto.send_lines(["PRIVMSG x :a", "PRIVMSG x :b"])
+        unconfirmed = proto.send_lines(["PRIVMSG x :c"])
+        self.clock.advance(3)
+        self.assertEqual(self.written()[-2], "PRIVMSG x :c")
         proto.connectionLost(Failure_done())
         self.failureResultOf(waiting, ChannelError)
+        self.failureResultOf(unconfirmed, ChannelError)
 
     def test_nick_fallbacks(self):
         """433 before the welcome tries claw_, claw__, claw___, then gives up; after the welcome a 433 keeps the current nick."""

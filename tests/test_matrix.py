@@ -28,6 +28,7 @@ from openclaw.channels.matrix.channel import html, txn_for
 from openclaw.channels.matrix.events import JoinedRoom, Me, Rooms, parse_sync, strip_reply_fallback, to_message
 from openclaw.channels.matrix.platform import MatrixPlatform
 from openclaw.channels.interfaces import RetryAfter, Unreachable
+from tests import schemas
 from tests.fakes import openai_text, start_fake
 from tests.fakes_matrix import BOT, Fault, start_matrix
 from tests.fakes_telegram import wait_for
@@ -396,13 +397,15 @@ class RoomTests(MatrixMixin, TestCase):
         self.assertEqual(self.hs.texts(secret), [])
 
     async def test_status_is_truthful(self):
-        """channels.status reports connected, lastInboundAt/lastOutboundAt, the user and a live probe."""
+        """channels.status reports connected, lastInboundAt/lastOutboundAt, the user and a live probe, in v3's and v4's shape."""
         await self.start(matrix={"dmPolicy": "open"}, replies=[openai_text("hi")])
         await self.connected()
         room, _ = self.hs.dm(ALICE, "hello")
         await wait_for(lambda: self.hs.texts(room), what="the reply")
         ws, _ = await self.connect()
         status = (await ws.request("channels.status", {"probe": True}))["payload"]
+        schemas.validate(3, "ChannelsStatusResult", status)
+        schemas.validate(4, "ChannelsStatusResult", status)
         row = status["channelAccounts"]["matrix"][0]
         self.assertEqual((row["connected"], row["running"], row["userId"], row["baseUrl"]), (True, True, BOT, self.url))
         self.assertIsInstance(row["lastInboundAt"], int)

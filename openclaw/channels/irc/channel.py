@@ -115,12 +115,14 @@ class IrcChannel:
         service = _OneConnection(self.endpoint(), factory, retryPolicy=lambda attempt: 3600.0, clock=self.reactor)
         service.startService()
         conn: IrcConnection | None = None
+        failed_to_connect = False
         try:
             try:
                 conn = await service.whenConnected(failAfterFailures=1)
             except CancelledError:
                 raise
             except Exception as e:
+                failed_to_connect = True
                 raise ChannelError(f"cannot connect to {self.network.host}:{self.network.port}: {_describe(e)}") from None
             try:
                 await conn.registered
@@ -146,7 +148,11 @@ class IrcChannel:
                     self.conn = None
                 if not conn.gone and conn.transport is not None:
                     conn.raw(f"QUIT :{QUIT_MESSAGE}")
-            service.stopService()
+            if failed_to_connect:
+                # We are inside the service's own transition (its failure callback): stopping now is refused as reentrant.
+                self.reactor.callLater(0, service.stopService)
+            else:
+                service.stopService()
 
     def _link_error(self, e: BaseException) -> str:
         if isinstance(e, ChannelError):
@@ -223,11 +229,17 @@ class IrcChannel:
 
         def expire() -> None:
             if not waiter.called:
-                self._waiting.remove(waiter)
                 waiter.errback(ChannelError(f"not connected to {self.network.host} (waited {READY_WAIT:g} s)"))
 
+        def done(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)  # answered, expired or cancelled: no longer waiting
+            return result
+
         timer = self.reactor.callLater(READY_WAIT, expire)
-        waiter.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        waiter.addBoth(done)
         return waiter
 
     def send(self, target: Target, message: Outbound) -> Deferred[Receipt]:

@@ -401,9 +401,9 @@ class IrcConnection(irc.IRCClient):
         self.abort(ChannelError(f"the IRC server did not answer a PING within {self.settings.ping_timeout:g} s (silent for {silent:g} s): the connection is dead"))
 
     def ping(self, timeout: float) -> Deferred[float]:
-        """Round-trip seconds of a PING (for probes)."""
+        """Round-trip seconds of a PING (probes, and the confirmation of each message)."""
         self._ping_seq += 1
-        token = f"probe-{self._ping_seq}"
+        token = f"oc-{self._ping_seq}"
         waiter: Deferred[float] = Deferred()
         self._pings[token] = (self.clock.seconds(), waiter)
         self.raw(f"PING :{token}")
@@ -419,7 +419,7 @@ class IrcConnection(irc.IRCClient):
     # -- paced sends
 
     def send_lines(self, lines: list[str]) -> Deferred[None]:
-        """Queue message lines; fires when the last is written (fails if the link goes first)."""
+        """Queue message lines; fires when the server confirmed the last (fails if the link goes first)."""
         done: Deferred[None] = Deferred()
         if self.transport is None or self.gone:
             done.errback(ChannelError("the IRC connection is closed"))
@@ -450,7 +450,19 @@ class IrcConnection(irc.IRCClient):
             line, done = self._queue.popleft()
             self._reallySendLine(line)
             if done is not None and not done.called:
-                done.callback(None)
+                self._confirm(done)
+
+    def _confirm(self, done: Deferred[None]) -> None:
+        """
+        IRC acknowledges nothing, but a server handles a client's lines in
+        order: the PONG to a PING sent after a message's last line says the
+        message was taken. Without it (the link dropped) the send fails and
+        goes again on the next connection.
+        """
+        self.ping(self.settings.ping_timeout).addCallbacks(
+            lambda _: None if done.called else done.callback(None),
+            lambda f: None if done.called else done.errback(ChannelError(f"the IRC server did not confirm the message ({f.getErrorMessage()})")),
+        )
 
 
 def sasl_plain(user: str, password: str) -> list[str]:
