@@ -63,6 +63,11 @@ class MatrixMixin(GatewayMixin):
         section.update(matrix or {})
         return {k: v for k, v in section.items() if v is not None}
 
+    async def hs_only(self):
+        """The fake homeserver and model without a gateway yet (to script rooms before the first sync)."""
+        self.hs, self.url = await start_matrix(self)
+        self.model, self.model_url = await start_fake(self)
+
     async def pause(self, seconds):
         await deferLater(reactor, seconds, lambda: None)
 
@@ -136,9 +141,6 @@ class RoundTripTests(MatrixMixin, TestCase):
         self.assertEqual([r["body"]["messages"][-1]["content"] for r in self.model.requests], ["new message"])
         self.assertTrue(all("since" in s for s in self.hs.syncs[1:]))
 
-    async def hs_only(self):
-        self.hs, self.url = await start_matrix(self)
-        self.model, self.model_url = await start_fake(self)
 
 
 class ErrorTests(MatrixMixin, TestCase):
@@ -155,8 +157,6 @@ class ErrorTests(MatrixMixin, TestCase):
         self.assertEqual((row["running"], row["connected"]), (False, False))
         self.assertIn("M_UNKNOWN_TOKEN", row["lastError"])
         self.assertIn("check channels.matrix.accessToken", row["lastError"])
-
-    hs_only = RoundTripTests.hs_only
 
     async def test_token_revoked_mid_sync(self):
         """A configured token refused by a later sync stops the account too (no retry loop on a dead token)."""
@@ -235,8 +235,6 @@ class ErrorTests(MatrixMixin, TestCase):
 
 
 class LoginTests(MatrixMixin, TestCase):
-    hs_only = RoundTripTests.hs_only
-
     async def test_password_login_is_stored_and_reused(self):
         """userId + password log in once; the token is stored 0600 under credentials/matrix/ and the next start reuses it without logging in."""
         await self.hs_only()
@@ -343,8 +341,6 @@ class RoomTests(MatrixMixin, TestCase):
         await wait_for(lambda: self.hs.texts(room), what="the answer")
         prompt = self.model.requests[0]["body"]["messages"][-1]["content"]
         self.assertIn("[Matrix group Team] Bob: anyone here?", prompt)
-
-    hs_only = RoundTripTests.hs_only
 
     async def test_threads(self):
         """A message in an m.thread gets its own session (`:thread:<root>`) and the reply stays in the thread."""

@@ -51,7 +51,7 @@ from openclaw.channels.interfaces import (
 )
 from openclaw.channels.matrix import credentials
 from openclaw.channels.matrix.api import Forbidden, MatrixApi, MatrixError, TokenRefused, path
-from openclaw.channels.matrix.events import THREAD_INBOUND, Me, Rooms, SyncBatch, _Bounded, encrypted_events, parse_sync, to_message
+from openclaw.channels.matrix.events import THREAD_INBOUND, Me, Rooms, SyncBatch, Bounded, encrypted_events, parse_sync, to_message
 from openclaw.channels.telegram.format import to_html
 
 log = Logger(namespace="openclaw.channels.matrix")
@@ -130,10 +130,10 @@ class MatrixChannel:
         self.rooms = Rooms()
         self.self_ids: frozenset[str] = frozenset({self.user_id} if self.user_id else ())
         self._direct: Any = {}
-        self._resolved: _Bounded = _Bounded(1000)  # "#alias" / "@user" → room id
-        self._room_encrypted: _Bounded = _Bounded(2000)  # room id → bool (checked before sending)
-        self._typing_until: _Bounded = _Bounded(1000)  # room id → when our typing notice fades
-        self._looked_up: _Bounded = _Bounded(2000)  # rooms whose name we asked for
+        self._resolved: Bounded = Bounded(1000)  # "#alias" / "@user" → room id
+        self._room_encrypted: Bounded = Bounded(2000)  # room id → bool (checked before sending)
+        self._typing_until: Bounded = Bounded(1000)  # room id → when our typing notice fades
+        self._looked_up: Bounded = Bounded(2000)  # rooms whose name we asked for
         self._txns: dict[int, str] = {}
         self._inbound: IInbound | None = None
         self._encrypted_reported: set[str] = set()

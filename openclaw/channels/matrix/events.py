@@ -29,7 +29,7 @@ MEDIA = {"m.image": "image", "m.file": "file", "m.audio": "audio", "m.video": "v
 THREAD_OFF, THREAD_INBOUND, THREAD_ALWAYS = "off", "inbound", "always"
 
 
-class _Bounded(OrderedDict[Any, Any]):
+class Bounded(OrderedDict[Any, Any]):
     """A mapping that forgets its oldest entries beyond C{limit}."""
 
     def __init__(self, limit: int) -> None:
@@ -112,10 +112,10 @@ class Rooms:
 
     def __init__(self) -> None:
         self.direct: set[str] = set()
-        self.counts: _Bounded = _Bounded(ROOM_LIMIT)
-        self.names: _Bounded = _Bounded(ROOM_LIMIT)
-        self.display: _Bounded = _Bounded(NAME_LIMIT)  # (room, user) → display name
-        self.encrypted: _Bounded = _Bounded(ROOM_LIMIT)  # room → True
+        self.counts: Bounded = Bounded(ROOM_LIMIT)
+        self.names: Bounded = Bounded(ROOM_LIMIT)
+        self.display: Bounded = Bounded(NAME_LIMIT)  # (room, user) → display name
+        self.encrypted: Bounded = Bounded(ROOM_LIMIT)  # room → True
 
     def set_direct(self, content: Any) -> None:
         """C{m.direct}: C{{user_id: [room_id, ...]}}."""
@@ -169,7 +169,7 @@ class Rooms:
 class Me:
     user_id: str
     display_name: str | None = None
-    sent: _Bounded = attrs.field(factory=lambda: _Bounded(SENT_LIMIT))  # our recent event ids
+    sent: Bounded = attrs.field(factory=lambda: Bounded(SENT_LIMIT))  # our recent event ids
 
     def remember(self, event_id: str) -> None:
         self.sent.put(event_id, True)
