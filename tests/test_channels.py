@@ -501,6 +501,16 @@ class OutboxTests(TestCase):
         self.assertTrue(done[4].called)
         self.assertEqual(self.channel.texts(), ["m0", "m1", "m2", "x", "m3", "m4"])
 
+    def test_one_timer_per_waiting_chat(self):
+        """Messages queued while a chat waits for its rate limit leave one timer, and stop() leaves none behind."""
+        box = self.outbox()
+        sends = [box.send(Target("1"), Outbound(f"m{i}")) for i in range(6)]
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        box.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        for d in sends[3:]:
+            self.failureResultOf(d, ChannelError)
+
     def test_retry_after_is_honoured(self):
         """RetryAfter holds the chat for the platform's delay, then sends the same message; order is kept."""
         box = self.outbox()

@@ -294,7 +294,7 @@ class IsolationTests(TelegramMixin, TestCase):
         await self.start(
             telegram={"botToken": None, "accounts": {"good": good, "bad": {"botToken": "555:refused-token-abcdefghijklmnopqrstuvw"}}},
             replies=[openai_text("alive")],
-            channels_extra={"matrix": {"homeserver": "https://m.example"}},
+            channels_extra={"nostr": {"relays": ["wss://relay.example"]}},
         )
         await self.connected("good")
         await wait_for(lambda: self.account("bad").state == "auth-failed", what="bad stopped")
@@ -304,7 +304,7 @@ class IsolationTests(TelegramMixin, TestCase):
         status = (await ws.request("channels.status", {}))["payload"]
         rows = {r["accountId"]: r for r in status["channelAccounts"]["telegram"]}
         self.assertEqual((rows["good"]["connected"], rows["bad"]["connected"]), (True, False))
-        self.assertEqual(status["channelAccounts"]["matrix"][0]["lastError"], "this gateway has no matrix channel yet")
+        self.assertEqual(status["channelAccounts"]["nostr"][0]["lastError"], "this gateway has no nostr channel yet")
         self.assertTrue((await ws.request("health", {}))["ok"])
 
     async def test_token_never_logged(self):

@@ -530,7 +530,7 @@ class AccountService(Service):
         pending = []
         for i in range(work.sent, len(work.chunks)):
             reply_to = message.message_id if work.reply and (i == 0 or self.reply_mode == "all") else None
-            pending.append(outbox.send(Target(chat, message.thread_id, reply_to), Outbound(work.chunks[i])))
+            pending.append(outbox.send(Target(chat, message.thread_id, reply_to), Outbound(work.chunks[i], key=f"{self.name}:{work.key}:{i}")))
         for i, d in enumerate(pending, start=work.sent):
             try:
                 receipt: Receipt = await d

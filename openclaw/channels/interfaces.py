@@ -174,6 +174,7 @@ class Outbound:
     text: str = ""
     media: Media | None = None
     silent: bool = False
+    key: str | None = None  # stable across retries and restarts (journaled replies): platforms with idempotent sends use it
 
 
 @attrs.frozen
@@ -207,6 +208,7 @@ class AccountConfig:
     config: Mapping[str, Any]
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     state_dir: Path = Path(".")  # this account's own folder, for platform state (created 0700)
+    credentials_dir: Path = Path("credentials")  # the state dir's credentials/ (stored logins; create it 0700 before use)
 
 
 @attrs.frozen
@@ -311,3 +313,7 @@ class IPlatform(Interface):
 
     def build(account: AccountConfig, host: ChannelHost) -> IChannel:
         """The channel for C{account}; L{ConfigProblem} when it cannot run."""
+
+    # Optional: C{normalize(config) -> Mapping}, the account's config with the
+    # platform's own spellings (upstream's C{dm.policy}, say) turned into the
+    # framework's keys; applied before anything reads the config.

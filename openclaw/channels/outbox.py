@@ -153,6 +153,8 @@ class Outbox:
     # -- the per-chat worker
 
     def _pump(self, chat: _Chat) -> None:
+        if chat.timer is not None and chat.timer.active():
+            chat.timer.cancel()  # called early (a new message, a send done): one timer per chat
         chat.timer = None
         if chat.busy or self.stopped:
             return

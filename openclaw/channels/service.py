@@ -61,7 +61,10 @@ def account_configs(channel: str, section: Any, env: Mapping[str, str], state_di
     def make(account_id: str, config: Mapping[str, Any]) -> AccountConfig:
         # An invalid id still gets an account (status says what is wrong), with a harmless folder.
         name = safe_channel(account_id) if ACCOUNT_ID.match(account_id) else "_invalid"
-        return AccountConfig(channel, account_id, config, env, state_dir / "channels" / safe_channel(channel) / name)
+        normalize = getattr(platform, "normalize", None)
+        if normalize is not None:
+            config = normalize(config)
+        return AccountConfig(channel, account_id, config, env, state_dir / "channels" / safe_channel(channel) / name, state_dir / "credentials")
 
     out = []
     default = make("default", base)

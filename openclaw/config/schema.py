@@ -243,7 +243,52 @@ DISCORD_ACCOUNT = Obj(
     }
 )
 DISCORD = Obj({**DISCORD_ACCOUNT.fields, "accounts": Obj(rest=DISCORD_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD}, rest=Any_())  # other platforms check their own sections
+MATRIX_GROUP = Obj({**GROUP.fields, "allow": Bool(), "users": ALLOW_LIST})  # upstream's room spellings
+MATRIX_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "groups": Obj(rest=MATRIX_GROUP),
+        "rooms": Obj(rest=MATRIX_GROUP),
+        "dm": Obj({"policy": Str(("pairing", "allowlist", "open", "disabled")), "allowFrom": ALLOW_LIST, "enabled": Bool()}),
+        "homeserver": Str(nonempty=True),
+        "userId": Str(),
+        "accessToken": Str(),
+        "password": Str(),
+        "deviceName": Str(),
+        "encryption": Bool(),  # accepted so upstream configs load; E2EE is not supported (status says so)
+        "threadReplies": Str(("off", "inbound", "always")),
+        "autoJoin": Str(("always", "allowlist", "off")),
+        "autoJoinAllowlist": ALLOW_LIST,
+        "syncTimeoutSeconds": Int(0, 120),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+MATRIX = Obj({**MATRIX_ACCOUNT.fields, "accounts": Obj(rest=MATRIX_ACCOUNT)})
+IRC_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "host": Str(nonempty=True),
+        "port": PORT,
+        "tls": Bool(),
+        "tlsCaFile": Str(),
+        "nick": Str(nonempty=True),
+        "username": Str(),
+        "realname": Str(),
+        "password": Str(),
+        "passwordFile": Str(),
+        "channels": STRINGS,
+        "nickserv": Obj({"enabled": Bool(), "service": Str(), "password": Str(), "passwordFile": Str(), "register": Bool(), "registerEmail": Str()}),
+        "sasl": Obj({"username": Str(), "password": Str(), "passwordFile": Str()}),
+        "mentionPatterns": STRINGS,
+        "dangerouslyAllowNameMatching": Bool(),
+        "lineRate": Any_(),  # seconds between lines after a burst (a number; 0 turns pacing off)
+        "pingIntervalSeconds": Int(1, 3600),
+        "pingTimeoutSeconds": Int(1, 600),
+        "connectTimeoutSeconds": Int(1, 300),
+    }
+)
+IRC = Obj({**IRC_ACCOUNT.fields, "accounts": Obj(rest=IRC_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD, "matrix": MATRIX, "irc": IRC}, rest=Any_())  # other platforms check their own sections
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
