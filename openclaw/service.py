@@ -3,8 +3,8 @@
 L{GatewayService}: the MultiService one gateway process runs.
 
 It owns the state directory (lock, stray temp cleanup), the JSON-lines log
-file, and the listeners. Later subsystems (bridge, canvas, channels) are
-added as siblings of the HTTP listener.
+file, and the listeners. Subsystems (bridge, canvas, channels) are
+siblings of the HTTP listener.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.core import GatewayCore
+from openclaw.channels.wiring import install as install_channels
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
 from openclaw.bridge.session import BridgeEnv
 from openclaw.net.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
@@ -289,6 +290,9 @@ class GatewayService(MultiService):
                 listener.setServiceParent(self)
                 self.bridge.append(listener)
 
+        self.channels = install_channels(core, self.root, reactor)  # one child service per channel account
+        self.channels.setServiceParent(self)
+
         if settings.mdns_enabled:
             # Last child: it starts after every listener is bound, and stops first.
             MdnsService(advertiser or ZeroconfAdvertiser(), self.mdns_record).setServiceParent(self)
@@ -434,6 +438,7 @@ class GatewayService(MultiService):
     async def _stop(self) -> None:
         try:
             # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
+            self.channels.shutting_down()  # runs aborted next stay journaled for the next start
             self.core.stop()
             await self._drain(CLOSE_GRACE)
             await super().stopService()

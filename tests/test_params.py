@@ -16,12 +16,14 @@ from openclaw.gateway.methods import METHODS
 from openclaw.gateway.scopes import NODE_METHODS as NODE_ROLE_METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.methods import AGENT_METHODS
+from openclaw.channels.methods import CHANNEL_METHODS
+from openclaw.channels.whatsapp.login import LOGIN_METHODS
 from openclaw.shape import check
 from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS}
+ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CHANNEL_METHODS, **LOGIN_METHODS}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 
@@ -56,7 +58,9 @@ def maximal(schema: dict[str, Any], defs: dict[str, Any], branch: int = 0, depth
         count = max(1, schema.get("minItems", 1))
         return [maximal(schema.get("items") or {}, defs, branch, depth + 1) for _ in range(count)][: schema.get("maxItems", count)]
     if kind == "string":
-        return "x" * max(1, schema.get("minLength", 1))
+        prefix = re.fullmatch(r"\^([^\\\[\]().*+?{}|$]*)", schema.get("pattern", "^"))  # a literal prefix, e.g. ^data:image/png;base64,
+        assert prefix is not None, f"no value for the pattern {schema['pattern']!r}"
+        return prefix.group(1) + "x" * max(1, schema.get("minLength", 1))
     if kind in ("integer", "number"):
         low = schema.get("minimum", 1)
         return low if schema.get("maximum") is None else min(low, schema["maximum"])

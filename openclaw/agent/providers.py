@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import attrs
 import treq
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
@@ -227,6 +228,8 @@ class HttpStreaming:
         except CancelledError:
             raise
         except Exception as e:
+            if isinstance(e, ConnectingCancelledError) or any(r.check(CancelledError, ConnectingCancelledError) for r in getattr(e, "reasons", None) or ()):
+                raise CancelledError() from None  # cancelled while connecting, or before the answer (treq wraps those)
             raise ProviderError(f"cannot reach the model provider: {type(e).__name__}: {e}", retryable=True, kind="timeout" if "Timeout" in type(e).__name__ else "unknown") from None
         if response.code >= 400:
             text = (await response.content())[:MAX_ERROR_BODY].decode("utf-8", "replace")

@@ -9,7 +9,7 @@ from twisted.logger import globalLogBeginner, globalLogPublisher
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.net.listen import StartupError
-from openclaw.logs import console_observer, gateway_redactor
+from openclaw.logs import console_observer
 from openclaw.store import StateLocked
 
 
@@ -19,11 +19,10 @@ def run_gateway(settings: GatewaySettings, out: IO[str], err: IO[str]) -> int:
 
     from openclaw.service import GatewayService
 
-    redactor = gateway_redactor(settings)
-    console = console_observer(redactor, settings.logging.console_level, settings.logging.console_style, out)
-    globalLogBeginner.beginLoggingTo([console], redirectStandardIO=False)
-
     service = GatewayService(settings, reactor, globalLogPublisher)
+    # The service's redactor: it learns secrets later (rotated auth, channel tokens).
+    console = console_observer(service.redactor, settings.logging.console_level, settings.logging.console_style, out)
+    globalLogBeginner.beginLoggingTo([console], redirectStandardIO=False)
     try:
         service.privilegedStartService()
         service.startService()

@@ -38,7 +38,7 @@ from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.events import Broadcaster, StateVersion
 from openclaw.gateway.handshake import Handshake
 from openclaw.gateway.handshake.hello import Hello
-from openclaw.gateway.health import Health, HeartbeatReport
+from openclaw.gateway.health import ChannelReport, Health, HeartbeatReport
 from openclaw.gateway.methods import METHODS, GatewayDeps
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.roster import Roster
@@ -88,7 +88,7 @@ class GatewayCore:
         # what the gateway says about itself
         self.stability = Stability(clock, self.vitals)
         self.heartbeats = HeartbeatReport(settings.agents.heartbeat)
-        self.health = Health(settings.agents, self.heartbeats, self.boot, self.events, self.versions, self.agent, self.stability, clock)
+        self.health = Health(settings.agents, self.heartbeats, self.boot, self.events, self.versions, self.agent, self.stability, clock, ChannelReport(settings.channels))
 
         # methods, and what a connection is wired to
         self.methods = Methods()

@@ -20,10 +20,10 @@ _READ = {
 _READ_SINCE_V4 = {"config.get", "config.schema"}  # admin in v3
 _WRITE = {
     "send", "agent", "agent.wait", "wake", "talk.mode", "tts.enable", "tts.disable", "tts.convert",
-    "tts.setProvider", "voicewake.set", "node.invoke", "chat.send", "chat.abort", "browser.request",
+    "tts.setProvider", "voicewake.set", "node.invoke", "chat.send", "chat.abort", "browser.request", "poll",
 }
 _APPROVALS = {"exec.approval.request", "exec.approval.resolve"}
-_PAIRING_PREFIXES = ("node.pair.", "device.pair.", "device.token.")
+_PAIRING_PREFIXES = ("node.pair.", "device.pair.", "device.token.", "channels.pairing.")
 _ADMIN_PREFIXES = ("config.", "wizard.", "update.", "exec.approvals.")
 
 # What each scope also grants.
