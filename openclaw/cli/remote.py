@@ -226,6 +226,9 @@ class StatusOptions(TimedOptions):
             self.emit(out, report)
         else:
             out.write(f"Gateway {self.url}: protocol {report['protocol']}, up {status.get('uptimeMs', 0) // 1000} s\n")
+            summary = status.get("channelSummary") or []
+            if summary:
+                out.write("Channels:\n" + "".join(f"  {line}\n" for line in summary))
             for name, check in report.get("local", {}).items():
                 out.write(f"  {name}: {'ok' if check['ok'] else 'PROBLEM'} - {check['detail']}\n")
 

@@ -1,6 +1,7 @@
 """
 The real upstream CLI against our channels: `openclaw channels status`
-(both versions, over `channels.status`) and v3's `openclaw pairing list` /
+(both versions, over `channels.status`), `openclaw health` (the snapshot's
+`channels`) and v3's `openclaw pairing list` /
 `pairing approve`, which read and write the state dir's credentials files
 directly (v4's read its SQLite database, which this gateway does not keep).
 """
@@ -51,9 +52,18 @@ class RealChannelsCLIMixin(TelegramMixin):
         self.assertIn("running, connected", out)
         self.assertIn("bot:@claw_test_bot", out)
 
+    async def test_health_shows_the_account(self):
+        """`openclaw health` prints our Telegram account from the health snapshot's channels, as it is now (v3: configured; v4 shows its state)."""
+        await self.start()
+        await self.connected()
+        code, out, err = await self.real("health")
+        self.assertEqual(code, 0, err[-2000:])
+        self.assertIn(self.health_line, out.splitlines())
+
 
 class V3ChannelsTests(RealChannelsCLIMixin, TestCase):
     version = VERSIONS["v3"]
+    health_line = "Telegram: configured"
 
     async def test_pairing_list_and_approve_share_our_files(self):
         """v3's `pairing list telegram` shows the code our gateway issued; its `pairing approve` lets the sender through our gateway."""
@@ -74,5 +84,6 @@ class V3ChannelsTests(RealChannelsCLIMixin, TestCase):
 
 class V4ChannelsTests(RealChannelsCLIMixin, TestCase):
     version = VERSIONS["v4"]
+    health_line = "Telegram: running"
 
 
