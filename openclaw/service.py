@@ -31,6 +31,8 @@ from openclaw.gateway.hub import Hub
 from openclaw.agent.methods import AGENT_METHODS
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.gateway.methods import METHODS
+from openclaw.cron.methods import CRON_METHODS
+from openclaw.cron.wiring import install as install_scheduled_work
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
 from openclaw.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
@@ -247,8 +249,9 @@ class GatewayService(MultiService):
         self.trusted_proxies: list[str] = list(gateway.get("trustedProxies") or [])
         self.allowed_origins: list[str] = list((gateway.get("controlUi") or {}).get("allowedOrigins") or [])
         self.from_proxy = _matcher(self.trusted_proxies)  # proxies share one address among many clients
-        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS})
+        self.hub = Hub(settings, reactor, {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CRON_METHODS})
         self.hub.agent = AgentRuntime(self.hub, reactor)
+        install_scheduled_work(self.hub, self.hub.agent, reactor).setServiceParent(self)
         self.hub.on_secrets = lambda secrets: self.redactor.add(*secrets)
         self.hub.canvas_url = self.canvas_url
         self.root = GatewayRoot(websocket_resource(self))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -354,18 +353,6 @@ async def sessions_compact(conn, params):
     except ProviderError as e:
         raise GatewayError(UNAVAILABLE, f"compaction failed: {e}")
     return {"ok": True, "key": key, **result}
-
-
-@method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",), closed=True), table=AGENT_METHODS)
-def wake(conn, params):
-    """Wake the agent: "now" runs the main session with the text; otherwise it waits for the next run."""
-    runtime = runtime_of(conn)
-    key = key_of(params)
-    if params.get("mode", "now") == "now":
-        runtime.submit(key, f"[Wake] {params['text']}", f"wake-{uuid.uuid4()}")
-    else:
-        runtime.enqueue_event(key, params["text"])
-    return {"ok": True}
 
 
 _SEND = Obj(

@@ -76,6 +76,7 @@ class Run:
     delta_timer: Any = None
     timer: Any = None
     listeners: list[Callable[[str, dict[str, Any]], None]] = attrs.field(factory=list)
+    quiet: bool = False  # no chat events: a heartbeat's reply is delivered (or dropped) by its runner
 
     def summary(self) -> dict[str, Any]:
         """What C{agent}'s final response and C{agent.wait} say."""
@@ -106,6 +107,7 @@ class AgentRuntime:
         self.usage: dict[str, dict[str, int]] = {}
         self.fetcher = WebFetcher(reactor)
         self.pending_events: dict[str, list[str]] = {}  # session key → system events for its next run
+        self.extra_tools: list[Any] = []  # tools other packages add (openclaw.cron.wiring: cron)
 
     # -- configuration
 
@@ -146,13 +148,13 @@ class AgentRuntime:
                 break
             self.runs.popitem(last=False)
 
-    def submit(self, session_key: str, message: str, run_id: str, agent_id: str | None = None, timeout: float | None = None, queue_mode: str = "followup") -> tuple[Run, bool]:
+    def submit(self, session_key: str, message: str, run_id: str, agent_id: str | None = None, timeout: float | None = None, queue_mode: str = "followup", quiet: bool = False) -> tuple[Run, bool]:
         """Start (or queue) a run; returns C{(run, created)}. A known run id creates nothing."""
         existing = self.lookup(run_id)
         if existing is not None:
             return existing, False
         key = self.key(session_key, agent_id)
-        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0))
+        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), quiet=quiet)
         self.runs[run_id] = (self.reactor.seconds(), run)
         active = self.active.get(key)
         if active is not None and queue_mode == "interrupt":
@@ -200,6 +202,8 @@ class AgentRuntime:
         return run.seq
 
     def chat_event(self, run: Run, state: str, **fields: Any) -> None:
+        if run.quiet:
+            return
         payload = {"runId": run.run_id, "sessionKey": run.session_key, "seq": run.seq, "state": state, **fields}
         self.hub.broadcast_session("chat", payload, run.session_key, drop_if_slow=state == "delta")
 
@@ -278,7 +282,7 @@ class AgentRuntime:
 
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
-        tools = {t.spec.name: t for t in tools_for(self.config())}
+        tools = {t.spec.name: t for t in [*tools_for(self.config()), *self.extra_tools]}
         context = self.tool_context(run.session_key)
         system = self.system_prompt()
         for _ in range(MAX_TURNS):

@@ -49,6 +49,7 @@ MAX_NODE_SUBSCRIPTIONS = 64
 DEFAULT_TRIGGERS = ["openclaw", "claude", "computer"]
 CONFIG_POLL_SECONDS = 2.0
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "exec.approval.": APPROVALS}
+HEARTBEAT_OFF = {"enabled": False, "every": "0m", "everyMs": 0, "prompt": "", "target": "none", "ackMaxChars": 300}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
 
 Handler = Callable[["Connection", dict[str, Any]], Any | Awaitable[Any]]
@@ -91,8 +92,8 @@ class Hub:
         self.health_version = 1
         self.health_cache: dict[str, Any] | None = None
         self.health_at_ms = 0
-        self.last_heartbeat: dict[str, Any] | None = None
-        self.heartbeats_enabled = True
+        # What status and health say about heartbeats: off until the scheduler (openclaw.cron.wiring) sets its own.
+        self.heartbeat_info: Callable[[], dict[str, Any]] = lambda: dict(HEARTBEAT_OFF)
         self.hostname = socket.gethostname()
         self._tick = LoopingCall(self._send_tick)
         self._tick.clock = clock
@@ -241,7 +242,7 @@ class Hub:
         started = time.monotonic()
         state = self.settings.state_dir
         sessions_path = str(state / "agents" / "main" / "sessions" / "sessions.json")
-        heartbeat = {"enabled": self.heartbeats_enabled, "every": "30m", "everyMs": 1_800_000, "prompt": "", "target": "last", "ackMaxChars": 300}
+        heartbeat = self.heartbeat_info()
         snapshot = {
             "ok": True,
             "ts": self.now_ms(),
@@ -249,7 +250,7 @@ class Hub:
             "channels": {},
             "channelOrder": [],
             "channelLabels": {},
-            "heartbeatSeconds": 1800,
+            "heartbeatSeconds": heartbeat["everyMs"] // 1000 if heartbeat["enabled"] else 0,
             "defaultAgentId": "main",
             "agents": [
                 {

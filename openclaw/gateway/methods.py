@@ -54,7 +54,7 @@ def method(name: str, shape: Obj = Obj(closed=True), table: dict[str, Any] | Non
 METHODS: dict[str, Callable[[Any, Any], Any]] = {}
 
 
-# -- health, status, presence, heartbeat
+# -- health, status, presence (heartbeats: openclaw/cron/methods.py)
 
 
 @method("health", Obj({"probe": Bool()}, closed=True))
@@ -70,7 +70,7 @@ def status(conn, params):
     hub = conn.hub
     summary = {
         "runtimeVersion": __version__,
-        "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": hub.heartbeats_enabled, "every": "30m", "everyMs": 1_800_000}]},
+        "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", **{k: v for k, v in hub.heartbeat_info().items() if k in ("enabled", "every", "everyMs")}}]},
         "channelSummary": [],
         "queuedSystemEvents": [],
         "sessions": {"paths": [], "count": 0, "defaults": {"model": None, "contextTokens": None}, "recent": [], "byAgent": []},
@@ -114,17 +114,6 @@ def system_event(conn, params):
         entry["text"] = params["text"]
         conn.hub.update_presence(key, entry)
     return {"ok": True}
-
-
-@method("last-heartbeat")
-def last_heartbeat(conn, params):
-    return conn.hub.last_heartbeat
-
-
-@method("set-heartbeats", Obj({"enabled": Bool()}, required=("enabled",), closed=True))
-def set_heartbeats(conn, params):
-    conn.hub.heartbeats_enabled = params["enabled"]
-    return {"ok": True, "enabled": params["enabled"]}
 
 
 # -- logs
