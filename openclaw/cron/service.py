@@ -161,9 +161,13 @@ class CronService:
 
     # -- schedule math for one job
 
-    def _schedule(self, job: Job) -> dict[str, Any]:
+    def _schedule(self, job: Job, now: int) -> dict[str, Any]:
         if job.schedule["kind"] == "every" and "anchorMs" not in job.schedule:
-            return {**job.schedule, "anchorMs": job.created_ms}  # a steady cadence from creation
+            # A steady cadence in step with the creation time (also when the clock reads earlier).
+            every, anchor = job.schedule["everyMs"], job.created_ms
+            if now < anchor:
+                anchor -= ((anchor - now) // every + 1) * every
+            return {**job.schedule, "anchorMs": anchor}
         return job.schedule
 
     def _first_run(self, job: Job, now: int) -> int | None:
@@ -175,7 +179,7 @@ class CronService:
 
     def _next_after(self, job: Job, now: int) -> int | None:
         try:
-            return sched.next_run(self._schedule(job), now, job.id)
+            return sched.next_run(self._schedule(job, now), now, job.id)
         except sched.ScheduleError as e:
             log.warn("cron job {id}: {problem}", id=job.id, problem=str(e))
             return None
