@@ -67,11 +67,11 @@ class ParamsTests(TestCase):
             (v3_add(schedule={"kind": "every", "everyMs": 0}), 3, "schedule.everyMs"),
             (v3_add(payload={"kind": "agentTurn", "message": "m", "model": "opus"}), 3, "payload.model"),
             (v3_add(payload={"kind": "command", "argv": ["ls"]}), 4, "payload.kind"),
-            (v3_add(schedule={"kind": "stream", "command": ["tail"]}), 4, "schedule.kind"),
+            (v3_add(schedule={"kind": "stream", "command": ["tail"]}, payload={"kind": "agentTurn", "message": "m"}), 4, "schedule.kind"),
+            ({**v3_add(payload={"kind": "agentTurn", "message": "m"}), "trigger": {"script": "x"}}, 4, "trigger"),
             ({**v3_add(payload={"kind": "agentTurn", "message": "m"}), "delivery": {"mode": "webhook", "to": "https://x"}}, 4, "delivery.mode"),
-            (v3_add(sessionTarget="current"), 4, "sessionKey"),
+            (v3_add(sessionTarget="current", payload={"kind": "agentTurn", "message": "m"}), 4, "sessionKey"),
             (v3_add(sessionTarget="current"), 3, "sessionTarget"),
-            ({**v3_add(), "trigger": {"script": "x"}}, 4, "trigger"),
             ({**v3_add(), "name": ""}, 3, "name"),
         ]
         for params, version, needle in cases:
