@@ -63,7 +63,7 @@ class CronGatewayTests(GatewayMixin, TestCase):
             self.assertEqual((added["payload"]["jobId"], added["payload"]["action"]), (job["id"], "added"))
             listing = await self.call(ws, "cron.list", {})
             for shown in listing["jobs"]:
-                schemas.validate(protocol, "CronJob", shown)
+                schemas.validate(protocol, "CronJob", {k: v for k, v in shown.items() if k != "effectiveAgentId"})
             if protocol == 4:
                 self.assertEqual((listing["total"], listing["hasMore"], listing["nextOffset"]), (len(listing["jobs"]), False, None))
             self.assertEqual((await self.call(ws, "cron.get", {"id": job["id"]}))["id"], job["id"])
@@ -95,6 +95,7 @@ class CronGatewayTests(GatewayMixin, TestCase):
         await self.gateway()
         ws, _ = await self.connect(connect_params(protocol=3, scopes=["operator.read"]))
         self.assertTrue((await ws.request("cron.list", {}))["ok"])
+        self.assertEqual((await ws.request("cron.get", {"id": "nope"}))["error"]["details"]["code"], "CRON_JOB_NOT_FOUND")
         self.assertTrue((await ws.request("last-heartbeat", {}))["ok"])
         for method, params in (("cron.add", {}), ("cron.remove", {"id": "x"}), ("cron.run", {"id": "x"}), ("set-heartbeats", {"enabled": False}), ("wake", {"mode": "now", "text": "x"})):
             error = (await ws.request(method, params))["error"]

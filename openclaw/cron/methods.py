@@ -161,7 +161,8 @@ def cron_list(conn, params):
     page = jobs[offset : offset + limit]
     after = offset + len(page)
     revision = hashlib.sha256(json.dumps([[j.id, j.updated_ms] for j in jobs]).encode()).hexdigest()[:16]
-    return {"jobs": [shown(j, 4) for j in page], "snapshotRevision": revision, "total": total, "offset": offset, "limit": limit, "hasMore": after < total, "nextOffset": after if after < total else None}
+    rows = [{**shown(j, 4), "effectiveAgentId": j.agent_id or cron.default_agent} for j in page]  # as upstream's list rows
+    return {"jobs": rows, "snapshotRevision": revision, "total": total, "offset": offset, "limit": limit, "hasMore": after < total, "nextOffset": after if after < total else None}
 
 
 @method("cron.get", ANY_OBJECT, table=CRON_METHODS)
