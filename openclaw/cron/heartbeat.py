@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import attrs
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from openclaw.cron import schedule as sched
@@ -202,7 +203,7 @@ class HeartbeatResult:
 class HeartbeatRunner:
     """One agent's heartbeat: its timer, its runs, its last event."""
 
-    def __init__(self, config: HeartbeatConfig, clock: Any, agent: AgentPort, events: EventPort, delivery: DeliveryPort, agent_id: str = "main") -> None:
+    def __init__(self, config: HeartbeatConfig, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort, agent_id: str = "main") -> None:
         self.config = config
         self.clock = clock
         self.agent = agent

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -248,7 +247,3 @@ def wall_time_today(hhmm: str, now_ms: int, tz_name: str | None) -> int:
         if moment.timestamp() * 1000 > now_ms:
             return int(moment.timestamp() * 1000)
     raise ScheduleError(f"no next {hhmm}")  # unreachable: tomorrow always comes
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Mapping
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from openclaw.cron import schedule as sched
@@ -49,7 +50,7 @@ class CronSettings:
     problems: tuple[str, ...] = ()
 
 
-def cron_settings(config: dict[str, Any], state_dir: Path, env: dict[str, str] | Any = None) -> CronSettings:
+def cron_settings(config: Mapping[str, Any], state_dir: Path, env: Mapping[str, str] | None = None) -> CronSettings:
     """The top-level C{cron} section (and C{OPENCLAW_SKIP_CRON=1})."""
     section = config.get("cron") if isinstance(config.get("cron"), dict) else {}
     problems = []
@@ -85,7 +86,7 @@ class Outcome:
 
 
 class CronService:
-    def __init__(self, settings: CronSettings, clock: Any, agent: AgentPort, events: EventPort, delivery: DeliveryPort, heartbeat: HeartbeatRunner | None = None, agent_id: str = "main") -> None:
+    def __init__(self, settings: CronSettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort, heartbeat: HeartbeatRunner | None = None, agent_id: str = "main") -> None:
         self.settings = settings
         self.clock = clock
         self.agent = agent
@@ -98,7 +99,7 @@ class CronService:
         self.jobs: dict[str, Job] = {}
         self.running = False
         self._timer: Any = None
-        self._queue: deque[tuple[str, str, bool]] = deque()  # (job id, run id, forced)
+        self._queue: deque[tuple[str, str]] = deque()  # (job id, run id)
         self._active: dict[str, str] = {}  # job id → run id
         self._waiters: dict[str, list[Deferred[dict[str, Any]]]] = {}  # run id → who waits for its log entry
         self._loaded = False
@@ -196,7 +197,7 @@ class CronService:
         self._timer = None
         if not self.running:
             return
-        queued = {job_id for job_id, _, _ in self._queue}
+        queued = {job_id for job_id, _ in self._queue}
         times = [j.state.next_run_ms for j in self.jobs.values() if j.enabled and j.state.next_run_ms is not None and j.id not in self._active and j.id not in queued]
         if not times:
             return
@@ -206,7 +207,7 @@ class CronService:
     def _fire(self) -> None:
         self._timer = None
         now = self.now_ms()
-        queued = {job_id for job_id, _, _ in self._queue}
+        queued = {job_id for job_id, _ in self._queue}
         due = []
         for job in self.jobs.values():
             state = job.state
@@ -219,23 +220,23 @@ class CronService:
                 if fresh is not None and fresh < state.next_run_ms:
                     state.next_run_ms = fresh  # the clock went back: the stored time is too far out
         for job in sorted(due, key=lambda j: j.state.next_run_ms or 0):
-            self._queue.append((job.id, f"cron-{uuid.uuid4()}", False))
+            self._queue.append((job.id, f"cron-{uuid.uuid4()}"))
         self._pump()
         self._arm()
 
     def _pump(self) -> None:
         while self._queue and len(self._active) < self.settings.max_concurrent:
-            job_id, run_id, forced = self._queue.popleft()
+            job_id, run_id = self._queue.popleft()
             job = self.jobs.get(job_id)
             if job is None or job_id in self._active:
                 continue
             self._active[job_id] = run_id
-            d = Deferred.fromCoroutine(self._execute(job, run_id, forced))
+            d = Deferred.fromCoroutine(self._execute(job, run_id))
             d.addErrback(lambda f, j=job_id: log.failure("cron job {id} crashed", f, id=j))
 
     # -- running a job
 
-    async def _execute(self, job: Job, run_id: str, forced: bool) -> None:
+    async def _execute(self, job: Job, run_id: str) -> None:
         started = self.now_ms()
         job.state.running_ms = started
         self._save()
@@ -270,7 +271,8 @@ class CronService:
         timeout = job.payload.get("timeoutSeconds")
         turn = await self.agent.start_turn(key, message, run_id, timeout=float(timeout) if timeout else None, fresh=not named)
         if turn.status != "ok":
-            outcome = Outcome("error", turn.error or turn.status, None, key, model=turn.model)
+            error = "aborted (the run was stopped, or the gateway)" if turn.status == "aborted" else turn.error or turn.status
+            outcome = Outcome("error", error, None, key, model=turn.model)
         else:
             outcome = Outcome("ok", None, turn.text.strip()[:SUMMARY_CHARS] or None, key, model=turn.model)
             await self._deliver(job, run_id, turn.text, outcome)
@@ -476,7 +478,7 @@ class CronService:
         finished: Deferred[dict[str, Any]] = Deferred()
         self._waiters.setdefault(run_id, []).append(finished)
         self._queue = deque(q for q in self._queue if q[0] != job_id)
-        self._queue.append((job_id, run_id, force))
+        self._queue.append((job_id, run_id))
         self._pump()
         self._arm()
         return run_id, finished
@@ -502,6 +504,3 @@ class CronService:
         self.agent.enqueue_system_event(key, text)
         if mode == "now" and self.heartbeat is not None:
             self.heartbeat.request("wake", key)
-
-    def known(self) -> Iterable[str]:
-        return self.jobs.keys()

@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from openclaw.agent.runtime import AgentRuntime, text_message
@@ -119,7 +120,7 @@ class ScheduledWork(Service):
 
     name = "scheduled-work"
 
-    def __init__(self, hub: Any, runtime: AgentRuntime, clock: Any) -> None:
+    def __init__(self, hub: Any, runtime: AgentRuntime, clock: IReactorTime) -> None:
         settings = hub.settings
         self.agent = RuntimeAgent(runtime)
         self.events = HubEvents(hub)
@@ -146,7 +147,7 @@ def tool_allowed(config: dict[str, Any], name: str) -> bool:
     return name not in deny and (allow is None or name in allow)
 
 
-def install(hub: Any, runtime: AgentRuntime, clock: Any) -> ScheduledWork:
+def install(hub: Any, runtime: AgentRuntime, clock: IReactorTime) -> ScheduledWork:
     """Build scheduled work and hook it into the hub (methods, status, health) and the runtime (tool)."""
     work = ScheduledWork(hub, runtime, clock)
     hub.scheduled = work
