@@ -269,6 +269,21 @@ class TimerTests(TestCase):
             self.assertEqual(sum(1 for e in h.events.named("cron") if e["action"] == "finished"), 3)
             h.stop()
 
+    def test_removing_a_waiting_job_answers_its_run(self):
+        """A run asked for while the slot is busy, then its job removed: whoever waits for it hears "skipped"."""
+        t0 = epoch(2026, 6, 1, 8)
+        h = Harness(self, clock_at(t0)).start()
+        h.agent.hold = True
+        busy, _ = h.cron.add(isolated("busy", {"kind": "every", "everyMs": 3_600_000}), 3)
+        waiting, _ = h.cron.add(isolated("waiting", {"kind": "every", "everyMs": 3_600_000}), 3)
+        h.cron.run(busy.id, force=True)
+        _, finished = h.cron.run(waiting.id, force=True)
+        self.assertNoResult(finished)
+        h.cron.remove(waiting.id)
+        self.assertEqual(self.successResultOf(finished)["status"], "skipped")
+        h.agent.release()
+        self.assertEqual(len(h.cron_turns()), 1)
+
     def test_one_shot_errors_back_off_then_give_up(self):
         """A failing one-shot is retried after 30 s and 60 s, then disabled with its error; never a hot loop."""
         t0 = epoch(2026, 6, 1, 8)

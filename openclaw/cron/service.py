@@ -459,6 +459,10 @@ class CronService:
         self.load()
         if self.jobs.pop(job_id, None) is None:
             return False
+        for queued, run_id in [q for q in self._queue if q[0] == job_id]:
+            now = self.now_ms()  # a run asked for (cron.run) that will not happen now: its caller hears so
+            for waiter in self._waiters.pop(run_id, []):
+                waiter.callback({"ts": now, "jobId": queued, "action": "finished", "status": "skipped", "error": "the job was removed before it ran", "runId": run_id})
         self._queue = deque(q for q in self._queue if q[0] != job_id)
         self._save()
         self._emit(job_id, "removed")
