@@ -265,7 +265,8 @@ class V4CLITests(RealCLIMixin, TestCase):
         status = json.loads(out)
         self.assertEqual((status["runtimeVersion"], status["sessions"]["count"]), (__version__, 2))
         self.assertTrue(status["gateway"]["reachable"])
-        self.assertEqual(status["heartbeat"]["agents"][0]["enabled"], False)
+        heartbeat = status["heartbeat"]["agents"][0]
+        self.assertEqual((heartbeat["enabled"], heartbeat["every"], heartbeat["everyMs"]), (True, "30m", 1_800_000))  # the default schedule, running
 
     async def test_status_all_logs_no_error(self):
         """`status --all` opens and closes several connections together: no "Unhandled Error" (presence broadcast) is logged."""
