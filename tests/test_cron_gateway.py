@@ -146,6 +146,20 @@ class CronGatewayTests(GatewayMixin, TestCase):
         self.assertIn("Reminder set for", tool_result)
         self.assertEqual(self.service.scheduled.cron.jobs, {})  # deleted after its run
 
+    async def test_agent_tool_follows_the_tool_policy(self):
+        """The cron tool is offered to the model like the built-in tools, and tools.deny takes it away."""
+        for tools, offered in (({}, True), ({"deny": ["cron"]}, False)):
+            self.fake.requests.clear()
+            self.fake.replies.append(openai_text("ok"))
+            await self.gateway(**model_config(self.url), tools=tools)
+            ws = await self.operator(4)
+            await self.call(ws, "chat.send", {"sessionKey": "main", "message": "hi", "idempotencyKey": f"p{offered}"})
+            await until(lambda: self.fake.requests)
+            names = [t["function"]["name"] for t in self.fake.requests[0]["body"].get("tools") or []]
+            self.assertEqual(("cron" in names, "read" in names), (offered, True), names)
+            await until(lambda: not self.service.core.agent.active)
+            await self.service.stopService()
+
     async def cli(self, *args):
         home = Path(self.mktemp()).resolve()
         home.mkdir()

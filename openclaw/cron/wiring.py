@@ -22,7 +22,7 @@ from openclaw.agent.sessions import SessionError, agent_of
 from openclaw.config.settings import GatewaySettings
 from openclaw.cron.heartbeat import HeartbeatRunner, heartbeat_config
 from openclaw.cron.methods import CRON_METHODS, CronDeps
-from openclaw.cron.ports import DeliveryResult, EventPort
+from openclaw.cron.ports import AgentPort, DeliveryPort, DeliveryResult, EventPort
 from openclaw.cron.service import CronService, cron_settings
 from openclaw.cron.tool import cron_tool
 from openclaw.gateway.core import GatewayCore
@@ -62,7 +62,7 @@ class ScheduledWork(Service):
 
     name = "scheduled-work"
 
-    def __init__(self, settings: GatewaySettings, clock: IReactorTime, agent: AgentRuntime, events: EventPort, delivery: SessionDelivery) -> None:
+    def __init__(self, settings: GatewaySettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort) -> None:
         config = settings.config
         self.heartbeat = HeartbeatRunner(heartbeat_config(config), clock, agent, events, delivery)
         self.cron = CronService(cron_settings(config, settings.state_dir, settings.env), clock, agent, events, delivery, self.heartbeat)
