@@ -435,6 +435,8 @@ class GatewayService(MultiService):
 
     async def _stop(self) -> None:
         try:
+            # Nothing scheduled may start while the core aborts the runs in flight.
+            self.scheduled.quiesce()
             # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
             self.core.stop()
             await self._drain(CLOSE_GRACE)

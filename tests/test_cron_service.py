@@ -222,7 +222,7 @@ class TimerTests(TestCase):
         """One delayed call for the earliest job; add, update, disable, enable and remove re-arm it."""
         t0 = epoch(2026, 6, 1, 8)
         h = Harness(self, clock_at(t0), heartbeat=HeartbeatConfig(every="0m", every_ms=0)).start()
-        self.assertEqual(h.clock.getDelayedCalls(), [])
+        self.assertEqual([c for c in h.clock.getDelayedCalls() if "CronService" in repr(c)], [])
         job, _ = h.cron.add(reminder(int((t0 + 600) * 1000)), 3)
         self.assertEqual([c.getTime() for c in h.clock.getDelayedCalls()], [t0 + 600])
         h.cron.update(job.id, {"schedule": {"kind": "at", "atMs": int((t0 + 300) * 1000)}}, 3)
@@ -232,11 +232,11 @@ class TimerTests(TestCase):
         h.cron.update(job.id, {"enabled": False}, 3)
         self.assertEqual([c.getTime() for c in h.clock.getDelayedCalls()], [t0 + 900])
         h.cron.remove(later.id)
-        self.assertEqual(h.clock.getDelayedCalls(), [])
+        self.assertEqual([c for c in h.clock.getDelayedCalls() if "CronService" in repr(c)], [])
         h.cron.update(job.id, {"enabled": True}, 3)
         self.assertEqual([c.getTime() for c in h.clock.getDelayedCalls()], [t0 + 300])
         h.cron.remove(job.id)
-        self.assertEqual(h.clock.getDelayedCalls(), [])
+        self.assertEqual([c for c in h.clock.getDelayedCalls() if "CronService" in repr(c)], [])
         advance_to(h.clock, t0 + 2 * HOUR)
         self.assertEqual(h.agent.events, [])
 
@@ -268,6 +268,20 @@ class TimerTests(TestCase):
             self.assertEqual(len(h.agent.turns), 3)
             self.assertEqual(sum(1 for e in h.events.named("cron") if e["action"] == "finished"), 3)
             h.stop()
+
+    def test_stopped_scheduler_starts_nothing_queued(self):
+        """At shutdown the scheduler stops first: a run ending then (aborted) does not start the job queued behind it."""
+        t0 = epoch(2026, 6, 1, 8)
+        h = Harness(self, clock_at(t0), max_concurrent=1).start()
+        h.agent.hold = True
+        for name in ("a", "b"):
+            h.cron.add(isolated(name, {"kind": "at", "atMs": int((t0 + 60) * 1000)}), 3)
+        advance_to(h.clock, t0 + 60)
+        self.assertEqual(len(h.agent.turns), 1)
+        h.cron.stop()
+        h.agent.release()
+        self.assertEqual(len(h.agent.turns), 1)
+        self.assertEqual([c for c in h.clock.getDelayedCalls() if "CronService" in repr(c)], [])
 
     def test_removing_a_waiting_job_answers_its_run(self):
         """A run asked for while the slot is busy, then its job removed: whoever waits for it hears "skipped"."""

@@ -227,7 +227,9 @@ class CronService:
         self._arm()
 
     def _pump(self) -> None:
-        while self._queue and len(self._active) < self.settings.max_concurrent:
+        # Stopped (the gateway is shutting down): what waits stays queued, and is
+        # found due again at the next start.
+        while self.running and self._queue and len(self._active) < self.settings.max_concurrent:
             job_id, run_id = self._queue.popleft()
             job = self.jobs.get(job_id)
             if job is None or job_id in self._active:

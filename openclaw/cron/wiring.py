@@ -73,9 +73,13 @@ class ScheduledWork(Service):
         self.cron.start()
         self.heartbeat.start()
 
-    def stopService(self) -> None:
+    def quiesce(self) -> None:
+        """Start nothing new (timers off); runs in flight end with the agent's. Idempotent."""
         self.heartbeat.stop()
         self.cron.stop()
+
+    def stopService(self) -> None:
+        self.quiesce()
         super().stopService()
 
 
