@@ -18,12 +18,13 @@ from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.methods import AGENT_METHODS
 from openclaw.channels.methods import CHANNEL_METHODS
 from openclaw.channels.whatsapp.login import LOGIN_METHODS
+from openclaw.cron.methods import CRON_METHODS
 from openclaw.shape import check
 from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CHANNEL_METHODS, **LOGIN_METHODS}
+ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CHANNEL_METHODS, **LOGIN_METHODS, **CRON_METHODS}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 
@@ -46,7 +47,8 @@ def maximal(schema: dict[str, Any], defs: dict[str, Any], branch: int = 0, depth
         return schema["enum"][branch]
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return maximal(schema[key][branch], defs, branch, depth)
+            plain = [s for s in schema[key] if "pattern" not in s] or schema[key]  # "x" matches no pattern
+            return maximal(plain[branch], defs, branch, depth)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = kind[branch]
@@ -58,9 +60,11 @@ def maximal(schema: dict[str, Any], defs: dict[str, Any], branch: int = 0, depth
         count = max(1, schema.get("minItems", 1))
         return [maximal(schema.get("items") or {}, defs, branch, depth + 1) for _ in range(count)][: schema.get("maxItems", count)]
     if kind == "string":
-        prefix = re.fullmatch(r"\^([^\\\[\]().*+?{}|$]*)", schema.get("pattern", "^"))  # a literal prefix, e.g. ^data:image/png;base64,
-        assert prefix is not None, f"no value for the pattern {schema['pattern']!r}"
-        return prefix.group(1) + "x" * max(1, schema.get("minLength", 1))
+        pattern = schema.get("pattern", "^")
+        prefix = re.fullmatch(r"\^([^\\\[\]().*+?{}|$]*)", pattern)  # a literal prefix, e.g. ^data:image/png;base64,
+        value = (prefix.group(1) if prefix else "") + "x" * max(1, schema.get("minLength", 1))
+        assert re.search(pattern, value), f"no value for the pattern {pattern!r}"
+        return value
     if kind in ("integer", "number"):
         low = schema.get("minimum", 1)
         return low if schema.get("maximum") is None else min(low, schema["maximum"])
@@ -89,7 +93,7 @@ def candidates(method: str, version: int) -> list[dict[str, Any]]:
             return []
         schema, defs = found
         values = [maximal(schema, defs, 0), maximal(schema, defs, -1)]
-        if schema.get("additionalProperties") is not False:
+        if schema.get("additionalProperties") is not False and not any(k in schema for k in ("anyOf", "oneOf")):  # alternatives: each says for itself
             values.append({**values[0], EXTRA: "x"})
         for value in values:  # the generator itself must be right
             jsonschema.Draft7Validator({**schema, "definitions": defs}).validate(value)

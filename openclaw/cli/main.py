@@ -21,6 +21,7 @@ from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.cli.agent import AgentOptions, ChatOptions, SessionsOptions
 from openclaw.cli.dashboard import DashboardOptions
 from openclaw.cli.channels import ChannelsOptions, MessageOptions, PairingOptions
+from openclaw.cli.cron import CronOptions, RemindOptions, SystemOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_for, load_valid
@@ -195,6 +196,9 @@ class OpenClawOptions(CommandOptions):
         ["channels", None, ChannelsOptions, "Messaging channels: status, login, logout."],
         ["pairing", None, PairingOptions, "Approve who may DM the assistant (DM pairing)."],
         ["message", None, MessageOptions, "Send a message through a channel."],
+        ["cron", None, CronOptions, "Scheduled jobs: list, add, edit, run, history."],
+        ["remind", None, RemindOptions, 'A one-shot reminder: remind "TEXT" --in 20m.'],
+        ["system", None, SystemOptions, "System controls: heartbeat last|enable|disable."],
     ]
 
     def opt_version(self) -> None:

@@ -25,11 +25,12 @@ from openclaw.protocol.versions import TICK_INTERVAL_MS
 log = Logger(namespace="openclaw.gateway")
 
 # Events this gateway emits, in upstream's order (tests.test_status checks that
-# each one has an emitter and that nothing else is emitted).
+# each one has an emitter and that nothing else is emitted); `pairing` (DM
+# pairing requests, for the web UI) is ours, last.
 EVENTS = [
-    "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "node.pair.requested",
-    "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved", "voicewake.changed",
-    "pairing",
+    "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "heartbeat", "cron",
+    "node.pair.requested", "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved",
+    "voicewake.changed", "pairing",
 ]
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "pairing": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
