@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from twisted.internet import reactor
@@ -18,11 +19,12 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from openclaw.cron.schedule import iso_ms
 from tests.fakes import openai_text, start_fake
 from tests.fakes_telegram import Fault, start_telegram, wait_for
 from tests.helpers import REPO
 from tests.test_agent import model_config
-from tests.wsclient import TOKEN, GatewayMixin
+from tests.wsclient import TOKEN, GatewayMixin, connect_params
 
 CODE = re.compile(r"Pairing code: ([A-Z2-9]{8})")
 
@@ -97,6 +99,48 @@ class RoundTripTests(TelegramMixin, TestCase):
         prompt = self.model.requests[0]["body"]["messages"][-1]["content"]
         self.assertIn("what is the plan?", prompt)
         self.assertTrue(any(a["chat_id"] == 42 and a["action"] == "typing" for a in self.bot.actions))
+
+
+class ScheduledDeliveryTests(TelegramMixin, TestCase):
+    async def run_job(self, ws, delivery, reply):
+        """Add an isolated v4 job with C{delivery}, force a run answering C{reply}; its run log entry."""
+        self.model.replies.append(openai_text(reply))
+        at = int(time.time() * 1000) + 3_600_000
+        params = {"name": "news", "schedule": {"kind": "at", "at": iso_ms(at)}, "sessionTarget": "isolated", "wakeMode": "next-heartbeat", "payload": {"kind": "agentTurn", "message": "news?"}, "delivery": delivery}
+        job = (await ws.request("cron.add", params))["payload"]
+        self.assertTrue((await ws.request("cron.run", {"id": job["id"], "mode": "force"}))["ok"])
+        cron = self.service.scheduled.cron
+        await wait_for(lambda: cron.entries(job["id"]) or None, what="the run log entry")
+        return cron.entries(job["id"])[0]
+
+    async def test_cron_and_heartbeat_deliver_through_telegram(self):
+        """Scheduled work delivers through channels: `last` is the chat the main session last heard from, a channel id with `to` sends there, a channel without a recipient or not configured fails the run with the reason; the heartbeat's `last` reaches the chat too."""
+        await self.start(telegram={"dmPolicy": "open"})
+        await self.connected()
+        ws, _ = await self.connect(connect_params(protocol=4))
+        entry = await self.run_job(ws, {"mode": "announce", "channel": "last"}, "before any chat")
+        self.assertEqual((entry["status"], entry["deliveryStatus"]), ("ok", "delivered"))  # into the session itself
+        self.assertEqual(self.bot.sent, [])
+
+        self.model.replies.append(openai_text("hello alice"))
+        self.bot.dm(42, "hi")
+        await wait_for(lambda: "hello alice" in self.bot.texts(42), what="the DM answer")
+        entry = await self.run_job(ws, {"mode": "announce", "channel": "last"}, "Inbox: 3 new")
+        self.assertEqual((entry["status"], entry["deliveryStatus"]), ("ok", "delivered"))
+        self.assertEqual(self.bot.texts(42)[-1], "Inbox: 3 new")
+
+        entry = await self.run_job(ws, {"mode": "announce", "channel": "telegram", "to": "77"}, "to someone else")
+        self.assertEqual((entry["status"], self.bot.texts(77)), ("ok", ["to someone else"]))
+        entry = await self.run_job(ws, {"mode": "announce", "channel": "telegram"}, "to the last chat there")
+        self.assertEqual((entry["status"], self.bot.texts(42)[-1]), ("ok", "to the last chat there"))
+        entry = await self.run_job(ws, {"mode": "announce", "channel": "discord", "to": "1"}, "nowhere")
+        self.assertEqual((entry["status"], entry["deliveryStatus"]), ("error", "not-delivered"))
+        self.assertIn("discord", entry["error"])
+
+        self.model.replies.append(openai_text("Your disk is almost full."))
+        self.assertTrue((await ws.request("wake", {"mode": "now", "text": "disk almost full"}))["ok"])
+        await wait_for(lambda: "Your disk is almost full." in self.bot.texts(42), what="the heartbeat's message")
+        self.assertEqual((await ws.request("last-heartbeat", {}))["payload"]["channel"], "telegram")
 
 
 class PlatformErrorTests(TelegramMixin, TestCase):

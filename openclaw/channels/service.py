@@ -330,16 +330,24 @@ class ChannelsService(MultiService):
         while len(self.routes) > 1000:
             self.routes.pop(next(iter(self.routes)))
 
-    def resolve(self, channel: str | None, account_id: str | None, to: str, thread_id: str | None = None, reply_to: str | None = None, session: str = "agent:main:main") -> tuple[AccountService, Target]:
-        """An account and a parsed target; channel C{last} is where C{session} last heard from."""
+    def resolve(self, channel: str | None, account_id: str | None, to: str | None, thread_id: str | None = None, reply_to: str | None = None, session: str = "agent:main:main") -> tuple[AccountService, Target]:
+        """
+        An account and a parsed target; channel C{last} is where C{session}
+        last heard from. Without C{to}, the chat C{session} last heard from
+        on that account (scheduled work delivering to "its" chat).
+        """
+        last = self.routes.get(session)
         if channel == "last":
-            last = self.routes.get(session)
             if last is None:
                 raise NotFound("no channel has delivered a message to this session yet, so there is no 'last' channel")
             channel, account_id = last[0], account_id or last[1]
         account = self.find(channel, account_id)
         if account.channel is None:
             raise ChannelError(f"{account.name} is not running ({account.state}{': ' + account.last_error if account.last_error else ''})")
+        if to is None:
+            if last is None or last[:2] != (account.channel_id, account.account_id):
+                raise NotFound(f"no recipient: name one (to), since {session} has not heard from {account.name} yet")
+            return account, Target(last[2].chat_id, thread_id or last[2].thread_id, reply_to)
         try:
             target = account.channel.parse_target(to, thread_id, reply_to)
         except ValueError as e:

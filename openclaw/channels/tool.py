@@ -5,10 +5,8 @@ channel. Only the main session may use it unless
 C{tools.message.allowNonMainSessions} is true (a group chat must not be
 able to make the agent write elsewhere).
 
-It plugs into the agent runtime through C{AgentRuntime.extra_tools}
-(set by L{openclaw.channels.wiring.attach}), which passes it to
-C{tools_for} with the built-in tools, so C{tools.allow}/C{tools.deny}
-apply to it too.
+L{openclaw.channels.wiring.install} adds it with C{core.agent.add_tool},
+so C{tools.allow}/C{tools.deny} apply to it as to the built-in tools.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ text only for a run that ended well; webhook paths hang under the site root
 
 L{install} builds the L{ChannelsService}; the gateway service adds it as a
 child and calls L{ChannelsService.shutting_down} before it stops the core.
+Scheduled work delivers through the channels with L{ChannelDelivery}.
 """
 
 from __future__ import annotations
@@ -22,19 +23,23 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 
 from openclaw.agent.tools import Tool
-from openclaw.channels.interfaces import IChannelReactor
+from openclaw.channels.interfaces import ChannelError, IChannelReactor
 from openclaw.channels.methods import CHANNEL_METHODS
 from openclaw.channels.ports import AgentBusy, Ports, RunOutcome
 from openclaw.channels.registry import platforms
 from openclaw.channels.service import ChannelsService
 from openclaw.channels.tool import SPEC, MessageTool
 from openclaw.channels.whatsapp.login import LOGIN_METHODS
+from openclaw.cron.ports import DeliveryPort, DeliveryResult
 from openclaw.gateway.core import GatewayCore
 from openclaw.interfaces import AgentRunner, QueueFull, RunHandle, RunResult
 from openclaw.protocol.errors import GatewayError
+
+log = Logger(namespace="openclaw.channels")
 
 DEFAULT_RETRY_MS = 2000
 
@@ -126,6 +131,39 @@ class RootRoutes:
             node = child
         node.children.pop(parts[-1], None)
         self._owned.discard(key)
+
+
+class ChannelDelivery:
+    """
+    Scheduled work's L{DeliveryPort} once the gateway has channels. C{last}
+    is the channel (account and chat) the session last heard from; a
+    channel id sends through that channel (C{to}: the chat, else the one the
+    session last heard from there). C{webchat}, and C{last} for a session no
+    channel has talked in, go to the session itself (C{fallback}). Repeated
+    deliveries of one run send once.
+    """
+
+    def __init__(self, channels: ChannelsService, fallback: DeliveryPort) -> None:
+        self._channels = channels
+        self._fallback = fallback
+
+    def deliver(
+        self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False, account_id: str | None = None, thread_id: str | None = None
+    ) -> Deferred[DeliveryResult]:
+        if channel == "webchat" or (channel == "last" and session_key not in self._channels.routes):
+            return self._fallback.deliver(text, channel, to, session_key, run_id, in_transcript, account_id, thread_id)
+        return Deferred.fromCoroutine(self._send(text, channel, to, session_key, run_id, account_id, thread_id))
+
+    async def _send(self, text: str, channel: str, to: str | None, session_key: str, run_id: str, account_id: str | None, thread_id: str | None) -> DeliveryResult:
+        try:
+            account, target = self._channels.resolve(channel, account_id, to, thread_id, None, session_key)
+            result = await self._channels.send(f"deliver:{run_id}", account, target, text)
+        except (ChannelError, ValueError) as e:
+            return DeliveryResult(False, channel, to, str(e))
+        except Exception as e:  # the port never fails: a bug here is a delivery that did not happen
+            log.failure("delivering run {run} to {channel} crashed", run=run_id, channel=channel)
+            return DeliveryResult(False, channel, to, f"internal error: {type(e).__name__}")
+        return DeliveryResult(True, str(result["channel"]), str(result["chatId"]))
 
 
 def install(core: GatewayCore, root: Resource, reactor: IChannelReactor) -> ChannelsService:
