@@ -139,6 +139,14 @@ class _Sink:
         if self._live():
             self.account.link_up()
 
+    def disconnected(self, reason: str) -> None:
+        if self._live():
+            self.account.link_down(reason)
+
+    def backlog(self) -> int:
+        inbox = self.account.inbox
+        return len(inbox) if inbox is not None and self._live() else 0
+
     def problem(self, text: str | None) -> None:
         if self._live():
             self.account.problem = text
@@ -366,6 +374,15 @@ class AccountService(Service):
         self.last_error = None
         self._connected_since = self.clock.seconds()
         self.last_connected_at = now_ms(self.clock)
+
+    def link_down(self, reason: str) -> None:
+        """The channel lost its link and waits for it to come back (no backoff: the peer reconnects)."""
+        if self.connected:
+            log.info("{account} disconnected: {reason}", account=self.name, reason=reason)
+        self.connected = False
+        self.state = "disconnected"
+        self.last_error = reason
+        self._connected_since = None
 
     # -- inbound
 

@@ -130,6 +130,10 @@ class Inbox:
     def pending(self) -> list[Work]:
         return list(self._pending.values())
 
+    def __len__(self) -> int:
+        """Work not finished."""
+        return len(self._pending)
+
     def replying(self, work: Work, chunks: list[str], reply: bool = True) -> None:
         work.stage, work.chunks, work.sent, work.reply = REPLYING, list(chunks), 0, reply
         self._save()

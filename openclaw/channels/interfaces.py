@@ -250,6 +250,15 @@ class IInbound(Interface):
     def connected() -> None:
         """The link is up and authenticated."""
 
+    def disconnected(reason: str) -> None:
+        """
+        The link is down, and the channel waits for it without ending L{IChannel.run}
+        (the other side reconnects to us: an out-of-process adapter).
+        """
+
+    def backlog() -> int:
+        """Messages received and not finished yet (a channel that can push back uses it)."""
+
     def problem(text: str | None) -> None:
         """A condition the owner should see in status (with its fix), or None when it cleared."""
 

@@ -16,7 +16,7 @@ import re
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 from twisted.application.service import MultiService
@@ -78,11 +78,19 @@ def account_configs(channel: str, section: Any, env: Mapping[str, str], state_di
 class ChannelsService(MultiService):
     name = "channels"
 
-    def __init__(self, ports: Ports, reactor: IChannelReactor, platforms: Mapping[str, IPlatform]) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        reactor: IChannelReactor,
+        platforms: Mapping[str, IPlatform],
+        platform_for: Callable[[str, Any], IPlatform | None] | None = None,
+    ) -> None:
         super().__init__()
         self.ports = ports
         self.reactor = reactor
         self.platforms = dict(platforms)
+        # A platform for a configured channel id none of the above has (adapters: `adapter: true`).
+        self.platform_for = platform_for
         self.host = ChannelHost(reactor, ports.routes)
         self.accounts: dict[tuple[str, str], AccountService] = {}
         self.unknown: dict[str, list[str]] = {}  # configured channels this gateway has no platform for
@@ -136,12 +144,19 @@ class ChannelsService(MultiService):
             if not CHANNEL_ID.match(channel):
                 log.warn("channels.{channel}: not a channel id (lowercase letters, digits, '_', '-'); ignored", channel=channel)
                 continue
+            self._adopt_platform(channel, section)
             accounts = account_configs(channel, section, self.ports.config.env(), self.ports.config.state_dir, self.platforms.get(channel))
             if channel not in self.platforms:
                 self.unknown[channel] = [a.account_id for a in accounts]
                 continue
             out.extend(accounts)
         return out
+
+    def _adopt_platform(self, channel: str, section: Any) -> None:
+        if channel not in self.platforms and self.platform_for is not None:
+            made = self.platform_for(channel, section)
+            if made is not None:
+                self.platforms[channel] = made
 
     def add(self, account: AccountConfig, platform: IPlatform | None = None) -> AccountService:
         """
@@ -207,9 +222,10 @@ class ChannelsService(MultiService):
     async def start_account(self, channel: str, account_id: str | None = None) -> AccountService:
         """(Re)start an account with its current config, clearing a logout."""
         account_id = account_id or "default"
+        self.ports.config.check()  # an edit made just now counts
+        self._adopt_platform(channel, (self.config().get("channels") or {}).get(channel))
         if channel not in self.platforms:
             raise NotFound(f"unknown channel {channel!r}")
-        self.ports.config.check()  # an edit made just now counts
         config = self._account_config(channel, account_id)
         if config is None:
             raise NotFound(f"channels.{channel}" + (f".accounts.{account_id}" if account_id != "default" else "") + " is not configured")
