@@ -16,6 +16,7 @@ from openclaw.gateway.methods import METHODS
 from openclaw.gateway.scopes import NODE_METHODS as NODE_ROLE_METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.methods import AGENT_METHODS
+from openclaw.channels.adapter.methods import ADAPTER_METHODS
 from openclaw.channels.methods import CHANNEL_METHODS
 from openclaw.channels.whatsapp.login import LOGIN_METHODS
 from openclaw.cron.methods import CRON_METHODS
@@ -24,7 +25,7 @@ from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CHANNEL_METHODS, **LOGIN_METHODS, **CRON_METHODS}
+ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CHANNEL_METHODS, **LOGIN_METHODS, **CRON_METHODS, **ADAPTER_METHODS}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 

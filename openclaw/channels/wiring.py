@@ -16,6 +16,9 @@ text only for a run that ended well; webhook paths hang under the site root
 L{install} builds the L{ChannelsService}; the gateway service adds it as a
 child and calls L{ChannelsService.shutting_down} before it stops the core.
 Scheduled work delivers through the channels with L{ChannelDelivery}.
+Out-of-process adapters (role C{channel}) plug in here too: their methods,
+the handshake's access rules (L{Adapters} is the core's C{ChannelAccess}),
+and the roster telling them when a connection leaves.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 
 from openclaw.agent.tools import Tool
+from openclaw.channels.adapter.methods import ADAPTER_METHODS
+from openclaw.channels.adapter.registry import Adapters
 from openclaw.channels.interfaces import ChannelError, IChannelReactor
 from openclaw.channels.methods import CHANNEL_METHODS
 from openclaw.channels.ports import AgentBusy, Ports, RunOutcome
@@ -175,8 +180,13 @@ def install(core: GatewayCore, root: Resource, reactor: IChannelReactor) -> Chan
         secrets=core.redactor,
         routes=RootRoutes(root),
     )
-    channels = ChannelsService(ports, reactor, platforms())
+    builtin = platforms()
+    adapters = Adapters(core.config.config, builtin, reactor)
+    channels = ChannelsService(ports, reactor, builtin, platform_for=adapters.platform_for)
     core.serve(CHANNEL_METHODS.bind(channels))
+    core.serve(ADAPTER_METHODS.bind(adapters))
+    core.channel_admission.use(adapters)
+    core.roster.on_leave(adapters.left)
     core.serve(LOGIN_METHODS.bind(channels))
     core.agent.add_tool(Tool(SPEC, MessageTool(channels, core.config.config).run))
     core.health.channels.use(channels)

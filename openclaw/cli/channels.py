@@ -21,6 +21,7 @@ STATE_WORDS = {
     "running": "running",
     "connecting": "connecting",
     "backoff": "reconnecting",
+    "disconnected": "waiting for its link",  # an adapter's account: the adapter reconnects to us
     "auth-failed": "stopped: auth failed",
     "misconfigured": "stopped: misconfigured",
     "not-configured": "not configured",

@@ -37,6 +37,7 @@ from openclaw.gateway.connections import Connections
 from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.events import Broadcaster, StateVersion
 from openclaw.gateway.handshake import Handshake
+from openclaw.gateway.handshake.channel import ChannelAdmission
 from openclaw.gateway.handshake.hello import Hello
 from openclaw.gateway.health import ChannelReport, Health, HeartbeatReport
 from openclaw.gateway.methods import METHODS, GatewayDeps
@@ -96,7 +97,8 @@ class GatewayCore:
         self.serve(NODE_METHODS.bind(NodeDeps(self.nodes, self.node_pairing, self.pairing, self.events, self.node_events)))
         self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock)))
         hello = Hello(self.boot, self.presence, self.health, self.versions, self.methods, settings.layout.config_path, settings.state_dir, canvas_url)
-        handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local)
+        self.channel_admission = ChannelAdmission()  # role channel: the channels plug their access in
+        handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local, self.channel_admission)
         self.roster = Roster(self.connections, self.presence, self.nodes, self.voicewake)
         self.gate = Gate(clock, self.boot, handshake, hello, self.roster, self.methods, self.connections.stats)
 

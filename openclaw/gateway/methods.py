@@ -45,7 +45,7 @@ from openclaw.shape import Any_, Bool, Int, List, Obj, Str
 from openclaw.store import atomic_write
 
 MASK = "__OPENCLAW_REDACTED__"
-_SECRET_KEYS = {"token", "password", "apikey", "api_key", "secret", "bottoken", "apptoken", "signingsecret", "webhooksecret", "accesstoken", "appsecret", "verifytoken"}
+_SECRET_KEYS = {"token", "password", "apikey", "api_key", "secret", "bottoken", "apptoken", "signingsecret", "webhooksecret", "accesstoken", "appsecret", "verifytoken", "adaptertoken"}
 LOGS_DEFAULT_LIMIT = 500
 LOGS_DEFAULT_MAX_BYTES = 250_000
 

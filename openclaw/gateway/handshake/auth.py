@@ -8,7 +8,7 @@ without a device identity gets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 
@@ -29,10 +29,13 @@ def authenticate(
     limiter: FailureLimiter,
     exempt_loopback: bool,
     pairing: PairingStore,
+    other: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> str:
     """
     The auth method that let the client in: C{none}, C{token}, C{password}
-    or C{device-token}. Failures count against the client's address.
+    or C{device-token}; or what C{other} (a credential of the role asked
+    for: a channel adapter's token) names. Failures count against the
+    client's address.
 
     @raise HandshakeFailed: with upstream's C{AUTH_*} details.
     """
@@ -44,7 +47,9 @@ def authenticate(
             raise auth_failure("rate_limited", retry_after_ms=int(wait * 1000))
     secret = check_shared_secret(auth, given)
     method = secret.method
-    if not secret.ok and device is not None:
+    if not secret.ok and other is not None:
+        method = other(given)
+    if method is None and device is not None:
         candidate = given.get("deviceToken") or given.get("token")
         if candidate and pairing.check_token(device.get("id", ""), role, candidate):
             method = "device-token"
