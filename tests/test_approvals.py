@@ -154,6 +154,16 @@ class QueueTests(SynchronousTestCase):
         with self.assertRaises(GatewayError):
             self.queue.resolve(record["id"], "maybe")
 
+    def test_known_secrets_masked(self):
+        """A command that holds a configured secret is shown to approvers with the secret masked."""
+        from openclaw.logs import Redactor
+
+        queue = ApprovalQueue(self.clock, self.queue.events, Redactor(["gw-token-0123456789"]).scrub)
+        record, _ = queue.ask({"command": "curl -H 'Authorization: Bearer gw-token-0123456789' https://x"}, 5)
+        self.assertNotIn("gw-token-0123456789", json.dumps(self.sent[-1]))
+        self.assertNotIn("gw-token-0123456789", json.dumps(queue.pending()))
+        self.clock.advance(5)
+
     def test_timeout_and_cancel(self):
         """No answer in time: None; cancelling the wait withdraws the request; ids are unique while pending."""
         record, decided = self.queue.ask({"command": "ls"}, 5, "fixed")

@@ -18,7 +18,7 @@ no answer in time means C{askFallback}.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -106,9 +106,10 @@ class Pending:
 class ApprovalQueue:
     """Pending exec approvals: announced to approvers, decided once, or expired (decision C{None})."""
 
-    def __init__(self, clock: IReactorTime, events: EventSink | None = None) -> None:
+    def __init__(self, clock: IReactorTime, events: EventSink | None = None, scrub: Callable[[Any], Any] = lambda value: value) -> None:
         self.clock = clock
         self.events = events
+        self.scrub = scrub  # known secrets out of what approvers are shown (the gateway's redactor)
         self._pending: dict[str, Pending] = {}
 
     def now_ms(self) -> int:
@@ -128,7 +129,7 @@ class ApprovalQueue:
             raise GatewayError(UNAVAILABLE, "too many exec approvals are waiting", retryable=True, retry_after_ms=5000)
         now = self.now_ms()
         decided: Deferred[str | None] = Deferred(lambda d: self._withdraw(approval_id))
-        pending = Pending(approval_id, dict(request), now, now + int(timeout * 1000), decided)
+        pending = Pending(approval_id, self.scrub(dict(request)), now, now + int(timeout * 1000), decided)
         pending.timer = self.clock.callLater(timeout, self._expire, approval_id)
         self._pending[approval_id] = pending
         if announce and self.events is not None:

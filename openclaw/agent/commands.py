@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
 
@@ -70,6 +70,9 @@ HELP = {
 }
 
 
+Work = Callable[[Run], Awaitable[str]]  # a command's reply, made when its run starts
+
+
 @attrs.frozen
 class Sender:
     """
@@ -94,8 +97,8 @@ class CommandSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "CommandSettings":
-        block = config.get("commands") if isinstance(config.get("commands"), dict) else {}
-        assert isinstance(block, dict)
+        raw = config.get("commands")
+        block: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
         return cls(text=block.get("text", True) is not False, use_access_groups=block.get("useAccessGroups", True) is not False)
 
 
@@ -230,14 +233,14 @@ class ChatCommands:
     def plan(self, key: str, message: str, sender: Sender) -> tuple[Plan, str] | None:
         """The L{Plan} for an authorized sender's message and the text for the model, or None (plain text)."""
         stripped = message.strip()
-        first, _, rest = stripped.partition(" ")
+        words = stripped.split(None, 1)
+        first, rest = (words[0] if words else ""), (words[1] if len(words) > 1 else "")
         name, inline = _word(first) if first.startswith("/") else ("", None)
         rest = ((inline or "") + " " + rest).strip() if inline is not None else rest.strip()
         command = COMMANDS.get(name)
         if command == "new":
             return Plan(fresh=True), rest
-        if command in ("stop", "compact", "usage") or (command in SHORTCUTS and not rest):
-            assert command is not None
+        if command is not None and (command in ("stop", "compact", "usage") or (command in SHORTCUTS and not rest)):
             return self._command(key, command, rest, sender), ""
         parsed = parse(stripped)
         if parsed.bad is not None:
@@ -254,7 +257,7 @@ class ChatCommands:
         return Plan(model=overrides.get("model"), thinking=overrides.get("think"), verbose=overrides.get("verbose"), preface=preface), parsed.text
 
     @staticmethod
-    def _fixed(text: str) -> Any:
+    def _fixed(text: str) -> Work:
         async def work(run: Run) -> str:
             return text
 
@@ -282,7 +285,7 @@ class ChatCommands:
             return Plan(work=self._usage(key, rest.lower()), detached=True)
         return Plan(work=self._fixed(self._shortcut(key, command, sender)), detached=True)
 
-    def _usage(self, key: str, mode: str) -> Any:
+    def _usage(self, key: str, mode: str) -> Work:
         runtime = self.runtime
 
         async def usage(run: Run) -> str:
@@ -389,7 +392,7 @@ class ChatCommands:
                     out["model"] = ref
         return out
 
-    def _persist(self, key: str, directives: tuple[Directive, ...], preface: str) -> Any:
+    def _persist(self, key: str, directives: tuple[Directive, ...], preface: str) -> Work:
         runtime = self.runtime
 
         async def persist(run: Run) -> str:

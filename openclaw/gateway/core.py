@@ -86,7 +86,7 @@ class GatewayCore:
 
         # agent runs (exec behind approvals), nodes
         self.nodes = NodeRegistry(clock, settings.state_dir, settings.nodes.allow_commands, settings.nodes.deny_commands)
-        self.approvals = ApprovalQueue(clock, self.events)
+        self.approvals = ApprovalQueue(clock, self.events, self.redactor.scrub)
         self.exec_gate = ExecGate(settings, clock, self.approvals)
         self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor, exec_gate=self.exec_gate, nodes=self.nodes)
         self.commands = ChatCommands(self.agent)  # people's messages (WebSocket, channels): commands first
