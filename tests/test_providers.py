@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from attrs import evolve as attrs_evolve
+
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import deferLater
@@ -224,6 +226,31 @@ class AnthropicTests(TestCase):
         reply = await AnthropicMessages(reactor).stream(model, request(), lambda d: None)
         self.assertEqual((reply.text, reply.stop_reason, reply.tool_calls), ("Hi", "tool_use", [{"id": "t1", "name": "read", "arguments": {"path": "y"}}]))
         self.assertEqual(reply.usage, {"input": 3, "output": 2, "cacheRead": 7, "total": 12})
+
+    async def test_thinking_budget_and_signed_thinking(self):
+        """A thinking level asks a reasoning model for a budget; signed thinking comes back in the reply and goes back with the history."""
+        fake, url = await start_fake(self)
+        fake.replies.append(
+            anthropic_events(
+                ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "let me see"}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig=="}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "ok"}}),
+                ("message_stop", {"type": "message_stop"}),
+            )
+        )
+        model = ModelRef("anthropic", "claude", "anthropic-messages", url, KEY, reasoning=True)
+        reply = await AnthropicMessages(reactor).stream(model, ModelRequest(system="", messages=request().messages, thinking="high"), lambda d: None)
+        self.assertEqual((reply.text, reply.thinking), ("ok", [{"type": "thinking", "thinking": "let me see", "thinkingSignature": "sig=="}]))
+        body = fake.requests[0]["body"]
+        self.assertEqual((body["thinking"], body["max_tokens"]), ({"type": "enabled", "budget_tokens": 16384}, 16384 + 4096))
+        history = [*request().messages, {"role": "assistant", "content": [*reply.thinking, {"type": "toolCall", "id": "t", "name": "read", "arguments": {}}]}]
+        sent = AnthropicMessages(reactor).to_messages(ModelRequest(system="", messages=history), thinking=True)
+        self.assertEqual(sent[-1]["content"][0], {"type": "thinking", "thinking": "let me see", "signature": "sig=="})
+        self.assertEqual(AnthropicMessages(reactor).to_messages(ModelRequest(system="", messages=history))[-1]["content"][0]["type"], "tool_use")
+        fake.replies.append(anthropic_events(("message_stop", {"type": "message_stop"})))
+        await AnthropicMessages(reactor).stream(attrs_evolve(model, reasoning=False), ModelRequest(system="", messages=request().messages, thinking="high"), lambda d: None)
+        self.assertNotIn("thinking", fake.requests[1]["body"])  # only models marked reasoning: true
 
     async def test_overloaded_error_event(self):
         """An error event before output is retryable (overloaded), then succeeds."""
