@@ -19,7 +19,7 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from openclaw.agent.approvals import ApprovalQueue, exec_settings
+from openclaw.agent.approvals import WITHDRAWN_BY, ApprovalQueue, exec_settings
 from openclaw.agent.execpolicy import ApprovalsFile, PolicyFileError, analyze_argv, analyze_shell, check, matches, needs_approval, normalize, resolve, safe_bin_use, view
 from openclaw.protocol.errors import GatewayError
 from openclaw.store import write_json
@@ -198,10 +198,14 @@ class GatewayHostTests(GatewayMixin, TestCase):
     async def setUp(self):
         self.fake, self.url = await start_fake(self)
 
-    async def start(self, **exec_block):
+    async def start(self, approver=True, **exec_block):
         await self.gateway(**exec_config(self.url, host="gateway", **exec_block))
         self.user, res = await self.connect(connect_params(protocol=3, scopes=["operator.write"]))
         self.assertTrue(res["ok"], res)
+        if approver:
+            await self.connect_approver()
+
+    async def connect_approver(self):
         self.approver, res = await self.connect(connect_params(protocol=4, scopes=["operator.approvals"]))
         self.assertTrue(res["ok"], res)
         self.approvals_file = self.service.settings.state_dir / "exec-approvals.json"
@@ -289,6 +293,53 @@ class GatewayHostTests(GatewayMixin, TestCase):
         await self.approver.event("exec.approval.requested")
         await self.finished("r7")
         self.assertIn("fell-back", self.tool_result("c-r7"))
+
+    async def test_unattended_run_without_approver(self):
+        """A run nobody watches (AgentRunner.run: cron, heartbeats) while no approver is connected: askFallback at once, and the run's diagnostics say why; with an approver connected it asks."""
+        await self.start(approver=False, security="allowlist", ask="always")
+        self.service.core.exec_gate.timeout = 60.0  # waiting would outlast the assertion below
+        self.fake.replies += [openai_tool_call("exec", {"command": "echo unattended"}, call_id="c-u1"), openai_text("could not")]
+        began = reactor.seconds()
+        result = await self.service.core.agent.run("cron:nightly", "run it", "u1")
+        self.assertLess(reactor.seconds() - began, 20)
+        self.assertEqual(result.status, "ok")
+        why = "exec denied: nobody could approve it (no client with operator.approvals is connected) (askFallback=deny)"
+        self.assertIn(why, self.tool_result("c-u1"))
+        self.assertEqual([(d["source"], d["severity"], d["toolName"], d["message"]) for d in result.diagnostics], [("exec", "warn", "exec", why)])
+        self.assertEqual(self.service.core.approvals.pending(), [])
+        await self.connect_approver()
+        self.fake.replies += [openai_tool_call("exec", {"command": "echo watched"}, call_id="c-u2"), openai_text("ran")]
+        second = self.service.core.agent.run("cron:nightly", "run it", "u2")
+        requested = (await self.approver.event("exec.approval.requested"))["payload"]
+        await self.approver.request("exec.approval.resolve", {"id": requested["id"], "decision": "allow-once"})
+        self.assertEqual(((await second).status, (await second).diagnostics), ("ok", ()))
+        self.assertIn("watched", self.tool_result("c-u2"))
+
+    async def test_wait_ends_inside_the_run(self):
+        """Nobody answers: the wait is cut to leave the run time, so askFallback decides and the run ends ok instead of timing out."""
+        await self.start(security="allowlist", ask="always")
+        self.fake.replies += [openai_tool_call("exec", {"command": "echo late"}, call_id="c-d1"), openai_text("it was denied")]
+        pending = self.service.core.agent.run("cron:nightly", "run it", "d1", timeout=4)
+        requested = (await self.approver.event("exec.approval.requested"))["payload"]
+        self.assertLessEqual(requested["expiresAtMs"] - requested["createdAtMs"], 2000)
+        self.assertEqual(requested["request"]["runId"], "d1")
+        result = await pending
+        self.assertEqual((result.status, result.text), ("ok", "it was denied"))
+        self.assertIn("no approval in time (askFallback=deny)", self.tool_result("c-d1"))
+        self.assertEqual(len(result.diagnostics), 1)
+
+    async def test_withdrawn_when_the_run_ends(self):
+        """A run aborted while it waits withdraws its request: approvers are told (deny, by the gateway) and nothing stays pending."""
+        await self.start(security="allowlist", ask="always")
+        await self.send("w1")
+        requested = (await self.approver.event("exec.approval.requested"))["payload"]
+        res = await self.user.request("chat.abort", {"sessionKey": "main", "runId": "w1"})
+        self.assertTrue(res["ok"], res)
+        resolved = (await self.approver.event("exec.approval.resolved"))["payload"]
+        self.assertEqual((resolved["id"], resolved["decision"], resolved["resolvedBy"]), (requested["id"], "deny", WITHDRAWN_BY))
+        self.assertEqual((await self.approver.request("exec.approval.list"))["payload"], [])
+        late = await self.approver.request("exec.approval.resolve", {"id": requested["id"], "decision": "allow-once"})
+        self.assertEqual(late["error"]["code"], "INVALID_REQUEST")
 
     async def test_security_deny_and_host_choice(self):
         """security deny refuses without asking; a tool call may not pick another host than the configured one."""

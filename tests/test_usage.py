@@ -177,8 +177,11 @@ class EndToEndTests(GatewayMixin, TestCase):
         self.assertTrue(reply.startswith("second\n\nUsage: 11 in / 7 out · 18 total · $0.0001"), reply)
         history = (await ws.request("chat.history", {"sessionKey": "main"}))["payload"]["messages"]
         self.assertEqual(history[-1]["content"][0]["text"], "second")  # the line is not part of the conversation
+        self.fake.replies.append(openai_text("HEARTBEAT_OK"))
+        beat = await self.service.core.agent.run("main", "heartbeat", "q4b", quiet=True)
+        self.assertEqual(beat.text, "HEARTBEAT_OK")  # a quiet run's caller delivers or drops the reply: no line to deliver alone
         cost = text(await self.run_chat(ws, "q5", "/usage cost"))
-        self.assertIn("Cost (30 days, agent main): $0.0003 · 36 tokens", cost)
+        self.assertIn("Cost (30 days, agent main): $0.0004 · 54 tokens", cost)
         self.assertEqual(text(await self.run_chat(ws, "q6", "/usage off")), "Usage line off.")
         self.fake.replies.append(openai_text("third"))
         self.assertEqual(text(await self.run_chat(ws, "q7", "more")), "third")

@@ -13,6 +13,12 @@ it asks, the run waits: L{ApprovalQueue} broadcasts C{exec.approval.requested}
 to C{operator.approvals} holders, and the first C{exec.approval.resolve}
 (C{allow-once}, C{allow-always}: remembered in the allowlist, C{deny}) wins;
 no answer in time means C{askFallback}.
+
+The wait is bounded: at most C{DEFAULT_TIMEOUT}, and never past the run's
+own deadline (less time for the model to answer). A run nobody watches
+(cron, heartbeats: L{ExecCall.unattended}) does not wait when no approver
+is connected: C{askFallback} decides at once, as upstream does when no
+approval UI is reachable.
 """
 
 from __future__ import annotations
@@ -51,7 +57,10 @@ log = Logger(namespace="openclaw.approvals")
 
 HOSTS = ("sandbox", "gateway", "node")
 DEFAULT_TIMEOUT = 120.0  # seconds an operator has to answer (upstream's)
+REPLY_RESERVE = 15.0  # seconds left to the run after a wait, for the model to take the answer
+MIN_WAIT = 1.0  # less than this left: not worth asking
 MAX_PENDING = 200
+WITHDRAWN_BY = "gateway (the run ended)"
 
 
 class ExecDenied(Exception):
@@ -137,9 +146,15 @@ class ApprovalQueue:
         return pending.record(), decided
 
     def _withdraw(self, approval_id: str) -> None:
+        """The asker gave up (its run ended): approvers drop the request, and nothing runs."""
         pending = self._pending.pop(approval_id, None)
-        if pending is not None and pending.timer is not None and pending.timer.active():
+        if pending is None:
+            return
+        if pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
+        log.info("exec approval {id} withdrawn: its run ended", id=approval_id)
+        if self.events is not None:
+            self.events.broadcast("exec.approval.resolved", {"id": approval_id, "decision": "deny", "resolvedBy": WITHDRAWN_BY, "ts": self.now_ms()}, drop_if_slow=True)
 
     def _expire(self, approval_id: str) -> None:
         pending = self._pending.pop(approval_id, None)
@@ -203,21 +218,41 @@ class ExecCall:
     session_key: str
     timeout: float
     node: str | None = None  # the tool call's node (host=node)
+    run_id: str | None = None
+    deadline: float | None = None  # clock seconds when the run times out
+    unattended: bool = False  # nobody watches the run (cron, heartbeat)
 
     @property
     def text(self) -> str:
         return self.command if isinstance(self.command, str) else " ".join(self.command)
 
 
+@attrs.frozen
+class Answer:
+    """The operator's C{decision}, or None and why there is none."""
+
+    decision: str | None
+    why: str = "no approval in time"
+
+
 class ExecGate:
     """The gateway side of exec approvals (the node host enforces its own file too)."""
 
-    def __init__(self, settings: GatewaySettings, clock: IReactorTime, queue: ApprovalQueue | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, clock: IReactorTime, queue: ApprovalQueue | None = None, approvers: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.clock = clock
         self.queue = queue
+        self.approvers = approvers  # whether a connection that may answer (operator.approvals) is there
         self.file = ApprovalsFile(settings.state_dir / FILE_NAME)
         self.timeout = DEFAULT_TIMEOUT
+
+    def wait_for(self, call: ExecCall) -> float | None:
+        """How long to wait for an answer: the gate's timeout, cut to leave the run time to use it (None: no time)."""
+        if call.deadline is None:
+            return self.timeout
+        left = call.deadline - self.clock.seconds()
+        budget = left - min(REPLY_RESERVE, left / 2)
+        return min(self.timeout, budget) if budget >= MIN_WAIT else None
 
     def config(self, agent_id: str) -> ExecSettings:
         return exec_settings(self.settings.config, agent_id)
@@ -242,19 +277,31 @@ class ExecGate:
             raise ExecDenied(f"exec denied: host={host} security=deny (tools.exec.security or exec-approvals.json)")
         return security, ask, policy.ask_fallback, policy.allowlist
 
-    async def _ask(self, call: ExecCall, host: str, security: str, ask: str, analysis: Analysis, node_id: str | None = None) -> str | None:
-        """The operator's decision, or None (no decision in time, or nobody can be asked)."""
-        if self.queue is None:
-            return None
+    async def _ask(self, call: ExecCall, host: str, security: str, ask: str, analysis: Analysis, node_id: str | None = None) -> Answer:
+        """The operator's decision, or none (no decision in time, nobody to ask, no time left)."""
+        if self.queue is None or (call.unattended and not self.approvers()):
+            return self._unasked(call, "nobody could approve it (no client with operator.approvals is connected)")
+        wait = self.wait_for(call)
+        if wait is None:
+            return self._unasked(call, "no time left in the run to ask for approval")
         request: dict[str, Any] = {"command": call.text[:10_000], "cwd": call.cwd, "host": host, "security": security, "ask": ask, "agentId": call.agent_id, "sessionKey": call.session_key}
         resolved = analysis.segments[0].resolved if analysis.ok and analysis.segments else None
         if resolved:
             request["resolvedPath"] = resolved
         if node_id:
             request["nodeId"] = node_id
-        record, decided = self.queue.ask(request, self.timeout)
+        if call.run_id:
+            request["runId"] = call.run_id
+        record, decided = self.queue.ask(request, wait)
         log.info("exec approval {id} requested: {command}", id=record["id"], command=call.text[:200])
-        return await decided
+        decision = await decided
+        if decision is None:
+            log.warn("exec approval {id} for run {run}: no decision within {wait:.0f} s", id=record["id"], run=call.run_id, wait=wait)
+        return Answer(decision)
+
+    def _unasked(self, call: ExecCall, why: str) -> Answer:
+        log.warn("exec in run {run} not put to an operator: {why}: {command}", run=call.run_id, why=why, command=call.text[:200])
+        return Answer(None, why)
 
     async def approve_gateway(self, call: ExecCall, path_env: str) -> None:
         """
@@ -266,21 +313,22 @@ class ExecGate:
         analysis = analyze_shell(call.command, call.cwd, path_env) if isinstance(call.command, str) else analyze_argv(call.command, call.cwd, path_env)
         found = check(analysis, allowlist, self.config(call.agent_id).safe_bins, call.cwd) if security == "allowlist" else Check(True)
         if needs_approval(ask, security, analysis.ok, found.satisfied):
-            decision = await self._ask(call, "gateway", security, ask, analysis)
-            self._after(call, decision, fallback, analysis, found)
+            answer = await self._ask(call, "gateway", security, ask, analysis)
+            self._after(call, answer, fallback, analysis, found)
         elif security == "allowlist" and not (analysis.ok and found.satisfied):
             raise ExecDenied(f"exec denied: allowlist miss ({analysis.reason or 'not in the allowlist of exec-approvals.json'})")
         if found.matched:
             resolved = analysis.segments[0].resolved if analysis.segments else None
             self.file.change(call.agent_id, used={str(e["pattern"]): (call.text, resolved) for e in found.matched})
 
-    def _after(self, call: ExecCall, decision: str | None, fallback: str, analysis: Analysis, found: Check) -> None:
+    def _after(self, call: ExecCall, answer: Answer, fallback: str, analysis: Analysis, found: Check) -> None:
+        decision = answer.decision
         if decision == "deny":
             raise ExecDenied("exec denied: the operator denied it")
         if decision is None:
             if fallback == "full" or (fallback == "allowlist" and analysis.ok and found.satisfied):
                 return
-            raise ExecDenied(f"exec denied: no approval in time (askFallback={fallback})")
+            raise ExecDenied(f"exec denied: {answer.why} (askFallback={fallback})")
         if decision == "allow-always" and analysis.ok:
             patterns = [s.resolved for s in analysis.segments if s.resolved]
             if patterns:
@@ -326,12 +374,13 @@ class ExecGate:
             found = await self._node_allowlist(nodes, node_id, call, analysis)
         approved, decision = False, None
         if needs_approval(ask, security, analysis.ok, found.satisfied):
-            decision = await self._ask(call, "node", security, ask, analysis, node_id)
+            answer = await self._ask(call, "node", security, ask, analysis, node_id)
+            decision = answer.decision
             if decision == "deny":
                 raise ExecDenied("exec denied: the operator denied it")
             if decision is None and fallback != "full":
                 if not (fallback == "allowlist" and found.satisfied):
-                    raise ExecDenied(f"exec denied: no approval in time (askFallback={fallback})")
+                    raise ExecDenied(f"exec denied: {answer.why} (askFallback={fallback})")
             approved = decision is not None or fallback == "full"
         params: dict[str, Any] = {"command": argv, "timeoutMs": int(call.timeout * 1000), "agentId": call.agent_id, "sessionKey": call.session_key}
         if call.cwd:

@@ -50,6 +50,7 @@ MAX_TURNS = 12
 MAX_QUEUED_PER_SESSION = 10
 HISTORY_LIMIT = 200
 MAX_PENDING_EVENTS = 20
+MAX_DIAGNOSTICS = 20
 WORKSPACE_FILES = ("AGENTS.md", "SOUL.md", "USER.md", "TOOLS.md", "IDENTITY.md", "HEARTBEAT.md")
 WORKSPACE_FILE_CAP = 20_000
 SILENT_REPLY = "NO_REPLY"
@@ -123,9 +124,24 @@ class Run:
     source: dict[str, Any] | None = None  # another session that sent this message (sessions_send)
     quiet: bool = False  # no chat events: the caller delivers (or drops) the reply
     plan: Plan = Plan()
+    unattended: bool = False  # nobody watches it (AgentRuntime.run: cron, heartbeats)
+    diagnostics: list[dict[str, Any]] = attrs.field(factory=list)
 
     def result(self) -> RunResult:
-        return RunResult(self.run_id, self.session_key, self.status, self.text, self.error, self.model, dict(self.usage))
+        return RunResult(self.run_id, self.session_key, self.status, self.text, self.error, self.model, dict(self.usage), tuple(self.diagnostics))
+
+    def deadline(self) -> float | None:
+        """Clock seconds when the run times out (None: not running)."""
+        timer = self.timer
+        return float(timer.getTime()) if timer is not None and timer.active() else None
+
+    def note(self, source: str, severity: str, message: str, tool: str | None = None) -> None:
+        """Something the run's caller should see besides the reply (upstream's cron diagnostics entry); bounded."""
+        if len(self.diagnostics) < MAX_DIAGNOSTICS:
+            entry: dict[str, Any] = {"ts": int(time.time() * 1000), "source": source, "severity": severity, "message": message[:1000]}
+            if tool:
+                entry["toolName"] = tool
+            self.diagnostics.append(entry)
 
     def finished(self) -> Deferred[RunResult]:
         """L{openclaw.interfaces.RunHandle}: fires once the run ends, never errbacks."""
@@ -251,6 +267,7 @@ class AgentRuntime:
         source: dict[str, Any] | None = None,
         quiet: bool = False,
         plan: Plan | None = None,
+        unattended: bool = False,
     ) -> tuple[Run, bool]:
         """Start (or queue) a run; returns C{(run, created)}. A known run id creates nothing.
         C{source} names the session that sent the message, when one did; C{plan}: see L{Plan}."""
@@ -258,7 +275,7 @@ class AgentRuntime:
         if existing is not None:
             return existing, False
         key = self.key(session_key, agent_id)
-        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source, quiet=quiet, plan=plan or Plan())
+        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source, quiet=quiet, plan=plan or Plan(), unattended=unattended)
         self.runs[run_id] = (self.reactor.seconds(), run)
         if run.plan.detached:
             self._start(run)
@@ -429,7 +446,7 @@ class AgentRuntime:
 
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
-        context = self.tool_context(run.session_key)
+        context = attrs.evolve(self.tool_context(run.session_key), run=run)
         tools = {t.spec.name: t for t in tools_for(self.settings.agents.tools, context.sandbox, self.extra_tools)}
         system = self.system_prompt()
         thinking = run.plan.thinking or (store.get(run.session_key) or {}).get("thinkingLevel")
@@ -503,7 +520,7 @@ class AgentRuntime:
             if timer is not None and timer.active():
                 timer.cancel()
         run.text = run.text.strip()
-        if status == "ok" and run.plan.work is None and run.text.strip() != SILENT_REPLY:
+        if status == "ok" and run.plan.work is None and not run.quiet and run.text.strip() != SILENT_REPLY:
             line = self._usage_footer(run)
             if line:
                 run.text = f"{run.text}\n\n{line}" if run.text else line
@@ -556,16 +573,18 @@ class AgentRuntime:
         timeout: float | None = None,
         quiet: bool = False,
         fresh: bool = False,
+        unattended: bool = False,
     ) -> Run:
         if fresh:
             key = self.key(session_key, agent_id)
             self.store(agent_of(key)).reset(key)
-        run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet)
+        run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet, unattended=unattended)
         return run
 
     def run(self, session_key: str, message: str, run_id: str, agent_id: str | None = None, timeout: float | None = None, quiet: bool = False, fresh: bool = False) -> Deferred[RunResult]:
+        """L{start} for a caller that waits for the result, not a person (cron, heartbeats): the run is unattended."""
         try:
-            run = self.start(session_key, message, run_id, agent_id, timeout, quiet, fresh)
+            run = self.start(session_key, message, run_id, agent_id, timeout, quiet, fresh, unattended=True)
         except Exception as e:  # a full queue, a bad key: an error result
             return succeed(RunResult(run_id, session_key, "error", error=str(e) or type(e).__name__))
         return run.finished()

@@ -34,7 +34,7 @@ from openclaw.config.settings import ToolPolicy
 from openclaw.process import run_process
 
 if TYPE_CHECKING:
-    from openclaw.agent.runtime import AgentRuntime
+    from openclaw.agent.runtime import AgentRuntime, Run
 
 log = Logger(namespace="openclaw.tools")
 
@@ -62,6 +62,7 @@ class ToolContext:
     runtime: AgentRuntime
     reactor: Any
     pool: ThreadPool | None = None  # the thread pool for file work (default: the reactor's)
+    run: Run | None = None  # the run calling the tool (None: an HTTP tool call)
 
     @property
     def confined(self) -> bool:
@@ -192,17 +193,22 @@ async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
     timeout = exec_timeout(args.get("timeoutMs"))
     agent_id = _agent(ctx.session_key)
     gate = ctx.runtime.exec_gate if ctx.runtime is not None else None
+    command = args["command"] if isinstance(args["command"], str) else argv
+    run = ctx.run
+    run_id, deadline, unattended = (run.run_id, run.deadline(), run.unattended) if run is not None else (None, None, False)
     try:
         host = gate.host(agent_id, args.get("host")) if gate is not None else "sandbox"
         if host == "node" and gate is not None:
             cwd = args.get("cwd") if isinstance(args.get("cwd"), str) and args["cwd"].strip() else None
-            call = ExecCall(args["command"] if isinstance(args["command"], str) else argv, cwd or "", agent_id, ctx.session_key, timeout, args.get("node") if isinstance(args.get("node"), str) else None)
+            call = ExecCall(command, cwd or "", agent_id, ctx.session_key, timeout, args.get("node") if isinstance(args.get("node"), str) else None, run_id, deadline, unattended)
             return _node_report(await gate.run_on_node(ctx.runtime.nodes, call))
         if host == "gateway" and gate is not None:
             launch = _host_launch(ctx, argv, args.get("cwd"))
-            await gate.approve_gateway(ExecCall(args["command"] if isinstance(args["command"], str) else argv, launch.cwd, agent_id, ctx.session_key, timeout), launch.env["PATH"])
+            await gate.approve_gateway(ExecCall(command, launch.cwd, agent_id, ctx.session_key, timeout, None, run_id, deadline, unattended), launch.env["PATH"])
             return await _run(ctx, launch, argv, timeout)
     except ExecDenied as e:
+        if run is not None:
+            run.note("exec", "warn", str(e), tool="exec")  # cron's run log shows it
         raise ToolError(str(e))
     if ctx.sandbox is not None:
         try:

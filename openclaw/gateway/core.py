@@ -87,7 +87,7 @@ class GatewayCore:
         # agent runs (exec behind approvals), nodes
         self.nodes = NodeRegistry(clock, settings.state_dir, settings.nodes.allow_commands, settings.nodes.deny_commands)
         self.approvals = ApprovalQueue(clock, self.events, self.redactor.scrub)
-        self.exec_gate = ExecGate(settings, clock, self.approvals)
+        self.exec_gate = ExecGate(settings, clock, self.approvals, approvers=lambda: self.approver_besides(None))
         self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor, exec_gate=self.exec_gate, nodes=self.nodes)
         self.commands = ChatCommands(self.agent)  # people's messages (WebSocket, channels): commands first
         self.node_pairing = NodePairingStore(settings.state_dir, clock)
@@ -115,8 +115,8 @@ class GatewayCore:
         """Serve more methods (a subsystem's bound table); before any client connects."""
         self.methods.add(table)
 
-    def approver_besides(self, caller: Caller) -> bool:
-        """Whether a connection other than C{caller} may answer exec approvals (C{operator.approvals})."""
+    def approver_besides(self, caller: Caller | None) -> bool:
+        """Whether a connection other than C{caller} (None: any) may answer exec approvals (C{operator.approvals})."""
         return any(c is not caller and c.role == "operator" and has_scope(c.scopes, APPROVALS) for c in self.connections)
 
     def _secrets_changed(self, auth: AuthSettings) -> None:
