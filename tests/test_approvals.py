@@ -387,6 +387,35 @@ class GatewayHostTests(GatewayMixin, TestCase):
         self.assertIsNone((await admin4.response(alone["id"]))["payload"]["decision"])
 
 
+class ControlUITests(GatewayMixin, TestCase):
+    """What upstream's Control UI (the v3 build shipped with the 2026.1.30 CLI) does on its Nodes tab."""
+
+    timeout = 60
+
+    async def test_nodes_tab_exec_approvals(self):
+        """The v3 UI's connect, then exec.approvals.get (answer fits upstream's v4 snapshot schema too), a save with the hash it read, and a reload."""
+        ui = {"Origin": "http://127.0.0.1"}
+        await self.gateway(gateway={"allowInsecureAuth": True, "controlUi": {"allowedOrigins": ["http://127.0.0.1"]}})
+        params = connect_params(protocol=3, client_id="openclaw-control-ui", mode="webchat", scopes=["operator.admin", "operator.approvals", "operator.pairing"])
+        ws, res = await self.connect(params, headers=ui)
+        self.assertTrue(res["ok"], res)
+        self.assertIn("exec.approvals.get", res["payload"]["features"]["methods"])
+        first = (await ws.request("exec.approvals.get", {}))["payload"]
+        for version in (3, 4):
+            schemas.validate(version, "ExecApprovalsSnapshot", first)
+        self.assertEqual((first["exists"], first["file"]["version"]), (False, 1))
+        form = {**first["file"], "defaults": {"security": "allowlist", "ask": "on-miss", "askFallback": "deny"}, "agents": {"main": {"allowlist": [{"pattern": "/usr/bin/uptime"}]}}}
+        saved = await ws.request("exec.approvals.set", {"file": form, "baseHash": first["hash"]})
+        self.assertTrue(saved["ok"], saved)
+        again = (await ws.request("exec.approvals.get", {}))["payload"]
+        for version in (3, 4):
+            schemas.validate(version, "ExecApprovalsSnapshot", again)
+        self.assertEqual((again["exists"], again["file"]["agents"]["main"]["allowlist"]), (True, [{"pattern": "/usr/bin/uptime"}]))
+        self.assertEqual(again["file"]["defaults"], form["defaults"])
+        stale = await ws.request("exec.approvals.set", {"file": form, "baseHash": first["hash"]})
+        self.assertIn("changed since last load", stale["error"]["message"])
+
+
 class NodeHostTests(GatewayMixin, TestCase):
     timeout = 60
 
