@@ -107,6 +107,8 @@ class CommandTests(GatewayMixin, TestCase):
         self.assertEqual((self.entry()["thinkingLevel"], self.entry()["verboseLevel"]), ("high", "on"))
         self.assertEqual(await self.say("/queue interrupt"), "Queue mode set to interrupt.")
         self.assertEqual(self.entry()["queueMode"], "interrupt")
+        self.assertEqual(await self.say("/queue reset"), "Queue mode set to followup (default).")
+        self.assertIsNone(self.entry().get("queueMode"))
         self.assertIn("Thinking level: high", await self.say("/think"))
         self.assertIn("'banana' is not a level", await self.say("/think banana"))
         self.assertEqual(self.fake.requests, [])

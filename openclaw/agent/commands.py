@@ -130,7 +130,7 @@ def _valid(name: str, value: str) -> bool:
     if name == "verbose":
         return value.lower() in VERBOSE_LEVELS
     if name == "queue":
-        return value.lower() in (*QUEUE_MODES, "default")
+        return value.lower() in (*QUEUE_MODES, "default", "reset")
     return bool(value) and not value.startswith("/")  # model: checked when applied
 
 
@@ -407,7 +407,7 @@ class ChatCommands:
                     fields["verboseLevel"] = value.lower()
                     lines.append("Verbose off." if value.lower() == "off" else f"Verbose {value.lower()}: tool calls are shown.")
                 elif d.name == "queue":
-                    fields["queueMode"] = None if value.lower() == "default" else value.lower()
+                    fields["queueMode"] = None if value.lower() in ("default", "reset") else value.lower()
                     lines.append(f"Queue mode set to {fields['queueMode'] or 'followup (default)'}.")
                 elif d.name == "model":
                     lines.append(self._model(key, value, fields))
