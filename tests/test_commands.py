@@ -10,7 +10,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from openclaw.agent.commands import Directive, Sender, parse
-from tests.fakes import openai_text, start_fake
+from tests.fakes import openai_text, openai_tool_call, start_fake
 from tests.helpers import capture_log
 from tests.wsclient import GatewayMixin, connect_params
 
@@ -117,6 +117,70 @@ class CommandTests(GatewayMixin, TestCase):
         await self.say("think hard")
         self.assertEqual(self.fake.requests[-1]["body"]["reasoning_effort"], "high")
 
+    async def send(self, message, run_id):
+        res = await self.ws.request("chat.send", {"sessionKey": "main", "message": message, "idempotencyKey": run_id})
+        self.assertEqual(res["payload"]["status"], "started", res)
+
+    async def finals(self, *run_ids):
+        """The last chat event of each run, in any order."""
+        seen = {}
+        while set(run_ids) - set(seen):
+            event = (await self.ws.event("chat", timeout=10))["payload"]
+            if event["runId"] in run_ids and event["state"] in ("final", "error", "aborted"):
+                seen[event["runId"]] = event
+        return [seen[r] for r in run_ids]
+
+    async def test_queue_collect(self):
+        """/queue collect: messages sent while a run goes become one turn after it; each of their runs ends, the first with the reply."""
+        await self.start()
+        self.assertEqual(await self.say("/queue collect"), "Queue mode set to collect.")
+        slow = openai_text("first answer")
+        slow.delay = 0.3
+        self.fake.replies += [slow, openai_text("both answered")]
+        await self.send("first", "q1")
+        while not self.fake.requests:
+            await deferLater(reactor, 0.01, lambda: None)
+        await self.send("second", "q2")
+        await self.send("third", "q3")
+        first, collected, merged = await self.finals("q1", "q2", "q3")
+        self.assertEqual(first["message"]["content"][0]["text"], "first answer")
+        self.assertEqual(collected["message"]["content"][0]["text"], "both answered")
+        self.assertNotIn("message", merged)
+        self.assertEqual(len(self.fake.requests), 2)
+        asked = self.fake.requests[1]["body"]["messages"][-1]["content"]
+        self.assertIn("Queued #1\nsecond", asked)
+        self.assertIn("Queued #2\nthird", asked)
+        self.assertFalse(self.service.core.agent.busy("agent:main:main"))
+
+    async def test_queue_steer(self):
+        """/queue steer: a message sent while a run is in its tool loop joins that run at the next tool boundary; sent after the last one, it waits its turn."""
+        await self.start()
+        await self.say("/queue steer")
+        slow = openai_tool_call("sessions_list", {}, call_id="s1")
+        slow.delay = 0.3
+        self.fake.replies += [slow, openai_text("steered answer"), openai_text("later answer")]
+        await self.send("look around", "s1")
+        while not self.fake.requests:
+            await deferLater(reactor, 0.01, lambda: None)
+        await self.send("and count them", "s2")
+        steered, merged = await self.finals("s1", "s2")
+        self.assertEqual(steered["message"]["content"][0]["text"], "steered answer")
+        self.assertNotIn("message", merged)
+        second = self.fake.requests[1]["body"]["messages"]
+        self.assertEqual([m["role"] for m in second[-2:]], ["tool", "user"])
+        self.assertEqual(second[-1]["content"], "and count them")
+        self.assertEqual(len(self.fake.requests), 2)
+        slow = openai_text("no tools here")
+        slow.delay = 0.3
+        self.fake.replies.insert(0, slow)
+        await self.send("plain question", "s3")
+        while len(self.fake.requests) < 3:
+            await deferLater(reactor, 0.01, lambda: None)
+        await self.send("too late to steer", "s4")
+        plain, late = await self.finals("s3", "s4")
+        self.assertEqual(plain["message"]["content"][0]["text"], "no tools here")
+        self.assertEqual(late["message"]["content"][0]["text"], "later answer")
+
     async def test_unauthorized_text_reaches_the_model(self):
         """The channel hook: an unpaired sender's /status goes to the model as text; a paired sender's does not."""
         await self.start()
@@ -196,7 +260,8 @@ class CommandTests(GatewayMixin, TestCase):
         await self.ws.request("chat.send", {"sessionKey": "main", "message": "long job", "idempotencyKey": "long"})
         self.assertEqual(await self.say("/stop"), "Stopped.")
         await deferLater(reactor, 1.0, lambda: None)
-        self.assertEqual(len(self.fake.requests), 1)
+        self.assertEqual(self.service.core.agent.lookup("long").status, "aborted")
+        self.assertLessEqual(len(self.fake.requests), 1)  # stopped before or after its request went out; never asked again
         self.assertEqual(log.failures(), [])
 
     async def test_compact_with_instructions(self):

@@ -94,6 +94,11 @@ class Plan:
     preface: str = ""
 
 
+def mergeable(run: "Run") -> bool:
+    """A plain message (no command, directive, other session or quiet caller): it can join another run's turn."""
+    return run.plan == Plan() and run.source is None and not run.quiet and not run.unattended
+
+
 def text_message(role: str, text: str, **extra: Any) -> dict[str, Any]:
     return {"role": role, "content": [{"type": "text", "text": text}], "timestamp": int(time.time() * 1000), **extra}
 
@@ -125,6 +130,7 @@ class Run:
     quiet: bool = False  # no chat events: the caller delivers (or drops) the reply
     plan: Plan = Plan()
     unattended: bool = False  # nobody watches it (AgentRuntime.run: cron, heartbeats)
+    queue_mode: str = "followup"  # what it does while another run is going (see AgentRuntime.submit)
     diagnostics: list[dict[str, Any]] = attrs.field(factory=list)
 
     def result(self) -> RunResult:
@@ -269,13 +275,22 @@ class AgentRuntime:
         plan: Plan | None = None,
         unattended: bool = False,
     ) -> tuple[Run, bool]:
-        """Start (or queue) a run; returns C{(run, created)}. A known run id creates nothing.
-        C{source} names the session that sent the message, when one did; C{plan}: see L{Plan}."""
+        """
+        Start (or queue) a run; returns C{(run, created)}. A known run id
+        creates nothing. C{source} names the session that sent the message,
+        when one did; C{plan}: see L{Plan}.
+
+        C{queue_mode} says what a message does while a run is going (upstream's
+        C{/queue}): C{followup} waits its turn; C{collect} waits, and the
+        messages that wait together become one turn; C{steer} goes into the
+        running turn at its next tool boundary (if the run ends first, it
+        waits like C{followup}); C{interrupt} aborts the running run.
+        """
         existing = self.lookup(run_id)
         if existing is not None:
             return existing, False
         key = self.key(session_key, agent_id)
-        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source, quiet=quiet, plan=plan or Plan(), unattended=unattended)
+        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source, quiet=quiet, plan=plan or Plan(), unattended=unattended, queue_mode=queue_mode)
         self.runs[run_id] = (self.reactor.seconds(), run)
         if run.plan.detached:
             self._start(run)
@@ -309,8 +324,37 @@ class AgentRuntime:
         while queue:
             run = queue.pop(0)
             if run.status == "queued":
+                if run.queue_mode == "collect" and mergeable(run):
+                    self._collect(run, queue)
                 self._start(run)
                 return
+
+    def _collect(self, first: Run, queue: list[Run]) -> None:
+        """C{collect}: the plain messages waiting with C{first} become its one turn; their runs end merged into it."""
+        rest = [r for r in queue if r.status == "queued" and r.queue_mode == "collect" and mergeable(r)]
+        if not rest:
+            return
+        parts = [first.message, *(r.message for r in rest)]
+        first.message = "[Queued messages while the agent was busy]\n\n" + "\n\n".join(f"---\nQueued #{i}\n{text}" for i, text in enumerate(parts, 1))
+        for r in rest:
+            queue.remove(r)
+            self._merged(r, first)
+
+    def _steer(self, run: Run, store: SessionStore) -> None:
+        """C{steer}: messages waiting in C{steer} mode join the running turn (after its tool results)."""
+        queue = self.queued.get(run.session_key) or []
+        for waiting in [r for r in queue if r.status == "queued" and r.queue_mode == "steer" and mergeable(r)]:
+            queue.remove(waiting)
+            store.append_message(run.session_key, text_message("user", waiting.message))
+            self._merged(waiting, run)
+
+    def _merged(self, run: Run, into: Run) -> None:
+        """A queued run whose message another run took (collect, steer): it ends ok, and the other run's reply answers it."""
+        run.status = "ok"
+        run.started_at = run.ended_at = self.now_ms()
+        self.agent_event(run, "lifecycle", {"phase": "end", "endedAt": run.ended_at, "mergedInto": into.run_id})
+        self.chat_event(run, "final")
+        run.outcome.fire(run.summary())
 
     # -- events
 
@@ -474,6 +518,7 @@ class AgentRuntime:
                     return
                 self.agent_event(run, "tool", {"phase": "result", "name": call["name"], "toolCallId": call["id"], "result": text[:4000], "isError": is_error})
                 store.append_message(run.session_key, {"role": "toolResult", "toolCallId": call["id"], "toolName": call["name"], "content": [{"type": "text", "text": text}], "isError": is_error, "timestamp": int(time.time() * 1000)})
+            self._steer(run, store)
             if run.text and not run.text.endswith("\n\n"):
                 run.text += "\n\n"  # the next turn's words start a new paragraph
         raise ProviderError(f"the agent used more than {MAX_TURNS} tool turns without answering")
