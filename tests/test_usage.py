@@ -75,6 +75,25 @@ class CostTests(SynchronousTestCase):
         totals, last = session_totals(SessionStore(Path(self.mktemp())).entries("nope"), {})
         self.assertEqual((totals.count, last), (0, None))
 
+    def test_newest_transcripts_past_the_cap(self):
+        """More transcripts than a summary reads (a cron job makes one per run): the newest count, whatever their names."""
+        import os
+
+        from openclaw.agent import usage as module
+
+        folder = Path(self.mktemp()) / "sessions"
+        folder.mkdir(parents=True)
+        stamp = "2026-03-01T10:00:00.000Z"
+        for i, (name, tokens_used) in enumerate([("c-newest", 5), ("b-older", 70), ("a-oldest", 900)]):
+            line = {"type": "message", "timestamp": stamp, "message": {"role": "assistant", "provider": "fake", "model": "m1", "usage": {"input": tokens_used, "totalTokens": tokens_used}}}
+            path = folder / f"{name}.jsonl"
+            path.write_text(json.dumps(line) + "\n")
+            os.utime(path, (1772360000 - i * 60, 1772360000 - i * 60))
+        self.patch(module, "MAX_FILES", 2)
+        start = 1772323200000  # 2026-03-01T00:00:00Z
+        summary = cost_summary({"main": folder}, {}, Window(start, start + 86_400_000 - 1), 1, 0)
+        self.assertEqual(summary["totals"]["totalTokens"], 75)
+
     def test_windows(self):
         """usage.cost days: both dates or neither, a sane order, 30 by default, UTC unless asked otherwise."""
         now = 1772409600000 + 3_600_000  # 2026-03-02T01:00Z

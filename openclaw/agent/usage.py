@@ -291,31 +291,31 @@ def cost_summary(folders: Mapping[str, Path], config: Mapping[str, Any], window:
     models: dict[tuple[str, str], Totals] = {}
     totals = Totals()
     missing_by_model: dict[str, int] = {}
-    files = 0
+    recent: list[tuple[float, Path]] = []
     for folder in folders.values():
         try:
-            paths = sorted(folder.glob("*.jsonl"))
+            paths = list(folder.glob("*.jsonl"))
         except OSError:
             continue
         for path in paths:
-            if files >= MAX_FILES:
-                break
             try:
-                if path.stat().st_mtime * 1000 < window.start_ms:
-                    continue  # nothing in it is new enough
+                modified = path.stat().st_mtime
             except OSError:
                 continue
-            files += 1
-            for ts, provider, model, raw in usage_entries(path):
-                if ts is None or not window.covers(ts):
-                    continue
-                usage = _recorded(raw)
-                cost = _cost_of(raw, usage, prices_for(config, provider, model))
-                key = (provider or "unknown", model or "unknown")
-                if cost is None:
-                    missing_by_model["/".join(key)] = missing_by_model.get("/".join(key), 0) + 1
-                for bucket in (totals, daily.setdefault(window.day(ts), Totals()), models.setdefault(key, Totals())):
-                    bucket.add(usage, cost)
+            if modified * 1000 >= window.start_ms:  # else nothing in it is new enough
+                recent.append((modified, path))
+    recent.sort(key=lambda item: item[0], reverse=True)
+    for _, path in recent[:MAX_FILES]:  # past the cap, the newest transcripts count (a cron job makes one per run)
+        for ts, provider, model, raw in usage_entries(path):
+            if ts is None or not window.covers(ts):
+                continue
+            usage = _recorded(raw)
+            cost = _cost_of(raw, usage, prices_for(config, provider, model))
+            key = (provider or "unknown", model or "unknown")
+            if cost is None:
+                missing_by_model["/".join(key)] = missing_by_model.get("/".join(key), 0) + 1
+            for bucket in (totals, daily.setdefault(window.day(ts), Totals()), models.setdefault(key, Totals())):
+                bucket.add(usage, cost)
     summary_totals = totals.as_json()
     if missing_by_model:
         summary_totals["missingCostByModel"] = missing_by_model
