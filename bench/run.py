@@ -1,0 +1,461 @@
+"""
+The benchmark suite (`make bench`): every scenario against a fresh gateway
+process, with the load clients in separate processes (bench/load.py) and the
+model provider in another (bench/provider.py).
+
+    .venv/bin/python bench/run.py [--only connect,chat,...] [--procs 2]
+        [--baseline bench/baseline/baseline.json] [--save-baseline]
+        [--profile DIR]   # the gateway under cProfile: DIR/<scenario>.prof
+
+Scenarios: connect (connect + handshake + health), chat (C clients × T turns
+on a streaming provider with a per-chunk delay; the gateway's overhead is
+the turn's latency minus the provider's own time), chat_0ms (the same with
+no provider delay: throughput), fanout (one run's chunks to 100 operators),
+bridge (pipelined JSONL frames on one node connection), invoke (node.invoke
+round trips over the bridge), idle (1,000 authenticated idle connections)
+and churn (10,000 connect/close cycles).
+
+For each: one JSON line, then a table with the targets and the change
+against the baseline. Server CPU is utime+stime of the gateway process from
+/proc/<pid>/stat, before and after the measured part; peak RSS is its VmHWM.
+Figures only: the exit status is 1 only when a scenario could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import REPO, Gateway, Workers, mib, ms, percentile, split, table  # noqa: E402
+
+DEFAULT_BASELINE = REPO / "bench" / "baseline" / "baseline.json"
+
+
+class Provider:
+    """bench/provider.py as a process."""
+
+    def __init__(self, chunks: int, delay_ms: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "provider.py"), json.dumps({"chunks": chunks, "delay_ms": delay_ms})],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        self.port = json.loads(self.proc.stdout.readline())["port"]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "models": {"providers": {"fake": {"baseUrl": self.url, "apiKey": "sk-bench-0123456789", "api": "openai-completions", "models": [{"id": "m1"}]}}},
+            "agents": {"defaults": {"model": {"primary": "fake/m1"}}},
+        }
+
+    def timings(self) -> dict[str, Any]:
+        return json.loads(urllib.request.urlopen(f"{self.url}/timings", timeout=10).read())
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Measure:
+    """Server CPU and memory of the gateway around the measured part of a scenario."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.cpu0 = gw.cpu()
+        self.rss0 = gw.memory()["VmRSS"]
+        self.t0 = time.monotonic()
+
+    def done(self) -> dict[str, Any]:
+        self.cpu = self.gw.cpu() - self.cpu0
+        self.wall = time.monotonic() - self.t0
+        m = self.gw.memory()
+        return {"server_cpu_s": round(self.cpu, 3), "rss_before_mib": mib(self.rss0), "rss_after_mib": mib(m["VmRSS"]), "peak_rss_mib": mib(m["VmHWM"])}
+
+
+def per_op(cpu: float, ops: int) -> float | None:
+    return round(cpu * 1000 / ops, 3) if ops else None
+
+
+# -- scenarios: each returns its figures
+
+
+def connect(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    sessions = opt.sessions
+    gw = Gateway(profile=profile).start()
+    try:
+        workers = Workers("connect", [{"port": gw.port, "sessions": n, "concurrency": 10} for n in split(sessions, opt.procs)])
+        m = Measure(gw)
+        results = workers.results()
+        figures = m.done()
+        errors = [e for r in results for e in r["errors"]] + gw.logged_errors()
+    finally:
+        gw.stop()
+    lat = sorted(x for r in results for x in r["latencies"])
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return {
+        "sessions": sessions,
+        "ok": len(lat),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "sessions_per_s": round(len(lat) / wall, 1),
+        "latency_p50_ms": ms(percentile(lat, 0.5)),
+        "latency_p99_ms": ms(percentile(lat, 0.99)),
+        "cpu_ms_per_session": per_op(m.cpu, len(lat)),
+        **figures,
+    }
+
+
+def _chat(opt: argparse.Namespace, profile: Path | None, chunk_ms: float) -> dict[str, Any]:
+    clients, turns = opt.chat_clients, opt.chat_turns
+    provider = Provider(9, chunk_ms)
+    gw = Gateway(provider.config(), profile=profile).start()
+    try:
+        shares = split(clients, opt.procs)
+        workers = Workers("chat", [{"port": gw.port, "clients": n, "turns": turns, "name": f"s{i}"} for i, n in enumerate(shares)])
+        m = Measure(gw)
+        results = workers.results()
+        figures = m.done()
+        timings = provider.timings()
+        errors = [e for r in results for e in r["errors"]] + gw.logged_errors()
+    finally:
+        gw.stop()
+        provider.stop()
+    records = [t for r in results for t in r["turns"]]
+    latency, overhead, provider_time, ack = [], [], [], []
+    for t in records:
+        p = timings.get(t["runId"])
+        latency.append(t["final"] - t["sent"])
+        ack.append(t["acked"] - t["sent"])
+        if p and p.get("done") is not None:
+            provider_time.append(p["done"] - p["in"])
+            overhead.append((t["final"] - t["sent"]) - (p["done"] - p["in"]))
+    for values in (latency, overhead, provider_time, ack):
+        values.sort()
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return {
+        "clients": clients,
+        "turns_per_client": turns,
+        "chunk_ms": chunk_ms,
+        "turns_ok": len(records),
+        "errors": len(errors) + (len(records) - len(overhead)),
+        "error_samples": errors[:5],
+        "turns_per_s": round(len(records) / wall, 1),
+        "latency_p50_ms": ms(percentile(latency, 0.5)),
+        "latency_p99_ms": ms(percentile(latency, 0.99)),
+        "provider_p50_ms": ms(percentile(provider_time, 0.5)),
+        "overhead_p50_ms": ms(percentile(overhead, 0.5)),
+        "overhead_p99_ms": ms(percentile(overhead, 0.99)),
+        "ack_p50_ms": ms(percentile(ack, 0.5)),
+        "ack_p99_ms": ms(percentile(ack, 0.99)),
+        "cpu_ms_per_turn": per_op(m.cpu, len(records)),
+        **figures,
+    }
+
+
+def chat(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    return _chat(opt, profile, opt.chunk_ms)
+
+
+def chat_0ms(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    return _chat(opt, profile, 0)
+
+
+def fanout(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    subscribers, runs, chunks = opt.subscribers, opt.fanout_runs, 20
+    provider = Provider(chunks, opt.chunk_ms)
+    gw = Gateway(provider.config(), profile=profile).start()
+    try:
+        subs = Workers("subscribe", [{"port": gw.port, "clients": n, "name": f"sub{i}"} for i, n in enumerate(split(subscribers, opt.procs))])
+        ready = subs.ready()
+        m = Measure(gw)
+        driver = Workers("drive", [{"port": gw.port, "runs": runs}])
+        drove = driver.results()[0]
+        time.sleep(0.5)  # the last frames reach the slowest subscriber
+        figures = m.done()
+        subs.release()
+        results = subs.results()
+        timings = provider.timings()
+        errors = drove["errors"] + [e for r in results for e in r["errors"]] + gw.logged_errors()
+    finally:
+        gw.stop()
+        provider.stop()
+    held = sum(r["ready"] if isinstance(r, int) else r["open"] for r in ready)
+    latencies, missing = [], 0
+    for run in drove["runs"]:
+        written = (timings.get(run) or {}).get("chunks", [])
+        for i, at in enumerate(written):
+            key = f"{run}|w{i}"
+            arrivals = [r["last"][key] for r in results if key in r["last"]]
+            got = sum(r["seen"].get(key, 0) for r in results)
+            missing += held - got
+            if arrivals:
+                latencies.append(max(arrivals) - at)
+    latencies.sort()
+    delivered = len(latencies) * held
+    return {
+        "subscribers": held,
+        "runs": len(drove["runs"]),
+        "chunks": len(latencies),
+        "chunk_ms": opt.chunk_ms,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "missed_deliveries": missing,
+        "closed_early": sum(r["closed_early"] for r in results),
+        "last_client_p50_ms": ms(percentile(latencies, 0.5)),
+        "last_client_p99_ms": ms(percentile(latencies, 0.99)),
+        "last_client_max_ms": ms(latencies[-1] if latencies else None),
+        "cpu_ms_per_chunk": per_op(m.cpu, len(latencies)),
+        "cpu_us_per_delivery": round(m.cpu * 1e6 / delivered, 1) if delivered else None,
+        **figures,
+    }
+
+
+NODE_ID = "bench-node"
+NODE_TOKEN = "bench-node-token-0123456789"
+
+
+def _bridge_gateway(profile: Path | None) -> Gateway:
+    gw = Gateway(profile=profile)
+    gw.seed("nodes/paired.json", {NODE_ID: {"nodeId": NODE_ID, "platform": "linux", "commands": ["system.which"], "token": NODE_TOKEN, "createdAtMs": 1, "approvedAtMs": 1}})
+    return gw.start()
+
+
+def bridge(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    gw = _bridge_gateway(profile)
+    try:
+        m = Measure(gw)
+        w = Workers("bridge", [{"port": gw.port, "bridge_port": gw.bridge_port, "nodeId": NODE_ID, "token": NODE_TOKEN, "phase": "frames", "frames": opt.frames}])
+        r = w.results()[0]
+        figures = m.done()
+        errors = r["errors"] + gw.logged_errors()
+    finally:
+        gw.stop()
+    f = r["frames"]
+    return {
+        "frames": f["count"],
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "frames_per_s": round(f["count"] / (f["ended"] - f["started"])),
+        "cpu_us_per_frame": round(m.cpu * 1e6 / f["count"], 2),
+        **figures,
+    }
+
+
+def invoke(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    gw = _bridge_gateway(profile)
+    try:
+        m = Measure(gw)
+        w = Workers("bridge", [{"port": gw.port, "bridge_port": gw.bridge_port, "nodeId": NODE_ID, "token": NODE_TOKEN, "phase": "invoke", "invokes": opt.invokes, "inflight": 16}])
+        r = w.results()[0]
+        figures = m.done()
+        errors = r["errors"] + r["invokes"]["errors"] + gw.logged_errors()
+    finally:
+        gw.stop()
+    i = r["invokes"]
+    lat = sorted(i["latencies"])
+    return {
+        "invokes": i["count"],
+        "inflight": 16,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "invokes_per_s": round(i["count"] / (i["ended"] - i["started"]), 1),
+        "latency_p50_ms": ms(percentile(lat, 0.5)),
+        "latency_p99_ms": ms(percentile(lat, 0.99)),
+        "cpu_ms_per_invoke": per_op(m.cpu, i["count"]),
+        **figures,
+    }
+
+
+def idle(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    count = opt.idle
+    gw = Gateway(profile=profile).start()
+    try:
+        time.sleep(0.5)
+        rss_idle = gw.memory()["VmRSS"]
+        m = Measure(gw)
+        w = Workers("idle", [{"port": gw.port, "connections": n, "concurrency": 20} for n in split(count, opt.procs)])
+        ready = w.ready()
+        cpu_open = gw.cpu() - m.cpu0
+        time.sleep(1.0)
+        rss_held = gw.memory()["VmRSS"]
+        cpu_hold0 = gw.cpu()
+        time.sleep(opt.hold)
+        cpu_hold = gw.cpu() - cpu_hold0
+        w.release()
+        results = w.results()
+        figures = m.done()
+        errors = [e for r in results for e in r["errors"]] + gw.logged_errors()
+    finally:
+        gw.stop()
+    opened = sum(r["open"] for r in ready)
+    return {
+        "connections": opened,
+        "held_to_the_end": sum(r["held"] for r in results),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "rss_idle_gateway_mib": mib(rss_idle),
+        "rss_total_mib": mib(rss_held),
+        "kib_per_connection": round((rss_held - rss_idle) / opened, 1) if opened else None,
+        "cpu_ms_per_connection_opened": per_op(cpu_open, opened),
+        "cpu_ms_per_s_holding": round(cpu_hold * 1000 / opt.hold, 2),
+        **figures,
+    }
+
+
+def churn(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    cycles = opt.cycles
+    gw = Gateway(profile=profile).start()
+    try:
+        warm = Workers("cycles", [{"port": gw.port, "sessions": n, "concurrency": 10} for n in split(opt.warmup, opt.procs)])
+        warm.results()
+        time.sleep(0.5)
+        m = Measure(gw)
+        w = Workers("cycles", [{"port": gw.port, "sessions": n, "concurrency": 10} for n in split(cycles, opt.procs)])
+        results = w.results()
+        time.sleep(1.0)
+        figures = m.done()
+        errors = [e for r in results for e in r["errors"]] + gw.logged_errors()
+    finally:
+        gw.stop()
+    ok = sum(len(r["latencies"]) for r in results)
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return {
+        "cycles": ok,
+        "warmup_cycles": opt.warmup,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "cycles_per_s": round(ok / wall, 1),
+        "rss_growth_mib": round(figures["rss_after_mib"] - figures["rss_before_mib"], 1),
+        "cpu_ms_per_cycle": per_op(m.cpu, ok),
+        **figures,
+    }
+
+
+# name → (function, [(figure, target op, target value)])
+SCENARIOS: dict[str, tuple[Callable[[argparse.Namespace, Path | None], dict[str, Any]], list[tuple[str, str, float]]]] = {
+    "connect": (connect, [("cpu_ms_per_session", "<=", 0.5), ("errors", "<=", 0)]),
+    "chat": (chat, [("overhead_p50_ms", "<=", 5), ("overhead_p99_ms", "<=", 20), ("errors", "<=", 0)]),
+    "chat_0ms": (chat_0ms, [("turns_per_s", ">=", 40), ("errors", "<=", 0)]),
+    "fanout": (fanout, [("last_client_p99_ms", "<=", 20), ("errors", "<=", 0)]),
+    "bridge": (bridge, [("frames_per_s", ">=", 20000), ("errors", "<=", 0)]),
+    "invoke": (invoke, [("errors", "<=", 0)]),
+    "idle": (idle, [("rss_total_mib", "<=", 120), ("errors", "<=", 0)]),
+    "churn": (churn, [("rss_growth_mib", "<=", 5), ("errors", "<=", 0)]),
+}
+# Lower is better for these; for the rest (throughputs) higher is.
+HIGHER_IS_BETTER = ("_per_s",)
+
+
+def met(value: Any, op: str, target: float) -> bool | None:
+    if not isinstance(value, (int, float)):
+        return None
+    return value <= target if op == "<=" else value >= target
+
+
+def change(name: str, key: str, value: Any, baseline: dict[str, Any]) -> str:
+    old = (baseline.get(name) or {}).get(key)
+    if not isinstance(value, (int, float)) or not isinstance(old, (int, float)) or isinstance(value, bool):
+        return ""
+    if old == 0:
+        return f"{old} → {value}" if value != old else "="
+    pct = (value - old) / abs(old) * 100
+    better = (pct > 0) == key.endswith(HIGHER_IS_BETTER)
+    mark = "" if abs(pct) < 5 else (" (better)" if better else " (worse)")
+    return f"{old} → {pct:+.0f}%{mark}"
+
+
+def report(name: str, figures: dict[str, Any], targets: list[tuple[str, str, float]], baseline: dict[str, Any]) -> None:
+    goals = {k: (op, v) for k, op, v in targets}
+    rows = []
+    for key, value in figures.items():
+        if key in ("bench", "error_samples", "targets", "load1"):
+            continue
+        goal = goals.get(key)
+        target = ""
+        if goal:
+            ok = met(value, *goal)
+            target = f"{goal[0]} {goal[1]:g} {'ok' if ok else 'MISSED'}"
+        rows.append((key, str(value), target, change(name, key, value, baseline)))
+    print(table(f"[{name}] (load average {figures.get('load1')})", rows))
+    for sample in figures.get("error_samples") or []:
+        print(f"  ! {sample}")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
+    p.add_argument("--procs", type=int, default=2, help="load-client processes per scenario")
+    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    p.add_argument("--save-baseline", action="store_true", help="write this run's figures as the baseline")
+    p.add_argument("--profile", type=Path, help="run each gateway under cProfile, stats in DIR/<scenario>.prof")
+    p.add_argument("--sessions", type=int, default=2000, help="connect: sessions")
+    p.add_argument("--chat-clients", type=int, default=10)
+    p.add_argument("--chat-turns", type=int, default=20)
+    p.add_argument("--chunk-ms", type=float, default=20, help="provider delay per chunk (chat, fanout)")
+    p.add_argument("--subscribers", type=int, default=100)
+    p.add_argument("--fanout-runs", type=int, default=10)
+    p.add_argument("--frames", type=int, default=100_000)
+    p.add_argument("--invokes", type=int, default=3000)
+    p.add_argument("--idle", type=int, default=1000)
+    p.add_argument("--hold", type=float, default=3.0, help="idle: seconds to watch the held connections")
+    p.add_argument("--cycles", type=int, default=10_000)
+    p.add_argument("--warmup", type=int, default=500, help="churn: cycles before the RSS is taken")
+    opt = p.parse_args()
+    names = [n for n in opt.only.split(",") if n] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    baseline = json.loads(opt.baseline.read_text()) if opt.baseline.exists() else {}
+    if opt.profile:
+        opt.profile.mkdir(parents=True, exist_ok=True)
+    print(f"bench: {len(names)} scenario(s) on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; baseline {opt.baseline if baseline else 'none'}")
+    started = time.monotonic()
+    results: dict[str, Any] = {}
+    failed = []
+    for name in names:
+        run, targets = SCENARIOS[name]
+        load1 = round(os.getloadavg()[0], 2)
+        t = time.monotonic()
+        try:
+            figures = run(opt, opt.profile / f"{name}.prof" if opt.profile else None)
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+            continue
+        figures = {"bench": name, **figures, "seconds": round(time.monotonic() - t, 1), "load1": load1}
+        figures["targets"] = {k: met(figures.get(k), op, v) for k, op, v in targets}
+        results[name] = figures
+        print(json.dumps(figures))
+        report(name, figures, targets, baseline)
+    total = time.monotonic() - started
+    print(f"\nbench: {len(results)} scenario(s) in {total:.0f} s" + (f"; FAILED to run: {', '.join(failed)}" if failed else ""))
+    missed = [f"{n}.{k}" for n, f in results.items() for k, ok in f["targets"].items() if ok is False]
+    print("targets: " + ("all met" if not missed else "missed: " + ", ".join(missed)))
+    if opt.save_baseline:
+        merged = {**baseline, **results}
+        opt.baseline.parent.mkdir(parents=True, exist_ok=True)
+        opt.baseline.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        print(f"baseline written: {opt.baseline}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
