@@ -56,6 +56,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds: Python's work, and the kernel's on its behalf."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS (now) and VmHWM (the peak since the process started), in KiB."""
     out = {}
@@ -149,6 +156,9 @@ class Gateway:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_split(self) -> tuple[float, float]:
+        return cpu_split(self.pid)
 
     def memory(self) -> dict[str, int]:
         return memory_kib(self.pid)

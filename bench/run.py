@@ -79,14 +79,16 @@ class Measure:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.cpu0 = gw.cpu()
+        self.split0 = gw.cpu_split()
         self.rss0 = gw.memory()["VmRSS"]
         self.t0 = time.monotonic()
 
     def done(self) -> dict[str, Any]:
         self.cpu = self.gw.cpu() - self.cpu0
+        user, system = (b - a for a, b in zip(self.split0, self.gw.cpu_split()))
         self.wall = time.monotonic() - self.t0
         m = self.gw.memory()
-        return {"server_cpu_s": round(self.cpu, 3), "rss_before_mib": mib(self.rss0), "rss_after_mib": mib(m["VmRSS"]), "peak_rss_mib": mib(m["VmHWM"])}
+        return {"server_cpu_s": round(self.cpu, 3), "server_kernel_share": round(system / self.cpu, 2) if self.cpu else None, "rss_before_mib": mib(self.rss0), "rss_after_mib": mib(m["VmRSS"]), "peak_rss_mib": mib(m["VmHWM"])}
 
 
 def per_op(cpu: float, ops: int) -> float | None:
@@ -423,7 +425,7 @@ def main() -> int:
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    baseline = json.loads(opt.baseline.read_text()) if opt.baseline.exists() else {}
+    baseline = json.loads(opt.baseline.read_text() or "{}") if opt.baseline.is_file() else {}
     if opt.profile:
         opt.profile.mkdir(parents=True, exist_ok=True)
     print(f"bench: {len(names)} scenario(s) on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; baseline {opt.baseline if baseline else 'none'}")

@@ -144,7 +144,7 @@ class FakeMember:
         self.auth_method = auth_method
         self.closes: list[tuple[int, str]] = []
 
-    def send_event(self, name: str, payload: Any, state_version: Any = None, drop_if_slow: bool = False) -> None:
+    def send_frame(self, frame: Any, drop_if_slow: bool = False) -> None:
         pass
 
     def close(self, code: int, reason: str = "") -> None:
@@ -216,8 +216,8 @@ class SeamTests(SynchronousTestCase):
         sent: list[tuple[str, Any, bool]] = []
 
         class Reader(FakeMember):
-            def send_event(self, name: str, payload: Any, state_version: Any = None, drop_if_slow: bool = False) -> None:
-                sent.append((name, payload, drop_if_slow))
+            def send_frame(self, frame: Any, drop_if_slow: bool = False) -> None:
+                sent.append((frame.name, frame.payload, drop_if_slow))
 
         reader = Reader("token")
         reader.scopes = ["operator.pairing"]

@@ -24,7 +24,7 @@ from twisted.python.threadpool import ThreadPool
 
 from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, provider_for, resolve_models
 from openclaw.agent.sandbox import sandbox_from_settings
-from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset_due
+from openclaw.agent.sessions import SessionStore, Syncer, agent_of, canonical_key, reset_due, sync_capable
 from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
 from openclaw.agent.webfetch import WebFetcher
 from openclaw.config.settings import GatewaySettings
@@ -134,6 +134,8 @@ class AgentRuntime:
         self.http = http
         self.redactor = redactor if redactor is not None else gateway_redactor(settings)
         self._pool: ThreadPool | None = None
+        # transcripts' fsyncs off the reactor thread (a test's Clock: inline, as the CLI does)
+        self.syncer: Syncer | None = Syncer(reactor) if sync_capable(reactor) else None
         self._stores: dict[str, SessionStore] = {}
         self.active: dict[str, Run] = {}  # session key → running run
         self.queued: dict[str, list[Run]] = {}
@@ -163,8 +165,12 @@ class AgentRuntime:
     def store(self, agent_id: str = "main") -> SessionStore:
         self._known(agent_id)
         if agent_id not in self._stores:
-            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()))
+            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), syncer=self.syncer)
         return self._stores[agent_id]
+
+    def durable(self) -> Deferred[None]:
+        """Fires once every session write so far is on disk: acknowledgements wait for it."""
+        return succeed(None) if self.syncer is None else self.syncer.barrier()
 
     def key(self, session_key: str | None, agent_id: str | None = None) -> str:
         """The canonical key; a key of an agent that is not configured is refused."""
@@ -367,7 +373,9 @@ class AgentRuntime:
             content += [{"type": "toolCall", "id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in reply.tool_calls]
             store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "model": reply.model, "usage": reply.usage, "stopReason": reply.stop_reason})
             if not reply.tool_calls:
-                self._finish(run, "ok")
+                await store.flushed()  # the reply is on disk before anyone is told it is final
+                if run.status == "running":
+                    self._finish(run, "ok")
                 return
             for call in reply.tool_calls:
                 tool = tools.get(call["name"])
@@ -543,3 +551,5 @@ class AgentRuntime:
         if self._pool is not None:
             self._pool.stop()
             self._pool = None
+        if self.syncer is not None:
+            self.syncer.stop()
