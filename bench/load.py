@@ -375,7 +375,7 @@ async def role_drive(a: dict[str, Any]) -> dict[str, Any]:
     await c.open("gateway-client", "backend", ("operator.read", "operator.write"), instance="driver")
     runs, errors = [], []
     for i in range(a["runs"]):
-        run_id = f"fan-{i}"
+        run_id = f"{a.get('prefix', 'fan')}-{i}"
         d: defer.Deferred[None] = defer.Deferred()
         finals[run_id] = d
         res = await c.request("chat.send", {"sessionKey": "fanout", "message": f"run {i} [bench:{run_id}]", "idempotencyKey": run_id})
@@ -476,7 +476,7 @@ async def invokes(a: dict[str, Any], count: int, inflight: int) -> dict[str, Any
 
     async def invoke(i: int) -> None:
         t = now()
-        res = await op.request("node.invoke", {"nodeId": a["nodeId"], "command": "system.which", "params": {"bins": ["sh"]}, "idempotencyKey": f"inv-{i}"})
+        res = await op.request("node.invoke", {"nodeId": a["nodeId"], "command": "system.which", "params": {"bins": ["sh"]}, "idempotencyKey": f"{a.get('prefix', 'inv')}-{i}"})
         if res.get("ok"):
             latencies.append(now() - t)
         else:

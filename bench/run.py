@@ -13,7 +13,8 @@ the turn's latency minus the provider's own time), chat_0ms (the same with
 no provider delay: throughput), fanout (one run's chunks to 100 operators),
 bridge (pipelined JSONL frames on one node connection), invoke (node.invoke
 round trips over the bridge), idle (1,000 authenticated idle connections)
-and churn (10,000 connect/close cycles).
+and churn (10,000 connect/close cycles). Each gateway is warmed up with a
+little of the scenario's own work before the measured part.
 
 For each: one JSON line, then a table with the targets and the change
 against the baseline. Server CPU is utime+stime of the gateway process from
@@ -95,6 +96,11 @@ def per_op(cpu: float, ops: int) -> float | None:
     return round(cpu * 1000 / ops, 3) if ops else None
 
 
+def warm_up(role: str, args: dict[str, Any]) -> None:
+    """A little of the scenario's own work before measuring: first-use imports and caches are not per-operation costs."""
+    Workers(role, [args]).results()
+
+
 # -- scenarios: each returns its figures
 
 
@@ -102,6 +108,7 @@ def connect(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     sessions = opt.sessions
     gw = Gateway(profile=profile).start()
     try:
+        warm_up("connect", {"port": gw.port, "sessions": 50, "concurrency": 5})
         workers = Workers("connect", [{"port": gw.port, "sessions": n, "concurrency": 10} for n in split(sessions, opt.procs)])
         m = Measure(gw)
         results = workers.results()
@@ -129,6 +136,7 @@ def _chat(opt: argparse.Namespace, profile: Path | None, chunk_ms: float) -> dic
     provider = Provider(9, chunk_ms)
     gw = Gateway(provider.config(), profile=profile).start()
     try:
+        warm_up("chat", {"port": gw.port, "clients": 2, "turns": 3, "name": "warm"})
         shares = split(clients, opt.procs)
         workers = Workers("chat", [{"port": gw.port, "clients": n, "turns": turns, "name": f"s{i}"} for i, n in enumerate(shares)])
         m = Measure(gw)
@@ -140,7 +148,7 @@ def _chat(opt: argparse.Namespace, profile: Path | None, chunk_ms: float) -> dic
         gw.stop()
         provider.stop()
     records = [t for r in results for t in r["turns"]]
-    latency, overhead, provider_time, ack = [], [], [], []
+    latency, overhead, provider_time, ack, head, tail = [], [], [], [], [], []
     for t in records:
         p = timings.get(t["runId"])
         latency.append(t["final"] - t["sent"])
@@ -148,7 +156,9 @@ def _chat(opt: argparse.Namespace, profile: Path | None, chunk_ms: float) -> dic
         if p and p.get("done") is not None:
             provider_time.append(p["done"] - p["in"])
             overhead.append((t["final"] - t["sent"]) - (p["done"] - p["in"]))
-    for values in (latency, overhead, provider_time, ack):
+            head.append(p["in"] - t["sent"])  # message in → the provider asked
+            tail.append(t["final"] - p["done"])  # the provider's last byte → final out
+    for values in (latency, overhead, provider_time, ack, head, tail):
         values.sort()
     wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
     return {
@@ -164,6 +174,10 @@ def _chat(opt: argparse.Namespace, profile: Path | None, chunk_ms: float) -> dic
         "provider_p50_ms": ms(percentile(provider_time, 0.5)),
         "overhead_p50_ms": ms(percentile(overhead, 0.5)),
         "overhead_p99_ms": ms(percentile(overhead, 0.99)),
+        "before_provider_p50_ms": ms(percentile(head, 0.5)),
+        "before_provider_p99_ms": ms(percentile(head, 0.99)),
+        "after_provider_p50_ms": ms(percentile(tail, 0.5)),
+        "after_provider_p99_ms": ms(percentile(tail, 0.99)),
         "ack_p50_ms": ms(percentile(ack, 0.5)),
         "ack_p99_ms": ms(percentile(ack, 0.99)),
         "cpu_ms_per_turn": per_op(m.cpu, len(records)),
@@ -186,6 +200,7 @@ def fanout(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     try:
         subs = Workers("subscribe", [{"port": gw.port, "clients": n, "name": f"sub{i}"} for i, n in enumerate(split(subscribers, opt.procs))])
         ready = subs.ready()
+        warm_up("drive", {"port": gw.port, "runs": 1, "prefix": "warm"})
         m = Measure(gw)
         driver = Workers("drive", [{"port": gw.port, "runs": runs}])
         drove = driver.results()[0]
@@ -242,6 +257,7 @@ def _bridge_gateway(profile: Path | None) -> Gateway:
 def bridge(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     gw = _bridge_gateway(profile)
     try:
+        warm_up("bridge", {"port": gw.port, "bridge_port": gw.bridge_port, "nodeId": NODE_ID, "token": NODE_TOKEN, "phase": "frames", "frames": 2000})
         m = Measure(gw)
         w = Workers("bridge", [{"port": gw.port, "bridge_port": gw.bridge_port, "nodeId": NODE_ID, "token": NODE_TOKEN, "phase": "frames", "frames": opt.frames}])
         r = w.results()[0]
@@ -263,6 +279,7 @@ def bridge(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
 def invoke(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     gw = _bridge_gateway(profile)
     try:
+        warm_up("bridge", {"port": gw.port, "bridge_port": gw.bridge_port, "nodeId": NODE_ID, "token": NODE_TOKEN, "phase": "invoke", "invokes": 100, "prefix": "warm"})
         m = Measure(gw)
         w = Workers("bridge", [{"port": gw.port, "bridge_port": gw.bridge_port, "nodeId": NODE_ID, "token": NODE_TOKEN, "phase": "invoke", "invokes": opt.invokes, "inflight": 16}])
         r = w.results()[0]
@@ -289,6 +306,7 @@ def idle(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     count = opt.idle
     gw = Gateway(profile=profile).start()
     try:
+        warm_up("cycles", {"port": gw.port, "sessions": 50, "concurrency": 5})
         time.sleep(0.5)
         rss_idle = gw.memory()["VmRSS"]
         m = Measure(gw)

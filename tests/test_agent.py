@@ -107,6 +107,18 @@ class AgentTests(GatewayMixin, TestCase):
         self.assertEqual(events[-1]["state"], "final")
         self.assertIn("stored reply", transcript.read_text())
 
+    async def test_model_requests_reuse_a_connection(self):
+        """Consecutive model requests go over one kept-alive connection (no TCP/TLS setup per turn); stop closes it."""
+        self.fake.replies.extend([openai_text("one"), openai_text("two")])
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        for n in (1, 2):
+            await ws.request("chat.send", {"sessionKey": "main", "message": f"m{n}", "idempotencyKey": f"p{n}"})
+            self.assertEqual((await self.chat_until(ws, f"p{n}"))[-1]["state"], "final")
+        ports = {r.getClientAddress().port for r in self.fake.open}
+        self.assertEqual(len(self.fake.open), 2)
+        self.assertEqual(len(ports), 1)
+
     async def test_agent_two_responses_and_replay(self):
         """31/32. agent: accepted then final (same id); per-run seq from 1 with lifecycle start/end; a repeat starts nothing."""
         self.fake.replies.append(openai_text("done"))

@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, provider_for, resolve_models
+from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, QuietPool, provider_for, resolve_models
 from openclaw.agent.sandbox import sandbox_from_settings
 from openclaw.agent.sessions import SessionStore, Syncer, agent_of, canonical_key, reset_due, sync_capable
 from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
@@ -48,6 +48,7 @@ WORKSPACE_FILE_CAP = 20_000
 SILENT_REPLY = "NO_REPLY"
 RESET_COMMAND = ("/new", "/reset")
 TOOL_THREADS = 4  # file tools run here, never on the reactor
+HTTP_CONNECTIONS_PER_HOST = 16  # idle connections kept per model provider
 
 
 def is_reset(message: str) -> bool:
@@ -134,6 +135,7 @@ class AgentRuntime:
         self.http = http
         self.redactor = redactor if redactor is not None else gateway_redactor(settings)
         self._pool: ThreadPool | None = None
+        self._http: QuietPool | None = None  # model requests reuse their connections
         # transcripts' fsyncs off the reactor thread (a test's Clock: inline, as the CLI does)
         self.syncer: Syncer | None = Syncer(reactor) if sync_capable(reactor) else None
         self._stores: dict[str, SessionStore] = {}
@@ -167,6 +169,13 @@ class AgentRuntime:
         if agent_id not in self._stores:
             self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), syncer=self.syncer)
         return self._stores[agent_id]
+
+    def http_pool(self) -> QuietPool:
+        """The persistent connection pool every model request goes through (closed at stop)."""
+        if self._http is None:
+            self._http = QuietPool(self.reactor, persistent=True)
+            self._http.maxPersistentPerHost = HTTP_CONNECTIONS_PER_HOST
+        return self._http
 
     def durable(self) -> Deferred[None]:
         """Fires once every session write so far is on disk: acknowledgements wait for it."""
@@ -393,7 +402,7 @@ class AgentRuntime:
         """Try the primary model, then fallbacks, while nothing has been streamed yet."""
         last: ProviderError | None = None
         for model in models:
-            provider = provider_for(model.api, self.reactor, self.http)
+            provider = provider_for(model.api, self.reactor, self.http, self.http_pool())
             try:
                 return await provider.stream(model, request, lambda piece: self._delta(run, piece))
             except ProviderError as e:
@@ -539,7 +548,7 @@ class AgentRuntime:
             system="You write compact summaries of conversations for your own later use.",
             messages=[text_message("user", "Summarise this conversation: facts, decisions, open tasks. Be brief.\n\n" + transcript[-200_000:])],
         )
-        summary = await provider_for(models[0].api, self.reactor, self.http).stream(models[0], request, lambda piece: None)
+        summary = await provider_for(models[0].api, self.reactor, self.http, self.http_pool()).stream(models[0], request, lambda piece: None)
         first_kept = entries[-keep]["id"]
         store.append(session_key, {"type": "compaction", "summary": summary.text, "firstKeptEntryId": first_kept, "tokensBefore": sum(len(m.get("content") or []) for m in older)})
         store.patch(session_key, {"compactionCount": (store.get(session_key) or {}).get("compactionCount", 0) + 1})
@@ -553,3 +562,6 @@ class AgentRuntime:
             self._pool = None
         if self.syncer is not None:
             self.syncer.stop()
+        if self._http is not None:
+            self._http.closeCachedConnections()
+            self._http = None
