@@ -20,6 +20,7 @@ from openclaw import __version__
 from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.cli.agent import AgentOptions, ChatOptions, SessionsOptions
 from openclaw.cli.dashboard import DashboardOptions
+from openclaw.cli.cron import CronOptions, RemindOptions, SystemOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_for, load_valid
@@ -191,6 +192,9 @@ class OpenClawOptions(CommandOptions):
         ["sessions", None, SessionsOptions, "List sessions (local store)."],
         ["node", None, NodeOptions, "Run this machine as a node host."],
         ["dashboard", None, DashboardOptions, "Print (--open: open) the Control UI's address with your token."],
+        ["cron", None, CronOptions, "Scheduled jobs: list, add, edit, run, history."],
+        ["remind", None, RemindOptions, 'A one-shot reminder: remind "TEXT" --in 20m.'],
+        ["system", None, SystemOptions, "System controls: heartbeat last|enable|disable."],
     ]
 
     def opt_version(self) -> None:
