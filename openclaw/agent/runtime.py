@@ -321,7 +321,7 @@ class AgentRuntime:
                     self._finish(run, "ok")
                     return
             if reset_due(store.get(run.session_key), time.time(), self.settings.agents.session):
-                store.reset(run.session_key)
+                store.reset(run.session_key, now=False)  # the message below is appended, then waited for
             events = self.pending_events.pop(run.session_key, [])
             if events:
                 message = "\n".join(f"[System event] {e}" for e in events) + "\n\n" + message
@@ -477,7 +477,8 @@ class AgentRuntime:
     ) -> Run:
         if fresh:
             key = self.key(session_key, agent_id)
-            self.store(agent_of(key)).reset(key)
+            # durable with the run's first commit: a scheduled run's reset is not an fsync on the reactor
+            self.store(agent_of(key)).reset(key, now=False)
         run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet)
         return run
 

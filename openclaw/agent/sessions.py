@@ -498,9 +498,14 @@ class SessionStore:
             self._save()
         return entry
 
-    def reset(self, key: str) -> dict[str, Any]:
-        """A new session id under the same key (/new, /reset, sessions.reset); on disk when it returns."""
-        return self._start(key, self.index.get(key))
+    def reset(self, key: str, now: bool = True) -> dict[str, Any]:
+        """
+        A new session id under the same key (/new, /reset, sessions.reset); on
+        disk when it returns. C{now=False} (a run's own reset, whose message
+        is appended next and waited for): durable at the next commit, like
+        L{resolve}.
+        """
+        return self._start(key, self.index.get(key), now=now)
 
     def delete(self, key: str, delete_transcript: bool = False) -> bool:
         entry = self.index.pop(key, None)

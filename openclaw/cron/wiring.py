@@ -12,6 +12,8 @@ gateway has no messaging channels.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application.service import IServiceCollection, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -48,13 +50,20 @@ class SessionDelivery:
         if channel not in INTERNAL_CHANNELS:
             return succeed(DeliveryResult(False, channel, to, f"channel {channel!r} is not available (no messaging channels are configured in this gateway)"))
         message = text_message("assistant", text)
-        if not in_transcript:
-            try:
-                self.agent.store(agent_of(session_key)).append_message(session_key, message)
-            except (OSError, SessionError) as e:
-                return succeed(DeliveryResult(False, "webchat", session_key, f"could not write to {session_key}: {e}"))
+        if in_transcript:
+            return succeed(self._announce(message, session_key, run_id))
+        try:
+            store = self.agent.store(agent_of(session_key))
+            store.append_message(session_key, message)
+        except (OSError, SessionError) as e:
+            return succeed(DeliveryResult(False, "webchat", session_key, f"could not write to {session_key}: {e}"))
+        # "final" (and "delivered") only once the line is on disk, as for a chat reply (the fsync runs off the reactor)
+        d: Deferred[DeliveryResult] = store.flushed().addCallback(lambda _: self._announce(message, session_key, run_id))
+        return d.addErrback(lambda f: DeliveryResult(False, "webchat", session_key, f"could not write to {session_key}: {f.getErrorMessage()}"))
+
+    def _announce(self, message: dict[str, Any], session_key: str, run_id: str) -> DeliveryResult:
         self.events.to_session("chat", {"runId": run_id, "sessionKey": session_key, "seq": 0, "state": "final", "message": message}, session_key)
-        return succeed(DeliveryResult(True, "webchat", session_key))
+        return DeliveryResult(True, "webchat", session_key)
 
 
 class ScheduledWork(Service):
