@@ -122,6 +122,7 @@ class Gateway:
             shutil.copytree(state, self.state, dirs_exist_ok=True)
         self.profile = profile
         self.proc: subprocess.Popen[bytes] | None = None
+        self.start_s: float | None = None
 
     def seed(self, relative: str, value: Any) -> None:
         """A state file in place before the gateway starts (e.g. a paired node)."""
@@ -136,13 +137,15 @@ class Gateway:
             argv += ["-m", "cProfile", "-o", str(self.profile)]
         argv += ["-m", "openclaw", "gateway", "--port", str(self.port)]
         env = {**os.environ, "HOME": str(self.home), "PYTHONPATH": str(REPO)}
+        t0 = time.monotonic()
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=open(self.home / "stderr.txt", "wb"))
-        deadline = time.monotonic() + timeout
+        deadline = t0 + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited {self.proc.returncode}: {(self.home / 'stderr.txt').read_text()[-2000:]}")
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1).read()
+                self.start_s = time.monotonic() - t0  # process start → answering on its port
                 return self
             except OSError:
                 if time.monotonic() > deadline:
@@ -186,6 +189,137 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+UPSTREAM_VERSION = "2026.1.30"
+
+
+def upstream_cli() -> Path | None:
+    """The cached upstream CLI's wrapper (tools: /work/shared/tools/install-openclaw-cli.sh), or None."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = cache / "openclaw-cli" / UPSTREAM_VERSION / "openclaw"
+    return path if os.access(path, os.X_OK) else None
+
+
+def process_tree(pid: int) -> list[int]:
+    """C{pid} and its live descendants (from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+class Upstream:
+    """
+    The real upstream gateway (openclaw 2026.1.30 on its own Node 22, from the
+    CLI cache) as the comparison: the same config keys, token and port layout
+    as L{Gateway}; CPU and memory summed over its process tree. No update
+    check (no network); otherwise upstream's defaults.
+    """
+
+    name = f"upstream {UPSTREAM_VERSION}"
+
+    def __init__(self, extra: dict[str, Any] | None = None, profile: Path | None = None) -> None:
+        cli = upstream_cli()
+        if cli is None:
+            raise RuntimeError(f"the upstream CLI {UPSTREAM_VERSION} is not cached")
+        self.cli = cli
+        self.home = Path(tempfile.mkdtemp(prefix="oc-bench-up-"))
+        self.state = self.home / ".openclaw"
+        self.port = free_port()
+        self.bridge_port = self.port + 1
+        config: dict[str, Any] = {
+            "gateway": {"mode": "local", "auth": {"token": TOKEN}},
+            "update": {"checkOnStart": False},
+            "logging": {"level": "warn", "file": str(self.home / "gateway.log")},
+        }
+        for key, value in (extra or {}).items():
+            config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+        self.state.mkdir(parents=True, mode=0o700)
+        (self.state / "openclaw.json").write_text(json.dumps(config))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start_s: float | None = None
+
+    def start(self, timeout: float = 90.0) -> "Upstream":
+        env = {**os.environ, "HOME": str(self.home), "OPENCLAW_STATE_DIR": str(self.state), "OPENCLAW_CONFIG_PATH": str(self.state / "openclaw.json")}
+        env.pop("OPENCLAW_GATEWAY_TOKEN", None)
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([str(self.cli), "gateway", "--port", str(self.port), "--bind", "loopback"], env=env, stdout=open(self.home / "stdout.txt", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = t0 + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"upstream gateway exited {self.proc.returncode}: {(self.home / 'stdout.txt').read_text(errors='replace')[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    self.start_s = time.monotonic() - t0
+                    time.sleep(1.0)  # what it starts after listening (heartbeat, browser service) settles
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the upstream gateway did not listen") from None
+                time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        total = 0.0
+        for p in process_tree(self.pid):
+            try:
+                total += cpu_seconds(p)
+            except OSError:
+                pass  # ended meanwhile
+        return total
+
+    def cpu_split(self) -> tuple[float, float]:
+        user = system = 0.0
+        for p in process_tree(self.pid):
+            try:
+                u, k = cpu_split(p)
+            except OSError:
+                continue
+            user, system = user + u, system + k
+        return user, system
+
+    def memory(self) -> dict[str, int]:
+        total = {"VmRSS": 0, "VmHWM": 0}
+        for p in process_tree(self.pid):
+            try:
+                m = memory_kib(p)
+            except OSError:
+                continue
+            for k in total:
+                total[k] += m.get(k, 0)
+        return total
+
+    def logged_errors(self) -> list[str]:
+        return []  # its log is not ours to judge: errors show as failed requests
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, 15)
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
         shutil.rmtree(self.home, ignore_errors=True)
 
 

@@ -6,6 +6,7 @@ model provider in another (bench/provider.py).
     .venv/bin/python bench/run.py [--only connect,chat,...] [--procs 2]
         [--baseline bench/baseline/baseline.json] [--save-baseline]
         [--profile DIR]   # the gateway under cProfile: DIR/<scenario>.prof
+        [--upstream connect,chat,chat_0ms,idle | all | none]
 
 Scenarios: connect (connect + handshake + health), chat (C clients × T turns
 on a streaming provider with a per-chunk delay; the gateway's overhead is
@@ -17,7 +18,12 @@ and churn (10,000 connect/close cycles). Each gateway is warmed up with a
 little of the scenario's own work before the measured part.
 
 For each: one JSON line, then a table with the targets and the change
-against the baseline. Server CPU is utime+stime of the gateway process from
+against the baseline. --upstream names the scenarios also run against the
+real upstream gateway (openclaw 2026.1.30 on its Node 22, from the CLI cache
+the interop tests use; same load clients, same provider), printed side by
+side with the ratio; skipped, with the reason printed, when the CLI is not
+cached or the scenario has no upstream counterpart. Upstream's CPU and RSS
+are summed over its process tree. Server CPU is utime+stime of the gateway process from
 /proc/<pid>/stat, before and after the measured part; peak RSS is its VmHWM.
 Figures only: the exit status is 1 only when a scenario could not run.
 """
@@ -37,7 +43,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import REPO, Gateway, Workers, mib, ms, percentile, split, table  # noqa: E402
+from common import REPO, Gateway, Upstream, Workers, mib, ms, percentile, split, table, upstream_cli  # noqa: E402
 
 DEFAULT_BASELINE = REPO / "bench" / "baseline" / "baseline.json"
 
@@ -57,7 +63,7 @@ class Provider:
 
     def config(self) -> dict[str, Any]:
         return {
-            "models": {"providers": {"fake": {"baseUrl": self.url, "apiKey": "sk-bench-0123456789", "api": "openai-completions", "models": [{"id": "m1"}]}}},
+            "models": {"providers": {"fake": {"baseUrl": self.url, "apiKey": "sk-bench-0123456789", "api": "openai-completions", "models": [{"id": "m1", "name": "m1"}]}}},
             "agents": {"defaults": {"model": {"primary": "fake/m1"}}},
         }
 
@@ -106,7 +112,8 @@ def warm_up(role: str, args: dict[str, Any]) -> None:
 
 def connect(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     sessions = opt.sessions
-    gw = Gateway(profile=profile).start()
+    gw = opt.server(None, profile).start()
+    started = {"start_to_listening_s": round(gw.start_s or 0, 2), "rss_at_start_mib": mib(gw.memory()["VmRSS"])}
     try:
         warm_up("connect", {"port": gw.port, "sessions": 50, "concurrency": 5})
         workers = Workers("connect", [{"port": gw.port, "sessions": n, "concurrency": 10} for n in split(sessions, opt.procs)])
@@ -127,6 +134,7 @@ def connect(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
         "latency_p50_ms": ms(percentile(lat, 0.5)),
         "latency_p99_ms": ms(percentile(lat, 0.99)),
         "cpu_ms_per_session": per_op(m.cpu, len(lat)),
+        **started,
         **figures,
     }
 
@@ -134,7 +142,7 @@ def connect(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
 def _chat(opt: argparse.Namespace, profile: Path | None, chunk_ms: float) -> dict[str, Any]:
     clients, turns = opt.chat_clients, opt.chat_turns
     provider = Provider(9, chunk_ms)
-    gw = Gateway(provider.config(), profile=profile).start()
+    gw = opt.server(provider.config(), profile).start()
     try:
         warm_up("chat", {"port": gw.port, "clients": 2, "turns": 3, "name": "warm"})
         shares = split(clients, opt.procs)
@@ -196,7 +204,7 @@ def chat_0ms(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
 def fanout(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     subscribers, runs, chunks = opt.subscribers, opt.fanout_runs, 20
     provider = Provider(chunks, opt.chunk_ms)
-    gw = Gateway(provider.config(), profile=profile).start()
+    gw = opt.server(provider.config(), profile).start()
     try:
         subs = Workers("subscribe", [{"port": gw.port, "clients": n, "name": f"sub{i}"} for i, n in enumerate(split(subscribers, opt.procs))])
         ready = subs.ready()
@@ -304,7 +312,7 @@ def invoke(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
 
 def idle(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     count = opt.idle
-    gw = Gateway(profile=profile).start()
+    gw = opt.server(None, profile).start()
     try:
         warm_up("cycles", {"port": gw.port, "sessions": 50, "concurrency": 5})
         time.sleep(0.5)
@@ -341,7 +349,7 @@ def idle(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
 
 def churn(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     cycles = opt.cycles
-    gw = Gateway(profile=profile).start()
+    gw = opt.server(None, profile).start()
     try:
         warm = Workers("cycles", [{"port": gw.port, "sessions": n, "concurrency": 10} for n in split(opt.warmup, opt.procs)])
         warm.results()
@@ -382,6 +390,53 @@ SCENARIOS: dict[str, tuple[Callable[[argparse.Namespace, Path | None], dict[str,
 # Lower is better for these; for the rest (throughputs) higher is.
 HIGHER_IS_BETTER = ("_per_s",)
 
+# The side-by-side with the real upstream gateway: the scenarios it can run,
+# and why the others cannot.
+UPSTREAM_DEFAULT = ("connect", "chat", "chat_0ms", "idle")
+UPSTREAM_CAN = ("connect", "chat", "chat_0ms", "fanout", "idle", "churn")
+UPSTREAM_CANNOT = {
+    "bridge": "upstream 2026.1.30 has no live JSONL bridge (its modules are dead code; nodes use the WebSocket)",
+    "invoke": "upstream 2026.1.30 invokes nodes only over the WebSocket, after device pairing: not the same path",
+}
+# Figures of the side-by-side: what the issue's comparison table shows, per scenario.
+COMPARED = {
+    "connect": ("start_to_listening_s", "rss_at_start_mib", "sessions_per_s", "latency_p50_ms", "latency_p99_ms", "cpu_ms_per_session", "errors", "peak_rss_mib"),
+    "chat": ("turns_per_s", "latency_p50_ms", "latency_p99_ms", "overhead_p50_ms", "overhead_p99_ms", "cpu_ms_per_turn", "errors", "peak_rss_mib"),
+    "chat_0ms": ("turns_per_s", "latency_p50_ms", "latency_p99_ms", "cpu_ms_per_turn", "errors", "peak_rss_mib"),
+    "fanout": ("last_client_p50_ms", "last_client_p99_ms", "missed_deliveries", "cpu_us_per_delivery", "errors", "peak_rss_mib"),
+    "idle": ("rss_idle_gateway_mib", "rss_total_mib", "kib_per_connection", "cpu_ms_per_connection_opened", "errors"),
+    "churn": ("cycles_per_s", "rss_growth_mib", "cpu_ms_per_cycle", "errors"),
+}
+
+
+def ours(extra: dict[str, Any] | None, profile: Path | None) -> Any:
+    return Gateway(extra, profile=profile)
+
+
+def upstream(extra: dict[str, Any] | None, profile: Path | None) -> Any:
+    return Upstream(extra)
+
+
+def versus(name: str, mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    """This gateway's figures next to upstream's, with the ratio (this / upstream)."""
+    rows = []
+    for key in COMPARED[name]:
+        a, b = mine.get(key), theirs.get(key)
+        ratio = ""
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+            r = a / b
+            better = (r > 1) == key.endswith(HIGHER_IS_BETTER)
+            ratio = f"{r:.2f}×" + ("" if abs(r - 1) < 0.05 or "errors" in key else " (better)" if better else " (worse)")
+        rows.append((key, str(a), str(b), ratio))
+    head = ("figure", "this gateway", Upstream.name, "this / upstream")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    print(f"[{name}] side by side (load average {theirs.get('load1')})")
+    for r in [head, *rows]:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for sample in theirs.get("error_samples") or []:
+        print(f"  ! upstream: {sample}")
+    sys.stdout.flush()
+
 
 def met(value: Any, op: str, target: float) -> bool | None:
     if not isinstance(value, (int, float)):
@@ -389,10 +444,16 @@ def met(value: Any, op: str, target: float) -> bool | None:
     return value <= target if op == "<=" else value >= target
 
 
+# What a scenario was asked to do, not how it went: shown against the baseline without a verdict.
+PARAMETERS = {"sessions", "ok", "clients", "turns_per_client", "turns_ok", "chunk_ms", "subscribers", "runs", "chunks", "frames", "invokes", "inflight", "connections", "held_to_the_end", "cycles", "warmup_cycles", "seconds"}
+
+
 def change(name: str, key: str, value: Any, baseline: dict[str, Any]) -> str:
     old = (baseline.get(name) or {}).get(key)
     if not isinstance(value, (int, float)) or not isinstance(old, (int, float)) or isinstance(value, bool):
         return ""
+    if key in PARAMETERS:
+        return "=" if value == old else f"{old} → {value}"
     if old == 0:
         return f"{old} → {value}" if value != old else "="
     pct = (value - old) / abs(old) * 100
@@ -405,7 +466,7 @@ def report(name: str, figures: dict[str, Any], targets: list[tuple[str, str, flo
     goals = {k: (op, v) for k, op, v in targets}
     rows = []
     for key, value in figures.items():
-        if key in ("bench", "error_samples", "targets", "load1"):
+        if key in ("bench", "error_samples", "targets", "load1", "upstream"):
             continue
         goal = goals.get(key)
         target = ""
@@ -438,11 +499,25 @@ def main() -> int:
     p.add_argument("--hold", type=float, default=3.0, help="idle: seconds to watch the held connections")
     p.add_argument("--cycles", type=int, default=10_000)
     p.add_argument("--warmup", type=int, default=500, help="churn: cycles before the RSS is taken")
+    p.add_argument(
+        "--upstream",
+        default=",".join(UPSTREAM_DEFAULT),
+        help=f"scenarios also run against the real upstream gateway {Upstream.name} from the CLI cache, side by side "
+        f"(default: %(default)s; 'all': {','.join(UPSTREAM_CAN)}; 'none')",
+    )
     opt = p.parse_args()
+    opt.server = ours
     names = [n for n in opt.only.split(",") if n] or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    compare = {"none": [], "all": list(UPSTREAM_CAN)}.get(opt.upstream, [n for n in opt.upstream.split(",") if n])
+    bad = [n for n in compare if n not in UPSTREAM_CAN and n not in UPSTREAM_CANNOT]
+    if bad:
+        p.error(f"--upstream: unknown scenario(s): {', '.join(bad)}")
+    if compare and upstream_cli() is None:
+        print(f"upstream side by side skipped: the upstream CLI {Upstream.name} is not in the cache (/work/shared/tools/install-openclaw-cli.sh installs it)")
+        compare = []
     baseline = json.loads(opt.baseline.read_text() or "{}") if opt.baseline.is_file() else {}
     if opt.profile:
         opt.profile.mkdir(parents=True, exist_ok=True)
@@ -465,6 +540,23 @@ def main() -> int:
         results[name] = figures
         print(json.dumps(figures))
         report(name, figures, targets, baseline)
+        if name in compare and name in UPSTREAM_CANNOT:
+            print(f"[{name}] side by side skipped: {UPSTREAM_CANNOT[name]}")
+        elif name in compare:
+            opt.server = upstream
+            t = time.monotonic()
+            load1 = round(os.getloadavg()[0], 2)
+            try:
+                theirs = {"bench": name, "server": Upstream.name, **run(opt, None), "seconds": round(time.monotonic() - t, 1), "load1": load1}
+            except Exception:
+                traceback.print_exc()
+                print(f"[{name}] side by side could not run against {Upstream.name}")
+            else:
+                figures["upstream"] = theirs
+                print(json.dumps(theirs))
+                versus(name, figures, theirs)
+            finally:
+                opt.server = ours
     total = time.monotonic() - started
     print(f"\nbench: {len(results)} scenario(s) in {total:.0f} s" + (f"; FAILED to run: {', '.join(failed)}" if failed else ""))
     missed = [f"{n}.{k}" for n, f in results.items() for k, ok in f["targets"].items() if ok is False]
