@@ -166,7 +166,7 @@ class CronGatewayTests(GatewayMixin, TestCase):
         """
         A cron turn, its announced reply and a heartbeat write transcripts as
         chat turns do (issue 15): fsynced by the Syncer off the reactor
-        thread, none inline on it.
+        thread, none inline on it; the run's log line and jobs file too.
         """
         self.fake.replies += [openai_text("cron says hi"), openai_text("HEARTBEAT_OK")]
         await self.gateway(**model_config(self.url))
@@ -190,7 +190,8 @@ class CronGatewayTests(GatewayMixin, TestCase):
         self.patch(sessions.os, "fsync", fsync)
         at = int(time.time() * 1000) + 3_600_000
         params = {"name": "news", "schedule": {"kind": "at", "at": iso_ms(at)}, "sessionTarget": "isolated", "wakeMode": "next-heartbeat", "payload": {"kind": "agentTurn", "message": "the news"}, "delivery": {"mode": "announce"}}
-        job = await self.call(ws, "cron.add", params)
+        job = await self.call(ws, "cron.add", params)  # an edit: written before the answer
+        del inline[:]
         self.assertTrue((await self.call(ws, "cron.run", {"id": job["id"], "mode": "force"}))["enqueued"])
         await until(lambda: not self.service.scheduled.cron.is_running(job["id"]))
         self.assertEqual(await self.call(ws, "wake", {"mode": "now", "text": "check"}), {"ok": True})
@@ -203,7 +204,12 @@ class CronGatewayTests(GatewayMixin, TestCase):
         for entry in (main, isolated):
             self.assertIn(entry["sessionFile"], paths)
         self.assertEqual([p for p, on_reactor in synced if on_reactor], [])
-        self.assertEqual([p for p in inline if "/sessions/" in p], [])
+        self.assertEqual(inline, [])  # neither transcripts nor the cron run log and jobs file
+        state = self.service.settings.state_dir
+        runs = (await self.call(ws, "cron.runs", {"id": job["id"]}))["entries"]
+        self.assertEqual([r["status"] for r in runs], ["ok"])
+        self.assertIn(str(state / "cron" / "runs" / f"{job['id']}.jsonl"), paths)
+        await until(lambda: json.loads((state / "cron" / "jobs.json").read_text())["jobs"][0]["state"].get("lastStatus") == "ok")
 
     async def test_scopes(self):
         """cron.list/status/runs need read; cron.add/update/remove/run need admin; wake needs write."""

@@ -24,7 +24,7 @@ from openclaw.agent.sessions import SessionError, agent_of
 from openclaw.config.settings import GatewaySettings
 from openclaw.cron.heartbeat import HeartbeatRunner, heartbeat_config
 from openclaw.cron.methods import CRON_METHODS, CronDeps
-from openclaw.cron.ports import AgentPort, DeliveryPort, DeliveryResult, EventPort
+from openclaw.cron.ports import AgentPort, DeliveryPort, DeliveryResult, DiskPort, EventPort
 from openclaw.cron.service import CronService, cron_settings
 from openclaw.cron.tool import cron_tool
 from openclaw.gateway.core import GatewayCore
@@ -71,10 +71,10 @@ class ScheduledWork(Service):
 
     name = "scheduled-work"
 
-    def __init__(self, settings: GatewaySettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort) -> None:
+    def __init__(self, settings: GatewaySettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort, disk: DiskPort | None = None) -> None:
         config = settings.config
         self.heartbeat = HeartbeatRunner(heartbeat_config(config), clock, agent, events, delivery)
-        self.cron = CronService(cron_settings(config, settings.state_dir, settings.env), clock, agent, events, delivery, self.heartbeat)
+        self.cron = CronService(cron_settings(config, settings.state_dir, settings.env), clock, agent, events, delivery, self.heartbeat, disk=disk)
 
     def startService(self) -> None:
         # A child of the gateway service: it starts with the state dir locked.
@@ -99,7 +99,8 @@ def install(core: GatewayCore, parent: IServiceCollection) -> ScheduledWork:
     C{tools.allow}/C{deny} like every tool), and its service under C{parent}.
     Call while building the gateway, before any client connects.
     """
-    work = ScheduledWork(core.settings, core.clock, core.agent, core.events, SessionDelivery(core.agent, core.events))
+    # the runtime's group commit: a run's bookkeeping is not an fsync on the reactor thread
+    work = ScheduledWork(core.settings, core.clock, core.agent, core.events, SessionDelivery(core.agent, core.events), core.agent.syncer)
     core.serve(CRON_METHODS.bind(CronDeps(work.cron, work.heartbeat)))
     core.heartbeats.use(work.heartbeat.summary)
     core.agent.add_tool(cron_tool(work.cron))
