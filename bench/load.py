@@ -7,7 +7,8 @@ ROLE is C{connect} (sessions: connect + handshake + C{health} + close),
 C{cycles} (connect + handshake + close), C{idle} (hold authenticated
 connections), C{chat} (clients × turns of C{chat.send} → C{final}),
 C{subscribe} (operators that note when each streamed chunk arrives),
-C{drive} (one client starting runs for the subscribers) or C{bridge} (a JSONL
+C{drive} (one client starting runs for the subscribers), C{sessions} (one
+turn in each of many new sessions) or C{bridge} (a JSONL
 node: pipelined frames, then C{node.invoke} round trips from an operator).
 
 It prints JSON lines: C{{"ready": ...}} once its connections are up (the
@@ -390,6 +391,43 @@ async def role_drive(a: dict[str, Any]) -> dict[str, Any]:
     return {"runs": runs, "errors": errors}
 
 
+async def role_sessions(a: dict[str, Any]) -> dict[str, Any]:
+    """One operator starting one turn in each of C{sessions} new sessions, C{inflight} at a time."""
+    finals: dict[str, defer.Deferred[str]] = {}
+
+    def on_event(frame: dict[str, Any], at: float) -> None:
+        p = frame.get("payload") or {}
+        if frame.get("event") == "chat" and p.get("state") in ("final", "error", "aborted"):
+            d = finals.pop(p.get("runId"), None)
+            if d is not None:
+                d.callback(p.get("state"))
+
+    c = Client(a["port"], on_event)
+    await c.open("gateway-client", "backend", ("operator.read", "operator.write"), instance=a["prefix"])
+    done, errors = [], []
+
+    async def one(i: int) -> None:
+        run_id = f"{a['prefix']}-{i}"
+        d: defer.Deferred[str] = defer.Deferred()
+        finals[run_id] = d
+        res = await c.request("chat.send", {"sessionKey": run_id, "message": f"hello [bench:{run_id}]", "idempotencyKey": run_id})
+        if not res.get("ok"):
+            finals.pop(run_id, None)
+            errors.append(f"{run_id}: chat.send {res.get('error')}"[:160])
+            return
+        state = await d
+        if state != "final":
+            errors.append(f"{run_id}: {state}")
+        else:
+            done.append(run_id)
+
+    started = now()
+    await bounded(a["sessions"], a.get("inflight", 10), one)
+    ended = now()
+    await c.close()
+    return {"sessions": len(done), "started": started, "ended": ended, "errors": errors}
+
+
 class Node(Protocol):
     """A JSONL bridge node that answers every invoke at once and counts pongs."""
 
@@ -496,6 +534,7 @@ ROLES = {
     "chat": role_chat,
     "subscribe": role_subscribe,
     "drive": role_drive,
+    "sessions": role_sessions,
     "bridge": role_bridge,
 }
 

@@ -13,8 +13,9 @@ on a streaming provider with a per-chunk delay; the gateway's overhead is
 the turn's latency minus the provider's own time), chat_0ms (the same with
 no provider delay: throughput), fanout (one run's chunks to 100 operators),
 bridge (pipelined JSONL frames on one node connection), invoke (node.invoke
-round trips over the bridge), idle (1,000 authenticated idle connections)
-and churn (10,000 connect/close cycles). Each gateway is warmed up with a
+round trips over the bridge), idle (1,000 authenticated idle connections),
+churn (10,000 connect/close cycles) and sessions (1,000 new sessions, one
+turn each: memory, index and transcript bytes per session). Each gateway is warmed up with a
 little of the scenario's own work before the measured part.
 
 For each: one JSON line, then a table with the targets and the change
@@ -253,6 +254,42 @@ def fanout(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
     }
 
 
+def sessions(opt: argparse.Namespace, profile: Path | None) -> dict[str, Any]:
+    """Many sessions, one turn each (0 ms provider): what a session costs in memory and on disk."""
+    count = opt.sessions_count
+    provider = Provider(3, 0)
+    gw = opt.server(provider.config(), profile).start()
+    try:
+        warm_up("sessions", {"port": gw.port, "sessions": 20, "prefix": "warm"})
+        time.sleep(0.5)
+        m = Measure(gw)
+        w = Workers("sessions", [{"port": gw.port, "sessions": n, "inflight": 5, "prefix": f"k{i}"} for i, n in enumerate(split(count, opt.procs))])
+        results = w.results()
+        time.sleep(1.5)  # the index's coalesced updatedAt write lands
+        figures = m.done()
+        errors = [e for r in results for e in r["errors"]] + gw.logged_errors()
+        folder = gw.state / "agents" / "main" / "sessions"
+        index_bytes = (folder / "sessions.json").stat().st_size if (folder / "sessions.json").exists() else 0
+        transcripts = [p.stat().st_size for p in folder.glob("*.jsonl")]
+    finally:
+        gw.stop()
+        provider.stop()
+    made = sum(r["sessions"] for r in results)
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    total = made + 20
+    return {
+        "sessions_made": made,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "new_sessions_per_s": round(made / wall, 1),
+        "cpu_ms_per_new_session": per_op(m.cpu, made),
+        "rss_kib_per_session": round((figures["rss_after_mib"] - figures["rss_before_mib"]) * 1024 / made, 2) if made else None,
+        "index_bytes_per_session": round(index_bytes / total) if total else None,
+        "transcript_bytes_per_session": round(sum(transcripts) / len(transcripts)) if transcripts else None,
+        **figures,
+    }
+
+
 NODE_ID = "bench-node"
 NODE_TOKEN = "bench-node-token-0123456789"
 
@@ -387,6 +424,7 @@ SCENARIOS: dict[str, tuple[Callable[[argparse.Namespace, Path | None], dict[str,
     "invoke": (invoke, [("errors", "<=", 0)]),
     "idle": (idle, [("rss_total_mib", "<=", 120), ("errors", "<=", 0)]),
     "churn": (churn, [("rss_growth_mib", "<=", 5), ("errors", "<=", 0)]),
+    "sessions": (sessions, [("errors", "<=", 0)]),
 }
 # Lower is better for these; for the rest (throughputs) higher is.
 HIGHER_IS_BETTER = ("_per_s",)
@@ -394,7 +432,7 @@ HIGHER_IS_BETTER = ("_per_s",)
 # The side-by-side with the real upstream gateway: the scenarios it can run,
 # and why the others cannot.
 UPSTREAM_DEFAULT = ("connect", "chat", "idle")
-UPSTREAM_CAN = ("connect", "chat", "chat_0ms", "fanout", "idle", "churn")
+UPSTREAM_CAN = ("connect", "chat", "chat_0ms", "fanout", "idle", "churn", "sessions")
 UPSTREAM_CANNOT = {
     "bridge": "upstream 2026.1.30 has no live JSONL bridge (its modules are dead code; nodes use the WebSocket)",
     "invoke": "upstream 2026.1.30 invokes nodes only over the WebSocket, after device pairing: not the same path",
@@ -407,6 +445,7 @@ COMPARED = {
     "fanout": ("last_client_p50_ms", "last_client_p99_ms", "missed_deliveries", "cpu_us_per_delivery", "errors", "peak_rss_mib"),
     "idle": ("rss_idle_gateway_mib", "rss_total_mib", "kib_per_connection", "cpu_ms_per_connection_opened", "errors"),
     "churn": ("cycles_per_s", "rss_growth_mib", "cpu_ms_per_cycle", "errors"),
+    "sessions": ("new_sessions_per_s", "cpu_ms_per_new_session", "rss_kib_per_session", "index_bytes_per_session", "transcript_bytes_per_session", "errors"),
 }
 
 
@@ -446,7 +485,7 @@ def met(value: Any, op: str, target: float) -> bool | None:
 
 
 # What a scenario was asked to do, not how it went: shown against the baseline without a verdict.
-PARAMETERS = {"sessions", "ok", "clients", "turns_per_client", "turns_ok", "chunk_ms", "subscribers", "runs", "chunks", "frames", "invokes", "inflight", "connections", "held_to_the_end", "cycles", "warmup_cycles", "seconds"}
+PARAMETERS = {"sessions", "ok", "clients", "turns_per_client", "turns_ok", "chunk_ms", "subscribers", "runs", "chunks", "frames", "invokes", "inflight", "connections", "held_to_the_end", "cycles", "warmup_cycles", "sessions_made", "seconds"}
 
 
 def change(name: str, key: str, value: Any, baseline: dict[str, Any]) -> str:
@@ -500,6 +539,7 @@ def main() -> int:
     p.add_argument("--hold", type=float, default=3.0, help="idle: seconds to watch the held connections")
     p.add_argument("--cycles", type=int, default=10_000)
     p.add_argument("--warmup", type=int, default=500, help="churn: cycles before the RSS is taken")
+    p.add_argument("--sessions-count", type=int, default=1000, help="sessions: new sessions, one turn each")
     p.add_argument(
         "--upstream",
         default=",".join(UPSTREAM_DEFAULT),
@@ -522,6 +562,11 @@ def main() -> int:
     if compare and upstream_cli() is None:
         print(f"upstream side by side skipped: the upstream CLI {Upstream.name} is not in the cache (/work/shared/tools/install-openclaw-cli.sh installs it)")
         compare = []
+    elif compare:
+        rest = [n for n in names if n not in compare and n in UPSTREAM_CAN]
+        print(f"upstream side by side ({Upstream.name}): {', '.join(n for n in names if n in compare) or 'none of these'}"
+              + (f"; not by default, to keep make bench short: {', '.join(rest)} (--upstream all)" if rest else "")
+              + "".join(f"; {n}: none, {UPSTREAM_CANNOT[n]}" for n in names if n in UPSTREAM_CANNOT))
     baseline = json.loads(opt.baseline.read_text() or "{}") if opt.baseline.is_file() else {}
     if opt.profile:
         opt.profile.mkdir(parents=True, exist_ok=True)
