@@ -30,7 +30,7 @@ test: check
 
 # The benchmark suite (bench/run.py): figures against bench/baseline/, never pass/fail on speed.
 # BENCH_ARGS e.g. "--only chat,fanout", "--save-baseline", "--profile bench/out", "--upstream none"
-# (by default connect, chat and idle also run against the cached upstream gateway, side by side).
+# (by default connect and chat also run against the cached upstream gateway, side by side).
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -6,7 +6,7 @@ model provider in another (bench/provider.py).
     .venv/bin/python bench/run.py [--only connect,chat,...] [--procs 2]
         [--baseline bench/baseline/baseline.json] [--save-baseline]
         [--profile DIR]   # the gateway under cProfile: DIR/<scenario>.prof
-        [--upstream connect,chat,idle | all | none] [--tmp /dev/shm]
+        [--upstream connect,chat | all | none] [--tmp /dev/shm]
 
 Scenarios: connect (connect + handshake + health), chat (C clients × T turns
 on a streaming provider with a per-chunk delay; the gateway's overhead is
@@ -431,7 +431,7 @@ HIGHER_IS_BETTER = ("_per_s",)
 
 # The side-by-side with the real upstream gateway: the scenarios it can run,
 # and why the others cannot.
-UPSTREAM_DEFAULT = ("connect", "chat", "idle")
+UPSTREAM_DEFAULT = ("connect", "chat")
 UPSTREAM_CAN = ("connect", "chat", "chat_0ms", "fanout", "idle", "churn", "sessions")
 UPSTREAM_CANNOT = {
     "bridge": "upstream 2026.1.30 has no live JSONL bridge (its modules are dead code; nodes use the WebSocket)",
