@@ -132,6 +132,13 @@ class Gateway:
         os.chmod(path, 0o600)
 
     def start(self, timeout: float = 30.0) -> "Gateway":
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # no process or state folder left behind
+            raise
+
+    def _start(self, timeout: float) -> "Gateway":
         argv = [sys.executable]
         if self.profile is not None:
             argv += ["-m", "cProfile", "-o", str(self.profile)]
@@ -254,6 +261,13 @@ class Upstream:
         self.start_s: float | None = None
 
     def start(self, timeout: float = 90.0) -> "Upstream":
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> "Upstream":
         env = {**os.environ, "HOME": str(self.home), "OPENCLAW_STATE_DIR": str(self.state), "OPENCLAW_CONFIG_PATH": str(self.state / "openclaw.json")}
         env.pop("OPENCLAW_GATEWAY_TOKEN", None)
         t0 = time.monotonic()
