@@ -28,9 +28,9 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from openclaw.agent.approvals import ExecGate, NodeRunner
-from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRef, ModelRequest, ProviderError, provider_for, resolve_models, resolve_ref
+from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRef, ModelRequest, ProviderError, QuietPool, provider_for, resolve_models, resolve_ref
 from openclaw.agent.sandbox import sandbox_from_settings
-from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset_due
+from openclaw.agent.sessions import SessionStore, Syncer, agent_of, canonical_key, reset_due, sync_capable
 from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
 from openclaw.agent.usage import UsageMeter, add, footer, prices_for, split_label, transcript_usage
 from openclaw.agent.webfetch import WebFetcher
@@ -56,6 +56,7 @@ WORKSPACE_FILE_CAP = 20_000
 SILENT_REPLY = "NO_REPLY"
 RESET_COMMAND = ("/new", "/reset")
 TOOL_THREADS = 4  # file tools run here, never on the reactor
+HTTP_CONNECTIONS_PER_HOST = 16  # idle connections kept per model provider
 
 
 def is_reset(message: str) -> bool:
@@ -207,6 +208,9 @@ class AgentRuntime:
         self.exec_gate = exec_gate if exec_gate is not None else ExecGate(settings, reactor)
         self.nodes = nodes
         self._pool: ThreadPool | None = None
+        self._http: QuietPool | None = None  # model requests reuse their connections
+        # transcripts' fsyncs off the reactor thread (a test's Clock: inline, as the CLI does)
+        self.syncer: Syncer | None = Syncer(reactor) if sync_capable(reactor) else None
         self._stores: dict[str, SessionStore] = {}
         self.active: dict[str, Run] = {}  # session key → running run
         self.queued: dict[str, list[Run]] = {}
@@ -236,8 +240,19 @@ class AgentRuntime:
     def store(self, agent_id: str = "main") -> SessionStore:
         self._known(agent_id)
         if agent_id not in self._stores:
-            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()))
+            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), syncer=self.syncer)
         return self._stores[agent_id]
+
+    def http_pool(self) -> QuietPool:
+        """The persistent connection pool every model request goes through (closed at stop)."""
+        if self._http is None:
+            self._http = QuietPool(self.reactor, persistent=True)
+            self._http.maxPersistentPerHost = HTTP_CONNECTIONS_PER_HOST
+        return self._http
+
+    def durable(self) -> Deferred[None]:
+        """Fires once every session write so far is on disk: acknowledgements wait for it."""
+        return succeed(None) if self.syncer is None else self.syncer.barrier()
 
     def key(self, session_key: str | None, agent_id: str | None = None) -> str:
         """The canonical key; a key of an agent that is not configured is refused."""
@@ -432,7 +447,7 @@ class AgentRuntime:
                     self._finish(run, "ok")
                     return
             if reset_due(store.get(run.session_key), time.time(), self.settings.agents.session):
-                store.reset(run.session_key)
+                store.reset(run.session_key, now=False)  # the message below is appended, then waited for
             events = self.pending_events.pop(run.session_key, [])
             if events:
                 message = "\n".join(f"[System event] {e}" for e in events) + "\n\n" + message
@@ -508,7 +523,9 @@ class AgentRuntime:
             provider, model_id = split_label(reply.model)
             store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "provider": provider, "model": model_id, "usage": usage, "stopReason": reply.stop_reason})
             if not reply.tool_calls:
-                self._finish(run, "ok")
+                await store.flushed()  # the reply is on disk before anyone is told it is final
+                if run.status == "running":
+                    self._finish(run, "ok")
                 return
             for call in reply.tool_calls:
                 tool = tools.get(call["name"])
@@ -527,7 +544,7 @@ class AgentRuntime:
         """Try the primary model, then fallbacks, while nothing has been streamed yet."""
         last: ProviderError | None = None
         for model in models:
-            provider = provider_for(model.api, self.reactor, self.http)
+            provider = provider_for(model.api, self.reactor, self.http, self.http_pool())
             try:
                 return await provider.stream(model, request, lambda piece: self._delta(run, piece))
             except ProviderError as e:
@@ -622,7 +639,8 @@ class AgentRuntime:
     ) -> Run:
         if fresh:
             key = self.key(session_key, agent_id)
-            self.store(agent_of(key)).reset(key)
+            # durable with the run's first commit: a scheduled run's reset is not an fsync on the reactor
+            self.store(agent_of(key)).reset(key, now=False)
         run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet, unattended=unattended)
         return run
 
@@ -695,7 +713,7 @@ class AgentRuntime:
             system="You write compact summaries of conversations for your own later use.",
             messages=[text_message("user", "Summarise this conversation: facts, decisions, open tasks. Be brief." + (f"\nAlso: {instructions.strip()[:2000]}" if instructions and instructions.strip() else "") + "\n\n" + transcript[-200_000:])],
         )
-        summary = await provider_for(models[0].api, self.reactor, self.http).stream(models[0], request, lambda piece: None)
+        summary = await provider_for(models[0].api, self.reactor, self.http, self.http_pool()).stream(models[0], request, lambda piece: None)
         self.meter.record(*split_label(summary.model), summary.usage, prices_for(self.settings.config, *split_label(summary.model)))
         first_kept = entries[-keep]["id"]
         store.append(session_key, {"type": "compaction", "summary": summary.text, "firstKeptEntryId": first_kept, "tokensBefore": sum(len(m.get("content") or []) for m in older)})
@@ -708,3 +726,8 @@ class AgentRuntime:
         if self._pool is not None:
             self._pool.stop()
             self._pool = None
+        if self.syncer is not None:
+            self.syncer.stop()
+        if self._http is not None:
+            self._http.closeCachedConnections()
+            self._http = None

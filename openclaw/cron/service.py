@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from openclaw.cron import schedule as sched
 from openclaw.cron.heartbeat import HeartbeatRunner, strip_token
 from openclaw.cron.jobs import CronInputError, Job, apply_patch, new_job
-from openclaw.cron.ports import KEY_ERRORS, AgentPort, DeliveryPort, EventPort
+from openclaw.cron.ports import KEY_ERRORS, AgentPort, DeliveryPort, DiskPort, EventPort
 from openclaw.cron.store import JobStore, RunLog
 
 log = Logger(namespace="openclaw.cron")
@@ -96,7 +96,17 @@ def run_usage(usage: Mapping[str, int]) -> dict[str, int]:
 
 
 class CronService:
-    def __init__(self, settings: CronSettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort, heartbeat: HeartbeatRunner | None = None, agent_id: str = "main") -> None:
+    def __init__(
+        self,
+        settings: CronSettings,
+        clock: IReactorTime,
+        agent: AgentPort,
+        events: EventPort,
+        delivery: DeliveryPort,
+        heartbeat: HeartbeatRunner | None = None,
+        agent_id: str = "main",
+        disk: DiskPort | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.agent = agent
@@ -104,8 +114,8 @@ class CronService:
         self.delivery = delivery
         self.heartbeat = heartbeat
         self.default_agent = agent_id
-        self.store = JobStore(settings.store_path)
-        self.runs = RunLog(settings.store_path.parent / "runs")
+        self.store = JobStore(settings.store_path, disk)
+        self.runs = RunLog(settings.store_path.parent / "runs", disk=disk)
         self.jobs: dict[str, Job] = {}
         self.running = False
         self._timer: IDelayedCall | None = None
@@ -254,7 +264,7 @@ class CronService:
     async def _execute(self, job: Job, run_id: str) -> None:
         started = self.now_ms()
         job.state.running_ms = started
-        self._save()
+        self._save_soon()
         self._emit(job.id, "started", runAtMs=started, runId=run_id)
         try:
             outcome = await self._perform(job, run_id)
@@ -364,7 +374,7 @@ class CronService:
             self._record_entry(job_id, job.name, run_id, started, ended, outcome, None if deleted else state.next_run_ms)
             if deleted:
                 self._emit(job_id, "removed")
-        self._save()
+        self._save_soon()
         self._pump()
         self._arm()
 
@@ -416,6 +426,14 @@ class CronService:
 
     def _emit(self, job_id: str, action: str, **fields: Any) -> None:
         self.events.emit("cron", {"jobId": job_id, "action": action, **{k: v for k, v in fields.items() if v is not None}})
+
+    def _save_soon(self) -> None:
+        """A run's bookkeeping: the jobs file in the next group commit (no disk wait on the reactor thread)."""
+        if self.store.disk is None:
+            self._save()
+            return
+        self.store.save_later(lambda: list(self.jobs.values()))
+        self.on_change()
 
     def _save(self) -> None:
         try:

@@ -70,7 +70,7 @@ class Caller(Protocol):
 class TwoPhase:
     """A method result answered twice under the same id: C{accepted} at once, then C{final}."""
 
-    accepted: JSON
+    accepted: JSON | Deferred[JSON]  # a Deferred: answered when it fires
     final: Deferred[JSON]
 
 
@@ -209,8 +209,13 @@ def run(method: Callable[[Caller, Any], Any], caller: Caller, params: Any, respo
         fail(Failure())
         return
     if isinstance(result, TwoPhase):
-        respond(result.accepted)
-        result.final.addCallbacks(respond, fail)
+        final = result.final
+        if isinstance(result.accepted, Deferred):
+            # the final answer never overtakes the first
+            result.accepted.addCallback(respond).addCallback(lambda _: final).addCallbacks(respond, fail)
+        else:
+            respond(result.accepted)
+            final.addCallbacks(respond, fail)
         return
     if inspect.iscoroutine(result):
         result = Deferred.fromCoroutine(result)

@@ -8,12 +8,14 @@ Origins are checked before the 101 (C{Origin: null} too: 403, not
 autobahn's 400). Sending never raises: a closing socket drops the frame.
 On close every link between the socket, the protocol and the L{Connection}
 is cut, so a closed connection's buffers are freed at once, not at the
-next garbage collection.
+next garbage collection. Outgoing text frames are built here and written
+straight to the socket (docs/performance.md says why).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import Any, Sequence, cast
 from urllib.parse import urlsplit
 
@@ -97,6 +99,19 @@ class GatewayWebSocket(WebSocketServerProtocol):
     maxFramePayloadSize = 0
     failByDrop = False
     connection: Connection | None = None
+    # autobahn copies the factory's options listed here onto each protocol,
+    # and pformats the whole list for a debug line whether or not debug logs
+    # are on (a third of a connection's CPU). connectionMade copies them
+    # instead, and autobahn gets an empty list.
+    CONFIG_ATTRS: list[str] = []
+    _OPTIONS = tuple(WebSocketServerProtocol.CONFIG_ATTRS)
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        for name in self._OPTIONS:
+            if not hasattr(self, name):
+                setattr(self, name, getattr(factory, name))
+        super().connectionMade()
 
     def onConnect(self, request: Any) -> None:
         try:
@@ -215,16 +230,27 @@ class GatewayWebSocket(WebSocketServerProtocol):
 
     # -- Transport for Connection
 
-    def send(self, text: str) -> bool:
+    def send(self, text: str | bytes) -> bool:
         """One text message; False once the socket is closing or closed (dropped, never raised)."""
         if self.state != self.STATE_OPEN:
             return False
-        data = text.encode("utf-8")
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        size = len(data)
         if self._paused:
-            self._paused_bytes += len(data)
-        # Not sendMessage: it applies maxMessagePayloadSize, our limit for what
-        # clients send, to what we send (a large chat.history would raise).
-        self.sendFrame(opcode=1, payload=data)
+            self._paused_bytes += size
+        # One final, unmasked text frame (RFC 6455 5.2), as sendFrame(opcode=1)
+        # would write it but without its per-frame debug formatting; both parts
+        # go to the socket's buffer without being joined. Not sendMessage: it
+        # applies maxMessagePayloadSize, our limit for what clients send, to what
+        # we send (a large chat.history would raise).
+        if size < 126:
+            head = bytes((0x81, size))
+        elif size < 65536:
+            head = struct.pack("!BBH", 0x81, 126, size)
+        else:
+            head = struct.pack("!BBQ", 0x81, 127, size)
+        assert self.transport is not None
+        self.transport.writeSequence((head, data))
         return True
 
     def close(self, code: int, reason: str) -> None:
