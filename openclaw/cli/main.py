@@ -20,6 +20,8 @@ from openclaw import __version__
 from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.cli.agent import AgentOptions, ChatOptions, SessionsOptions
 from openclaw.cli.dashboard import DashboardOptions
+from openclaw.cli.memory import MemoryOptions
+from openclaw.cli.skills import SkillsOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
 from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_for, load_valid
@@ -191,6 +193,8 @@ class OpenClawOptions(CommandOptions):
         ["sessions", None, SessionsOptions, "List sessions (local store)."],
         ["node", None, NodeOptions, "Run this machine as a node host."],
         ["dashboard", None, DashboardOptions, "Print (--open: open) the Control UI's address with your token."],
+        ["memory", None, MemoryOptions, "Memory search index: status, index, search."],
+        ["skills", None, SkillsOptions, "Skills: list, info, check."],
     ]
 
     def opt_version(self) -> None:

@@ -50,6 +50,7 @@ from openclaw.nodes.methods import NODE_METHODS, NodeDeps
 from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
 from openclaw.protocol.dispatch import Bound, Methods
+from openclaw.skills.methods import SKILL_METHODS, SkillDeps
 
 log = Logger(namespace="openclaw.gateway")
 
@@ -95,6 +96,7 @@ class GatewayCore:
         self.serve(METHODS.bind(GatewayDeps(settings, self.boot, self.connections, self.events, self.presence, self.health, self.stability, self.heartbeats, self.pairing, self.voicewake, self.config, self.agent)))
         self.serve(NODE_METHODS.bind(NodeDeps(self.nodes, self.node_pairing, self.pairing, self.events, self.node_events)))
         self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock)))
+        self.serve(SKILL_METHODS.bind(SkillDeps(self.agent.skills, settings.agents.ids, clock)))
         hello = Hello(self.boot, self.presence, self.health, self.versions, self.methods, settings.layout.config_path, settings.state_dir, canvas_url)
         handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local)
         self.roster = Roster(self.connections, self.presence, self.nodes, self.voicewake)
