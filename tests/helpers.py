@@ -91,3 +91,12 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def fake_bin(folder: Path, name: str, script: str) -> Path:
+    """An executable shell script C{name} in C{folder} (put C{folder} first on PATH)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path

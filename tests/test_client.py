@@ -122,16 +122,20 @@ class CommandTests(GatewayMixin, TestCase):
         self.assertTrue(json.loads(out)["ok"])
 
     async def test_status_deep_and_probe(self):
-        """status --deep adds local checks; probe reports protocol and latency."""
+        """gateway status --deep: local report, deep checks and a probe of --url; probe --json reports protocol and timings."""
         await self.gateway()
         code, out, err = await self.cli("gateway", "status", "--deep", "--json", *self.target())
         self.assertEqual(code, 0, err)
         report = json.loads(out)
-        self.assertEqual(set(report["local"]), {"config", "stateDir", "port"})
-        code, out, err = await self.cli("gateway", "probe", *self.target())
-        probe = json.loads(out)
+        self.assertTrue({"service", "ports", "config", "probe", "deep"} <= set(report))
+        self.assertEqual(set(report["deep"]), {"otherGateways", "units", "portOwners", "problems"})
+        self.assertTrue(report["probe"]["ok"])
+        code, out, err = await self.cli("gateway", "probe", "--json", *self.target())
+        self.assertEqual(code, 0, err)
+        [probe] = json.loads(out)["targets"]
         self.assertEqual((probe["ok"], probe["protocol"]), (True, 4))
-        self.assertNotIn("deviceToken", probe["auth"])
+        self.assertGreaterEqual(probe["connectMs"], 0)
+        self.assertIn("statusMs", probe)
 
     async def test_logs(self):
         """logs prints the gateway's lines; --level filters; --json prints JSON lines."""
