@@ -29,6 +29,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.core import GatewayCore
+from openclaw.cron.wiring import install as install_scheduled_work
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
 from openclaw.bridge.session import BridgeEnv
 from openclaw.net.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
@@ -248,6 +249,7 @@ class GatewayService(MultiService):
         self.from_proxy = _matcher(list(settings.trusted_proxies))  # proxies share one address among many clients
         # Every collaborator, built in one place; listeners and HTTP routes get the parts they use.
         self.core = core = GatewayCore(settings, reactor, redactor=self.redactor, canvas_url=self.canvas_url)
+        self.scheduled = install_scheduled_work(core, self)  # cron jobs and heartbeats (openclaw/cron)
         self.root = GatewayRoot(websocket_resource(core.gate, core.connections, settings.trusted_proxies, settings.allowed_origins, identity))
         bearer = BearerAuth(core.auth, core.limiter, settings.rate_limit.exempt_loopback, settings.trusted_proxies)
         self.root.putChild(b"v1", OpenAIApi(bearer, core.agent, settings.http.chat_completions, core.boot.started_ms))
@@ -436,6 +438,8 @@ class GatewayService(MultiService):
 
     async def _stop(self) -> None:
         try:
+            # Nothing scheduled may start while the core aborts the runs in flight.
+            self.scheduled.quiesce()
             # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
             self.core.stop()
             await self._drain(CLOSE_GRACE)

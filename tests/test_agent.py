@@ -268,14 +268,16 @@ class MoreMethodTests(GatewayMixin, TestCase):
         self.fake, self.url = await start_fake(self)
 
     async def test_wake_and_system_events(self):
-        """wake now runs the main session; next-heartbeat and system-event reach the next run's prompt."""
+        """wake now runs a heartbeat in the main session with the text as a system event; next-heartbeat and system-event reach the next run's prompt."""
+        from openclaw.cron.heartbeat import DEFAULT_PROMPT
+
         self.fake.replies += [openai_text("awake"), openai_text("noted")]
         await self.gateway(**model_config(self.url))
         ws, _ = await self.connect()
         self.assertEqual((await ws.request("wake", {"mode": "now", "text": "check mail"}))["payload"], {"ok": True})
         while len(self.fake.requests) < 1 or self.service.core.agent.active:
             await deferLater(reactor, 0.02, lambda: None)
-        self.assertEqual(self.fake.requests[0]["body"]["messages"][-1]["content"], "[Wake] check mail")
+        self.assertEqual(self.fake.requests[0]["body"]["messages"][-1]["content"], "[System event] check mail\n\n" + DEFAULT_PROMPT)
         await ws.request("wake", {"mode": "next-heartbeat", "text": "backup finished"})
         await ws.request("system-event", {"text": "node came online"})
         ws.protocol.send_json({"type": "req", "id": "n", "method": "agent", "params": {"message": "hello", "idempotencyKey": "w2"}})

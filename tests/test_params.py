@@ -17,12 +17,13 @@ from openclaw.gateway.scopes import NODE_METHODS as NODE_ROLE_METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.methods import AGENT_METHODS
 from openclaw.skills.methods import SKILL_METHODS
+from openclaw.cron.methods import CRON_METHODS
 from openclaw.shape import check
 from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **SKILL_METHODS}
+ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **SKILL_METHODS, **CRON_METHODS}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 
@@ -45,7 +46,8 @@ def maximal(schema: dict[str, Any], defs: dict[str, Any], branch: int = 0, depth
         return schema["enum"][branch]
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return maximal(schema[key][branch], defs, branch, depth)
+            plain = [s for s in schema[key] if "pattern" not in s] or schema[key]  # "x" matches no pattern
+            return maximal(plain[branch], defs, branch, depth)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = kind[branch]
@@ -86,7 +88,7 @@ def candidates(method: str, version: int) -> list[dict[str, Any]]:
             return []
         schema, defs = found
         values = [maximal(schema, defs, 0), maximal(schema, defs, -1)]
-        if schema.get("additionalProperties") is not False:
+        if schema.get("additionalProperties") is not False and not any(k in schema for k in ("anyOf", "oneOf")):  # alternatives: each says for itself
             values.append({**values[0], EXTRA: "x"})
         for value in values:  # the generator itself must be right
             jsonschema.Draft7Validator({**schema, "definitions": defs}).validate(value)

@@ -91,9 +91,9 @@ class StatusTests(GatewayMixin, TestCase):
         self.assertEqual({r["key"] for r in agent["sessions"]["recent"]}, {f"agent:main:{k}" for k in KEYS[:3]})
         schemas.validate(4, "HelloOk", {**hello["payload"], "snapshot": {**hello["payload"]["snapshot"], "health": health}})
 
-    async def test_heartbeat_not_claimed(self):
-        """Nothing schedules heartbeats: health/status say disabled, enabling is refused, last-heartbeat is null."""
-        await self.gateway(agents={"defaults": {"heartbeat": {"every": "30m", "target": "none"}}})
+    async def test_heartbeat_off_as_configured(self):
+        """every 0m: no heartbeat is scheduled, health/status say so in upstream's disabled shape, set-heartbeats cannot make one run, last-heartbeat is null."""
+        await self.gateway(agents={"defaults": {"heartbeat": {"every": "0m", "target": "none"}}})
         ws, _ = await self.connect()
         health = (await ws.request("health"))["payload"]
         heartbeat = health["agents"][0]["heartbeat"]
@@ -101,10 +101,9 @@ class StatusTests(GatewayMixin, TestCase):
         self.assertEqual(health["heartbeatSeconds"], 0)
         status = (await ws.request("status"))["payload"]
         self.assertEqual(status["heartbeat"]["agents"], [{"agentId": "main", "enabled": False, "every": "disabled", "everyMs": None}])
-        refused = await ws.request("set-heartbeats", {"enabled": True})
-        self.assertEqual(refused["error"]["code"], "UNAVAILABLE")
-        self.assertIn("does not schedule heartbeats", refused["error"]["message"])
-        self.assertEqual((await ws.request("set-heartbeats", {"enabled": False}))["payload"], {"ok": True, "enabled": False})
+        self.assertEqual((await ws.request("set-heartbeats", {"enabled": True}))["payload"], {"ok": True, "enabled": True})
+        self.assertFalse((await ws.request("status"))["payload"]["heartbeat"]["agents"][0]["enabled"])  # no interval: still off
+        self.assertIsNone(self.service.scheduled.heartbeat.next_due_ms)
         self.assertIsNone((await ws.request("last-heartbeat"))["payload"])
 
     async def test_status_cli_params(self):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import attrs
@@ -528,19 +527,6 @@ async def sessions_compact(ad: AgentDeps, caller: Caller, params: Params) -> JSO
     except ProviderError as e:
         raise GatewayError(UNAVAILABLE, f"compaction failed: {e}")
     return {"ok": True, "key": key, **result}
-
-
-# v4's WakeParams is open (additionalProperties: true): unknown keys are accepted, not acted on.
-@AGENT_METHODS.method("wake", Obj({"mode": Str(("now", "next-heartbeat")), "text": Str(nonempty=True), "sessionKey": Str(), "agentId": Str()}, required=("text",)))
-def wake(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
-    """Wake the agent: "now" runs the main session with the text; otherwise it waits for the next run."""
-    runtime = ad.runtime
-    key = key_of(params)
-    if params.get("mode", "now") == "now":
-        runtime.submit(key, f"[Wake] {params['text']}", f"wake-{uuid.uuid4()}")
-    else:
-        runtime.enqueue_event(key, params["text"])
-    return {"ok": True}
 
 
 _SEND = Obj(

@@ -25,6 +25,7 @@ from openclaw.cli.dashboard import DashboardOptions
 from openclaw.cli.memory import MemoryOptions
 from openclaw.cli.skills import SkillsOptions
 from openclaw.cli.doctor import DoctorOptions
+from openclaw.cli.cron import CronOptions, RemindOptions, SystemOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
 from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions
 from openclaw.cli.status import GatewayLogsOptions, GatewayStatusOptions, ProbeOptions, StatusOptions
@@ -136,6 +137,9 @@ class OpenClawOptions(CommandOptions):
         ["dashboard", None, DashboardOptions, "Print (--open: open) the Control UI's address with your token."],
         ["memory", None, MemoryOptions, "Memory search index: status, index, search."],
         ["skills", None, SkillsOptions, "Skills: list, info, check."],
+        ["cron", None, CronOptions, "Scheduled jobs: list, add, edit, run, history."],
+        ["remind", None, RemindOptions, 'A one-shot reminder: remind "TEXT" --in 20m.'],
+        ["system", None, SystemOptions, "System controls: heartbeat last|enable|disable."],
     ]
 
     def opt_version(self) -> None:

@@ -157,7 +157,7 @@ class ToolPolicy:
 
 @attrs.frozen
 class HeartbeatSettings:
-    """C{agents.defaults.heartbeat}: what health reports (no scheduler runs heartbeats yet)."""
+    """C{agents.defaults.heartbeat}: what health reports while no scheduler reports its own (openclaw.cron reads the rest)."""
 
     prompt: str = DEFAULT_HEARTBEAT_PROMPT
     target: str = "last"

@@ -72,7 +72,7 @@ METHODS: MethodTable[GatewayDeps] = MethodTable()
 method = METHODS.method
 
 
-# -- health, status, presence, heartbeat
+# -- health, status, presence (heartbeats: openclaw/cron/methods.py)
 
 
 @method("health", Obj({"probe": Bool()}, closed=True))
@@ -151,19 +151,6 @@ def system_event(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
         entry["text"] = params["text"]
         gw.presence.update(key, entry)
     return {"ok": True}
-
-
-@method("last-heartbeat")
-def last_heartbeat(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
-    return None  # null: no heartbeat has run (none is scheduled)
-
-
-@method("set-heartbeats", Obj({"enabled": Bool()}, required=("enabled",), closed=True))
-def set_heartbeats(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
-    """Heartbeats are off and stay off until a scheduler exists; turning them on is refused, not faked."""
-    if params["enabled"]:
-        raise GatewayError(UNAVAILABLE, "heartbeats cannot be enabled: this gateway does not schedule heartbeats yet")
-    return {"ok": True, "enabled": False}
 
 
 @method("diagnostics.stability", Obj({"limit": Int(1, CAPACITY), "type": Str(nonempty=True), "sinceSeq": Int(0)}, closed=True))

@@ -14,7 +14,7 @@ NODE_METHODS = frozenset({"node.invoke.result", "node.event", "skills.bins"})
 _READ = {
     "health", "logs.tail", "channels.status", "status", "usage.status", "usage.cost", "tts.status",
     "tts.providers", "models.list", "agents.list", "agent.identity.get", "skills.status", "voicewake.get",
-    "sessions.list", "sessions.preview", "cron.list", "cron.status", "cron.runs", "system-presence",
+    "sessions.list", "sessions.preview", "cron.list", "cron.status", "cron.runs", "cron.get", "system-presence",
     "last-heartbeat", "node.list", "node.describe", "chat.history", "diagnostics.stability",
 }
 _READ_SINCE_V4 = {"config.get", "config.schema"}  # admin in v3

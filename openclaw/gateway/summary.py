@@ -3,8 +3,10 @@
 What C{health} and C{status} say about agents, heartbeats and sessions,
 read from the settings and the session stores: nothing is assumed.
 
-No heartbeat scheduler runs in this gateway yet, so every agent's heartbeat
-is reported as upstream reports a disabled one (C{every: "disabled"}).
+Until a scheduler reports its own heartbeat
+(L{openclaw.gateway.health.HeartbeatReport.use}; scheduled work does when it
+is installed), every agent's heartbeat is reported as upstream reports a
+disabled one (C{every: "disabled"}).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def agent_rows(agents: AgentSettings) -> list[dict[str, Any]]:
 
 
 def heartbeat_summary(heartbeat: HeartbeatSettings) -> dict[str, Any]:
-    """An agent's heartbeat as health shows it: disabled, since nothing would run it."""
+    """An agent's heartbeat as health shows it while no scheduler reports one: disabled."""
     summary: dict[str, Any] = {
         "enabled": False,
         "every": "disabled",

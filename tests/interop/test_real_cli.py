@@ -60,13 +60,13 @@ class RealCLIMixin(GatewayMixin):
     version: str
     timeout = 300
 
-    async def run_cli(self, *args: str) -> tuple[int, str, str]:
+    async def run_cli(self, *args: str, as_json: bool = True) -> tuple[int, str, str]:
         cli = install(self.version)
         state = Path(self.mktemp()).resolve()
         state.mkdir()
         env = cli_env(state)  # 2026.1.30 ignores --token with --url: the env token counts
         url = f"ws://127.0.0.1:{self.service.port}"
-        out, err, code = await getProcessOutputAndValue(cli, [*args, "--url", url, "--token", TOKEN, "--json"], env=env, reactor=reactor)
+        out, err, code = await getProcessOutputAndValue(cli, [*args, "--url", url, "--token", TOKEN, *(["--json"] if as_json else [])], env=env, reactor=reactor)
         return code, out.decode(), err.decode()
 
     async def check_json(self, *args: str):
@@ -174,6 +174,34 @@ class RealCLIMixin(GatewayMixin):
         self.assertNotEqual(code, 0, out.decode()[-1500:])
         self.assertIn("model exploded", out.decode() + err.decode())
 
+    async def cli_json(self, *args: str, as_json: bool = True):
+        """Run a command; its JSON output (the CLI may print warnings before it)."""
+        code, out, err = await self.run_cli(*args, as_json=as_json)
+        self.assertEqual(code, 0, f"{args}: exit {code}\n{out[-1000:]}\n{err[-2000:]}")
+        return json.loads(out[out.index("{") :] if "{" in out else out)
+
+    async def test_cron(self):
+        """`cron status|add|list|get|runs|rm` work against this gateway: jobs added by the CLI are listed, run history read, removal."""
+        await self.gateway()
+        status = await self.cli_json("cron", "status")
+        self.assertEqual((status["enabled"], status["jobs"]), (True, 0))
+        every = await self.cli_json("cron", "add", "--name", "hourly ping", "--every", "1h", "--system-event", "ping")
+        once = await self.cli_json("cron", "add", "--name", "in a while", "--at", "20m", "--session", "isolated", "--message", "hello")
+        self.assertEqual(every["schedule"], {"kind": "every", "everyMs": 3_600_000})
+        self.assertEqual(once["schedule"]["kind"], "at")
+        listing = await self.cli_json("cron", "list")
+        self.assertEqual(sorted(j["name"] for j in listing["jobs"]), ["hourly ping", "in a while"])
+        code, out, err = await self.run_cli("cron", "list", as_json=False)  # the human table
+        self.assertEqual(code, 0, err[-2000:])
+        self.assertIn("hourly ping", out)
+        runs = await self.cli_json("cron", "runs", "--id", every["id"], as_json=self.version != VERSIONS["v3"])  # v3's prints JSON without the flag
+        self.assertEqual(runs["entries"], [])
+        status = await self.cli_json("cron", "status")
+        self.assertEqual((status["jobs"], status["nextWakeAtMs"]), (2, once["state"]["nextRunAtMs"]))
+        self.assertEqual(await self.cli_json("cron", "rm", once["id"]), {"ok": True, "removed": True})
+        self.assertEqual([j["id"] for j in (await self.cli_json("cron", "list"))["jobs"]], [every["id"]])
+        self.assertIsNone(json.loads((await self.run_cli("system", "heartbeat", "last", as_json=False))[1]))
+
 
 class V3CLITests(RealCLIMixin, TestCase):
     version = VERSIONS["v3"]
@@ -237,7 +265,8 @@ class V4CLITests(RealCLIMixin, TestCase):
         status = json.loads(out)
         self.assertEqual((status["runtimeVersion"], status["sessions"]["count"]), (__version__, 2))
         self.assertTrue(status["gateway"]["reachable"])
-        self.assertEqual(status["heartbeat"]["agents"][0]["enabled"], False)
+        heartbeat = status["heartbeat"]["agents"][0]
+        self.assertEqual((heartbeat["enabled"], heartbeat["every"], heartbeat["everyMs"]), (True, "30m", 1_800_000))  # the default schedule, running
 
     async def test_status_all_logs_no_error(self):
         """`status --all` opens and closes several connections together: no "Unhandled Error" (presence broadcast) is logged."""

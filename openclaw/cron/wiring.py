@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.test_cron_gateway -*-
+"""
+Where scheduled work plugs into the gateway: L{ScheduledWork}, the service
+that owns the cron scheduler and the heartbeat, and L{install}, which builds
+it over the core's collaborators and hooks it in.
+
+The ports of L{openclaw.cron.ports} are the core's own parts: the agent
+runtime (C{core.agent}) is the agent port, the broadcaster (C{core.events})
+the event port. Delivery has an adapter here, L{SessionDelivery}, while the
+gateway has no messaging channels.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IServiceCollection, Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from openclaw.agent.runtime import AgentRuntime, text_message
+from openclaw.agent.sessions import SessionError, agent_of
+from openclaw.config.settings import GatewaySettings
+from openclaw.cron.heartbeat import HeartbeatRunner, heartbeat_config
+from openclaw.cron.methods import CRON_METHODS, CronDeps
+from openclaw.cron.ports import AgentPort, DeliveryPort, DeliveryResult, EventPort
+from openclaw.cron.service import CronService, cron_settings
+from openclaw.cron.tool import cron_tool
+from openclaw.gateway.core import GatewayCore
+from openclaw.interfaces import SessionEvents
+
+log = Logger(namespace="openclaw.cron")
+
+INTERNAL_CHANNELS = ("last", "webchat")
+
+
+class SessionDelivery:
+    """
+    L{openclaw.cron.ports.DeliveryPort} while the gateway has no messaging
+    channels: C{last} (and C{webchat}) means the session itself — its
+    transcript and its C{chat} events; any other channel is not available.
+    """
+
+    def __init__(self, agent: AgentRuntime, events: SessionEvents) -> None:
+        self.agent = agent
+        self.events = events
+
+    def deliver(self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False) -> Deferred[DeliveryResult]:
+        if channel not in INTERNAL_CHANNELS:
+            return succeed(DeliveryResult(False, channel, to, f"channel {channel!r} is not available (no messaging channels are configured in this gateway)"))
+        message = text_message("assistant", text)
+        if not in_transcript:
+            try:
+                self.agent.store(agent_of(session_key)).append_message(session_key, message)
+            except (OSError, SessionError) as e:
+                return succeed(DeliveryResult(False, "webchat", session_key, f"could not write to {session_key}: {e}"))
+        self.events.to_session("chat", {"runId": run_id, "sessionKey": session_key, "seq": 0, "state": "final", "message": message}, session_key)
+        return succeed(DeliveryResult(True, "webchat", session_key))
+
+
+class ScheduledWork(Service):
+    """The cron scheduler and the heartbeat, started and stopped with the gateway."""
+
+    name = "scheduled-work"
+
+    def __init__(self, settings: GatewaySettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort) -> None:
+        config = settings.config
+        self.heartbeat = HeartbeatRunner(heartbeat_config(config), clock, agent, events, delivery)
+        self.cron = CronService(cron_settings(config, settings.state_dir, settings.env), clock, agent, events, delivery, self.heartbeat)
+
+    def startService(self) -> None:
+        # A child of the gateway service: it starts with the state dir locked.
+        super().startService()
+        self.cron.start()
+        self.heartbeat.start()
+
+    def quiesce(self) -> None:
+        """Start nothing new (timers off); runs in flight end with the agent's. Idempotent."""
+        self.heartbeat.stop()
+        self.cron.stop()
+
+    def stopService(self) -> None:
+        self.quiesce()
+        super().stopService()
+
+
+def install(core: GatewayCore, parent: IServiceCollection) -> ScheduledWork:
+    """
+    Build scheduled work over C{core} and plug it in: its methods, the
+    heartbeat health and status report, the agent's C{cron} tool (subject to
+    C{tools.allow}/C{deny} like every tool), and its service under C{parent}.
+    Call while building the gateway, before any client connects.
+    """
+    work = ScheduledWork(core.settings, core.clock, core.agent, core.events, SessionDelivery(core.agent, core.events))
+    core.serve(CRON_METHODS.bind(CronDeps(work.cron, work.heartbeat)))
+    core.heartbeats.use(work.heartbeat.summary)
+    core.agent.add_tool(cron_tool(work.cron))
+    work.setServiceParent(parent)
+    return work
