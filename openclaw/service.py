@@ -256,7 +256,7 @@ class GatewayService(MultiService):
         tools = Resource()
         tools.putChild(b"invoke", ToolsInvoke(bearer, core.agent, settings.http))
         self.root.putChild(b"tools", tools)
-        self.metrics = install_metrics(self, self.root, core, bearer, settings.hosts)  # GET /metrics, the request meter, run counts
+        self.metrics = install_metrics(self, self.root, core, bearer, settings.hosts, self.scheduled.cron)  # GET /metrics, the request meter, run counts
         self.control_ui: ControlUi | None = None
         if settings.control_ui_enabled:
             self.control_ui = ControlUi(settings.control_ui_base_path, settings.control_ui_root)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import attrs
 import treq
 from prometheus_client.parser import text_string_to_metric_families
@@ -10,9 +12,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from openclaw.protocol.dispatch import TwoPhase
-from openclaw.ops.metrics import CoreFigures, FrameFigures, GatewayMetrics, Meter, RunFigure
+from openclaw.ops.metrics import CoreFigures, CronFigure, FrameFigures, GatewayMetrics, Meter, RunFigure
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError, InvalidInput
-from tests.fakes import openai_text, start_fake
+from tests.fakes import Reply, openai_text, start_fake
 from tests.test_agent import model_config
 from tests.test_bridge import Harness
 from tests.wsclient import TOKEN, GatewayMixin, connect_params
@@ -59,6 +61,16 @@ class Figures:
 
     def uptime(self):
         return 12.5
+
+
+@attrs.define
+class Cron:
+    """A CronFigures for unit tests."""
+
+    figure: CronFigure = CronFigure(3, 1, 1, 1, {"ok": 5, "error": 2})
+
+    def cron(self):
+        return self.figure
 
 
 class MeterTests(SynchronousTestCase):
@@ -138,6 +150,18 @@ class MeterTests(SynchronousTestCase):
         self.assertEqual(self.metrics._counted, {"c"})
         self.assertEqual(self.scrape()[("openclaw_agent_runs_total", (("status", "aborted"),))], 1)
 
+    def test_cron_figures(self):
+        """Cron jobs by state, failing and running jobs, runs by status (every status shown, zero included)."""
+        got = samples(GatewayMetrics(Figures(), Clock(), Cron()).scrape().decode())
+        self.assertEqual(got[("openclaw_cron_jobs", (("state", "enabled"),))], 3)
+        self.assertEqual(got[("openclaw_cron_jobs", (("state", "disabled"),))], 1)
+        self.assertEqual(got[("openclaw_cron_jobs_failing", ())], 1)
+        self.assertEqual(got[("openclaw_cron_runs_active", ())], 1)
+        self.assertEqual(got[("openclaw_cron_runs_total", (("status", "ok"),))], 5)
+        self.assertEqual(got[("openclaw_cron_runs_total", (("status", "error"),))], 2)
+        self.assertEqual(got[("openclaw_cron_runs_total", (("status", "skipped"),))], 0)
+        self.assertNotIn(("openclaw_cron_jobs_failing", ()), self.scrape())  # no scheduler given: no cron figures
+
     def test_two_registries(self):
         """Each GatewayMetrics has its own registry: two in one process count apart."""
         other = GatewayMetrics(Figures(), Clock())
@@ -202,6 +226,18 @@ class MetricsEndpointTests(GatewayMixin, TestCase):
         self.assertEqual(got[("openclaw_agent_run_duration_seconds_count", ())], 1)
         self.assertGreater(got[("openclaw_frames_sent_total", ())], 3)
         self.assertEqual(got[("openclaw_uptime_seconds", ())] >= 0, True)
+
+        self.assertEqual(got[("openclaw_cron_jobs", (("state", "enabled"),))], 0)
+
+        at = int(time.time() * 1000) + 3_600_000
+        job = (await ws.request("cron.add", {"name": "m", "schedule": {"kind": "at", "atMs": at}, "sessionTarget": "isolated", "wakeMode": "next-heartbeat", "payload": {"kind": "agentTurn", "message": "go"}}))["payload"]
+        fake.replies.append(Reply([b'{"error":{"message":"bad request","type":"invalid_request_error"}}'], status=400))
+        ran = await ws.request("cron.run", {"id": job["id"], "mode": "force"})
+        self.assertTrue(ran["ok"], ran)
+        got = samples((await self.get())[1])
+        self.assertEqual(got[("openclaw_cron_jobs", (("state", "enabled"),))], 1)
+        self.assertEqual(got[("openclaw_cron_runs_total", (("status", "error"),))], 1)
+        self.assertEqual(got[("openclaw_cron_jobs_failing", ())], 1)
 
         forwarded = await self.get(headers={"X-Forwarded-For": "100.64.0.9"})
         self.assertEqual(forwarded[0], 401)  # through a proxy (Serve, a tunnel): auth required

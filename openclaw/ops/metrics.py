@@ -5,7 +5,8 @@ C{GET /metrics}: Prometheus text, from a registry of this service's own
 
 Figures are read when scraped, through L{GatewayFigures} (a small typed port;
 L{CoreFigures} adapts the core's collaborators to it: connections and their
-send stats, the agent runtime, the node registry, health, boot). Requests are
+send stats, the agent runtime, the node registry, health, boot); scheduled
+work's figures through L{CronFigures} (L{CronCounts} over the scheduler). Requests are
 counted by one hook at the dispatch point: the served L{Methods}' meter
 (L{Meter.wrap} around the handler, for WebSocket and bridge requests alike).
 Agent runs are counted once each as they finish, harvested from the runtime's
@@ -36,6 +37,7 @@ from twisted.web.server import Request
 from openclaw import __version__
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.config.settings import is_loopback
+from openclaw.cron.service import CronService
 from openclaw.gateway.boot import Boot
 from openclaw.gateway.connections import Connections
 from openclaw.gateway.core import GatewayCore
@@ -146,6 +148,35 @@ class CoreFigures:
         return self.boot.uptime_ms() / 1000
 
 
+@attrs.frozen
+class CronFigure:
+    jobs_enabled: int
+    jobs_disabled: int
+    jobs_failing: int  # enabled jobs whose last run(s) failed
+    runs_active: int
+    runs: Mapping[str, int]  # recorded since start, by status
+
+
+class CronFigures(Protocol):
+    """Scheduled work right now, for a scrape."""
+
+    def cron(self) -> CronFigure: ...
+
+
+class CronCounts:
+    """L{CronFigures} over the scheduler's jobs in memory (a scrape reads no file)."""
+
+    def __init__(self, cron: CronService) -> None:
+        self.scheduler = cron
+
+    def cron(self) -> CronFigure:
+        jobs = list(self.scheduler.jobs.values())
+        enabled = sum(1 for j in jobs if j.enabled)
+        failing = sum(1 for j in jobs if j.enabled and j.state.consecutive_errors > 0)
+        active = sum(1 for j in jobs if self.scheduler.is_running(j.id))
+        return CronFigure(enabled, len(jobs) - enabled, failing, active, dict(self.scheduler.finished))
+
+
 # -- requests: one hook at the dispatch point
 
 
@@ -237,10 +268,33 @@ class _Snapshot:
         yield info
 
 
+class _CronSnapshot:
+    """Scheduled work's gauges and counters, read at scrape time."""
+
+    def __init__(self, figures: CronFigures) -> None:
+        self.figures = figures
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        f = self.figures.cron()
+        jobs = GaugeMetricFamily("openclaw_cron_jobs", "Cron jobs in the store, by state.", labels=["state"])
+        jobs.add_metric(["enabled"], f.jobs_enabled)
+        jobs.add_metric(["disabled"], f.jobs_disabled)
+        yield jobs
+        yield GaugeMetricFamily("openclaw_cron_jobs_failing", "Enabled cron jobs whose last run failed.", value=f.jobs_failing)
+        yield GaugeMetricFamily("openclaw_cron_runs_active", "Cron jobs running now.", value=f.runs_active)
+        runs = CounterMetricFamily("openclaw_cron_runs", "Cron runs recorded since start, by status (ok, error, skipped).", labels=["status"])
+        for status in sorted({"ok", "error", "skipped", *f.runs}):
+            runs.add_metric([status], f.runs.get(status, 0))
+        yield runs
+
+
 class GatewayMetrics:
     """One gateway's registry, meter and run counters."""
 
-    def __init__(self, figures: GatewayFigures, clock: IReactorTime) -> None:
+    def __init__(self, figures: GatewayFigures, clock: IReactorTime, cron: CronFigures | None = None) -> None:
         self.figures = figures
         self.registry = CollectorRegistry(auto_describe=True)
         self.meter = Meter(self.registry, clock)
@@ -248,6 +302,8 @@ class GatewayMetrics:
         self.run_seconds = Histogram("openclaw_agent_run_duration_seconds", "Agent run duration, start to end.", buckets=RUN_BUCKETS, registry=self.registry)
         self.provider_errors = Counter("openclaw_model_provider_errors", "Runs that ended with a model provider error, by kind.", ["kind"], registry=self.registry)
         self.registry.register(_Snapshot(figures))
+        if cron is not None:
+            self.registry.register(_CronSnapshot(cron))
         ProcessCollector(namespace="", registry=self.registry)  # process_resident_memory_bytes, process_open_fds, ...
         self._counted: set[str] = set()
 
@@ -316,12 +372,12 @@ class MetricsPage(Resource):
         return body
 
 
-def install_metrics(parent: IServiceCollection, root: Resource, core: GatewayCore, bearer: BearerAuth, hosts: Sequence[str]) -> GatewayMetrics:
+def install_metrics(parent: IServiceCollection, root: Resource, core: GatewayCore, bearer: BearerAuth, hosts: Sequence[str], cron: CronService | None = None) -> GatewayMetrics:
     """
     Wire C{GET /metrics} into C{root}, the request meter into the core's
     served methods, and the run harvester into C{parent} (one call, at build).
     """
-    metrics = GatewayMetrics(CoreFigures.of(core), core.clock)
+    metrics = GatewayMetrics(CoreFigures.of(core), core.clock, CronCounts(cron) if cron is not None else None)
     core.methods.meter = metrics.meter
     loopback_only = all(is_loopback(h) for h in hosts)
 
