@@ -112,6 +112,49 @@ class BrokenStateTests(SynchronousTestCase):
         self.assertEqual(json5.loads(self.config.read_text())["gateway"]["mode"], "local")
         self.assertEqual(mode(self.state), 0o755)
 
+    def test_cron_store(self):
+        """A jobs file that is not JSON, a loose run log, a bad cron setting: named; --fix sets the file aside (kept) and tightens the log."""
+        self.assertEqual(run_cli("setup", env=self.env).returncode, 0)
+        raw = json5.loads(self.config.read_text())
+        raw["cron"] = {"maxConcurrentRuns": 99}
+        write_config(self.config, raw)
+        jobs = self.state / "cron" / "jobs.json"
+        (self.state / "cron" / "runs").mkdir(parents=True, mode=0o700)
+        os.chmod(self.state / "cron", 0o700)
+        jobs.write_text('{"version": 1, "jobs": [')
+        os.chmod(jobs, 0o600)
+        log = self.state / "cron" / "runs" / "j1.jsonl"
+        log.write_text("{}\n")
+        os.chmod(log, 0o644)
+        out = self.doctor().stdout
+        self.assertIn("cron.maxConcurrentRuns: expected 1 to 32", out)
+        self.assertIn(f"{jobs}: Expecting value", out)
+        self.assertIn("the gateway will move it aside", out)
+        self.assertIn(f"{log} is mode 644", out)
+        fixed = self.doctor("--fix")
+        self.assertIn(f"moved {jobs} to {jobs}.corrupt-", fixed.stdout)
+        self.assertFalse(jobs.exists())
+        [aside] = (self.state / "cron").glob("jobs.json.corrupt-*")
+        self.assertEqual(aside.read_text(), '{"version": 1, "jobs": [')
+        self.assertEqual(mode(log), 0o600)
+        again = self.doctor("--json")
+        findings = {f["title"]: f for f in json.loads(again.stdout)["findings"] if f["check"] == "cron"}
+        self.assertEqual(findings["cron store"]["level"], "ok")
+        self.assertIn(str(aside), findings["old cron store set aside"]["detail"])
+
+    def test_cron_jobs_unreadable(self):
+        """A job this gateway cannot read is named (the rest counted); nothing to --fix: the gateway keeps it as it is."""
+        write_config(self.config, {"gateway": {"mode": "local", "auth": {"token": "t" * 32}}})
+        (self.state / "cron").mkdir(mode=0o700)
+        good = {"id": "j1", "name": "daily", "enabled": True, "schedule": {"kind": "every", "everyMs": 60000}, "sessionTarget": "isolated", "wakeMode": "next-heartbeat", "payload": {"kind": "agentTurn", "message": "hi"}, "createdAtMs": 1, "updatedAtMs": 1, "state": {}}
+        (self.state / "cron" / "jobs.json").write_text(json.dumps({"version": 1, "jobs": [good, {"id": "j2", "name": "broken", "schedule": {"kind": "sometimes"}}]}))
+        report = json.loads(self.doctor("--json").stdout)
+        cron = {f["title"]: f for f in report["findings"] if f["check"] == "cron"}
+        self.assertIn("1 job(s)", cron["cron jobs unreadable"]["detail"])
+        self.assertIn("broken:", cron["cron jobs unreadable"]["detail"])
+        self.assertFalse(cron["cron jobs unreadable"]["fixable"])
+        self.assertIn("1 job(s), 1 enabled", cron["cron store"]["detail"])
+
     def test_bad_config(self):
         """An invalid value: exit 78, the key, what is allowed and the command that fixes it; --fix does not guess."""
         write_config(self.config, {"gateway": {"mode": "local", "bind": "everywhere", "auth": {"token": "t" * 20}}})

@@ -20,6 +20,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import json
+import time
+
 import attrs
 
 from openclaw.config import ConfigError
@@ -28,6 +31,9 @@ from openclaw.config.edit import backup, read_raw, write_raw
 from openclaw.config.firstrun import new_token, store_token
 from openclaw.config.loader import parse_dotenv, read_text
 from openclaw.config.settings import Flags, bind_hosts, checked, is_loopback, load_for, resolve_auth, sandbox_settings
+from openclaw.cron.jobs import CronInputError, from_stored
+from openclaw.cron.service import cron_settings
+from openclaw.cron.store import MAX_STORE_BYTES
 from openclaw.ops import daemon
 from openclaw.ops.supervisor import installed_supervisor
 from openclaw.ops.units import ServiceSpec
@@ -39,7 +45,7 @@ OK, INFO, WARN, ERROR = "ok", "info", "warn", "error"
 DISK_ERROR = 100 * 1024 * 1024
 DISK_WARN = 1024 * 1024 * 1024
 MEMORY_WARN = 200 * 1024 * 1024
-SECRET_DIRS = ("identity", "devices", "nodes", "credentials", "agents")
+SECRET_DIRS = ("identity", "devices", "nodes", "credentials", "agents", "cron")
 LEGACY_ENV = "CLAWDBOT_"
 CHANNEL_SECRETS = {
     "telegram": ("botToken",),
@@ -118,7 +124,7 @@ class Doctor:
 
     def run(self) -> list[Finding]:
         self.findings = []
-        for check in (self.state_dir, self.config_file, self.legacy, self.permissions, self.auth, self.providers, self.channels, self.sandbox, self.stale, self.ports, self.resources, self.service):
+        for check in (self.state_dir, self.config_file, self.legacy, self.permissions, self.auth, self.providers, self.channels, self.sandbox, self.cron, self.stale, self.ports, self.resources, self.service):
             try:
                 check()
             except Exception as e:  # a check that breaks is a finding, not a crash
@@ -327,6 +333,68 @@ class Doctor:
             self.add("sandbox", OK, "sandbox backend", f"docker engine {info.stdout.strip()}")
         else:
             self.add("sandbox", ERROR, "docker engine unreachable", "gateway.sandbox.backend is docker but `docker info` cannot reach an engine", "start the Docker daemon (systemctl start docker) and add this user to the docker group")
+
+    def cron(self) -> None:
+        """The cron job store: readable as the gateway will read it, private, and its settings valid."""
+        settings = cron_settings(self.config, self.layout.state_dir, self.full_env)
+        for problem in settings.problems:
+            self.add("cron", WARN, "cron setting", problem, "fix the key: `openclaw config set cron.<key> <value>`")
+        if not settings.enabled:
+            self.add("cron", INFO, "cron disabled", "cron.enabled is false (or OPENCLAW_SKIP_CRON=1): jobs are kept but do not run")
+        path = settings.store_path
+        folder = path.parent
+        if folder.is_dir():
+            asides = sorted(folder.glob(path.name + ".corrupt-*"))
+            if asides:
+                self.add("cron", INFO, "old cron store set aside", f"{len(asides)} unreadable jobs file(s) the gateway moved aside, e.g. {asides[-1]}", "look inside for jobs worth re-adding (`openclaw cron add`), then delete them")
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            self.add("cron", OK, "cron store", f"{path}: no jobs yet")
+            return
+        except OSError as e:
+            self.add("cron", ERROR, "cron store unreadable", f"{path}: {e.strerror}", f"check the permissions of {folder}")
+            return
+        if not path.is_relative_to(self.layout.state_dir) and (_mode(path) or 0) & 0o077:
+            self.add("cron", WARN, "cron store permissions", f"{path} is mode {_mode(path):o}; it should be 600", f"chmod 600 {path}", _chmod(path, FILE_MODE))
+        try:
+            if size > MAX_STORE_BYTES:
+                raise ValueError(f"larger than {MAX_STORE_BYTES} bytes")
+            document = json.loads(path.read_bytes())
+            if not isinstance(document, dict) or not isinstance(document.get("jobs"), list):
+                raise ValueError('expected {"version": 1, "jobs": [...]}')
+        except (OSError, ValueError) as e:
+            def set_aside() -> str:
+                aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+                os.replace(path, aside)
+                return f"moved {path} to {aside}"
+
+            self.add(
+                "cron",
+                ERROR,
+                "cron store unreadable",
+                f"{path}: {e}; the gateway will move it aside and start with no jobs",
+                "`openclaw doctor --fix` moves it aside now (kept, never deleted); re-add the jobs with `openclaw cron add`",
+                set_aside,
+            )
+            return
+        bad: list[str] = []
+        seen: set[str] = set()
+        enabled = 0
+        for raw in document["jobs"]:
+            try:
+                job = from_stored(raw)
+                if job.id in seen:
+                    raise CronInputError(f"duplicate id {job.id}")
+            except CronInputError as e:
+                name = raw.get("name") or raw.get("id") if isinstance(raw, dict) else None
+                bad.append(f"{name or '(unnamed)'}: {e}")
+                continue
+            seen.add(job.id)
+            enabled += job.enabled
+        if bad:
+            self.add("cron", WARN, "cron jobs unreadable", f"{len(bad)} job(s) in {path} this gateway cannot read (kept as they are, never run): " + "; ".join(bad[:5]), "fix or remove them in the file while the gateway is stopped")
+        self.add("cron", OK, "cron store", f"{path}: {len(seen)} job(s), {enabled} enabled")
 
     # -- what the machine says
 
