@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import stat
+from io import StringIO
 
 import json5
 from twisted.trial.unittest import SynchronousTestCase
 
+from openclaw.cli.main import OpenClawOptions
+from openclaw.cli.setup import OnboardOptions
 from openclaw.config.edit import NotEditable, has_comments, set_value, split_path, unset_value
 from tests.helpers import base_env, run_cli, scratch_home, write_config
 
@@ -76,6 +79,34 @@ class SetupCommandTests(SynchronousTestCase):
         raw = json5.loads(self.config.read_text())
         self.assertEqual(raw["gateway"]["auth"], {"token": "${MY_TOKEN}"})
         self.assertEqual((raw["gateway"]["port"], raw["logging"]["level"]), (18800, "debug"))
+
+    def test_onboard_asks_on_a_terminal(self):
+        """onboard on a terminal asks for what the config lacks (port, bind, workspace), writes the answers, and asks nothing once all are set."""
+        answers = iter(["18850", "lan", str(self.home / "ws")])
+        asked = []
+
+        def prompt(question):
+            asked.append(question)
+            return next(answers)
+
+        root = OpenClawOptions()
+        root.parseOptions(["onboard"])  # the root's own options (profile, dev) for the layout
+        onboard = OnboardOptions(prompt=prompt, isatty=lambda: True)
+        onboard.parent = root
+        onboard.parseOptions([])
+        out, err = StringIO(), StringIO()
+        self.assertEqual(onboard.run(self.env, out, err), 0, err.getvalue())
+        self.assertEqual([q.split(" [")[0] for q in asked], ["Gateway port", "Bind (loopback keeps it on this machine)", "Workspace"])
+        raw = json5.loads(self.config.read_text())
+        self.assertEqual((raw["gateway"]["port"], raw["gateway"]["bind"], raw["agents"]["defaults"]["workspace"]), (18850, "lan", str(self.home / "ws")))
+        self.assertTrue((self.home / "ws").is_dir())
+
+        asked.clear()
+        again = OnboardOptions(prompt=prompt, isatty=lambda: True)
+        again.parent = root
+        again.parseOptions([])
+        self.assertEqual(again.run(self.env, StringIO(), StringIO()), 0)
+        self.assertEqual(asked, [])  # everything is set: nothing to ask
 
     def test_profiles_get_ports_apart(self):
         """Two profiles set up one after another get base ports at least 5 apart."""
