@@ -198,9 +198,13 @@ class ResetTests(SynchronousTestCase):
         (gw.state / "devices" / "paired.json").write_text("{}")
         (gw.state / "gateway-state").mkdir()
         (gw.state / "gateway-state" / "x").write_text("1")
+        (gw.state / "cron" / "runs").mkdir(parents=True, mode=0o700)
+        (gw.state / "cron" / "jobs.json").write_text('{"version": 1, "jobs": []}')
+        (gw.state / "cron" / "runs" / "j1.jsonl").write_text("{}\n")
         config = (gw.state / "openclaw.json").read_text()
 
-        self.assertEqual(gw.cli("gateway", "start").returncode, 0)
+        started = gw.cli("gateway", "start")
+        self.assertEqual(started.returncode, 0, started.stdout + started.stderr)
         refused = gw.cli("gateway", "reset", "--state")
         self.assertEqual(refused.returncode, 1)
         self.assertIn("stop it first", refused.stderr)
@@ -215,6 +219,8 @@ class ResetTests(SynchronousTestCase):
         self.assertEqual((gw.state / "openclaw.json").read_text(), config)
         self.assertTrue((sessions / "s-1.jsonl").exists())
         self.assertTrue((gw.state / "devices" / "paired.json").exists())
+        self.assertTrue((gw.state / "cron" / "jobs.json").exists())
+        self.assertTrue((gw.state / "cron" / "runs" / "j1.jsonl").exists())
         self.assertEqual(gw.cli("gateway", "reset").returncode, 2)
 
         self.assertEqual(gw.cli("gateway", "start").returncode, 0)
