@@ -343,7 +343,8 @@ class MoreMethodTests(GatewayMixin, TestCase):
 
     async def test_compact(self):
         """sessions.compact summarises older messages with the model; history then starts with the summary."""
-        self.fake.replies += [openai_text(f"answer {i}") for i in range(4)] + [openai_text("SUMMARY: four questions answered")]
+        # After the four answers: the pre-compaction memory flush turn (nothing to store), then the summary.
+        self.fake.replies += [openai_text(f"answer {i}") for i in range(4)] + [openai_text("NO_REPLY"), openai_text("SUMMARY: four questions answered")]
         await self.gateway(**model_config(self.url))
         ws, _ = await self.connect()
         for i in range(4):

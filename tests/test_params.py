@@ -18,13 +18,14 @@ from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.approval_methods import APPROVAL_METHODS
 from openclaw.agent.methods import AGENT_METHODS
 from openclaw.agent.usage_methods import USAGE_METHODS
+from openclaw.skills.methods import SKILL_METHODS
 from openclaw.cron.methods import CRON_METHODS
 from openclaw.shape import check
 from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **CRON_METHODS}
+ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **SKILL_METHODS, **CRON_METHODS}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 

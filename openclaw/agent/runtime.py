@@ -18,7 +18,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import attrs
 import treq
@@ -28,6 +28,8 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from openclaw.agent.approvals import ExecGate, NodeRunner
+from openclaw.agent.memory import Memory, memory_prompt, memory_settings
+from openclaw.agent.memory.flush import flush_memory
 from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRef, ModelRequest, ProviderError, QuietPool, provider_for, resolve_models, resolve_ref
 from openclaw.agent.sandbox import sandbox_from_settings
 from openclaw.agent.sessions import SessionStore, Syncer, agent_of, canonical_key, reset_due, sync_capable
@@ -39,6 +41,7 @@ from openclaw.interfaces import QueueFull, RunResult, SessionEvents
 from openclaw.logs import Redactor, gateway_redactor
 from openclaw.nodes.registry import Outcome
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
+from openclaw.skills.loader import RunSkills, SkillScope, skill_scope
 
 log = Logger(namespace="openclaw.agent")
 
@@ -219,6 +222,9 @@ class AgentRuntime:
         self.fetcher = WebFetcher(reactor)
         self.pending_events: dict[str, list[str]] = {}  # session key → system events for its next run
         self.extra_tools: dict[str, Tool] = {}  # tools other parts add (add_tool)
+        # memory (files, index, tools) and skills, their settings read once; no file is read here
+        self.memory = Memory(memory_settings(settings.config, settings.env, settings.state_dir, self.workspace(), settings.agents.ids), reactor, http)
+        self.skills: SkillScope = skill_scope(settings.config, settings.env, self.workspace(), settings.state_dir)
 
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -413,7 +419,7 @@ class AgentRuntime:
 
     # -- the loop
 
-    def system_prompt(self, extra: str | None = None) -> str:
+    def system_prompt(self, extra: str | None = None, tools: Iterable[str] = (), skills: RunSkills | None = None) -> str:
         parts = ["You are OpenClaw, a personal assistant. Answer the user directly and concisely."]
         workspace = self.workspace()
         for name in WORKSPACE_FILES:
@@ -423,6 +429,8 @@ class AgentRuntime:
                 continue
             if text.strip():
                 parts.append(f"## {name}\n{text.strip()}")
+        parts += memory_prompt(tools, time.strftime("%Y-%m-%d"))
+        parts += skills.prompt if skills is not None else ()
         if extra:
             parts.append(extra)
         return "\n\n".join(parts)
@@ -503,11 +511,19 @@ class AgentRuntime:
             sandbox = sandbox_from_settings(self.settings.sandbox, hide=hide)
         return ToolContext(workspace, session_key, sandbox, self, self.reactor, self.tool_pool())
 
+    def tools(self, agent_id: str, context: ToolContext) -> list[Tool]:
+        """The tools a run of C{agent_id} gets in C{context} (C{tools.*}, the sandbox, C{memorySearch.enabled})."""
+        return tools_for(self.settings.agents.tools, context.sandbox, self.extra_tools, memory=self.memory.enabled(agent_id))
+
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
         context = attrs.evolve(self.tool_context(run.session_key), run=run)
-        tools = {t.spec.name: t for t in tools_for(self.settings.agents.tools, context.sandbox, self.extra_tools)}
-        system = self.system_prompt()
+        tools = {t.spec.name: t for t in self.tools(run.agent_id, context)}
+        skills = await context.in_thread(self.skills.for_run, context.confined)  # reads skill folders: off the reactor
+        context = attrs.evolve(context, env=skills.env)
+        system = self.system_prompt(tools=tools, skills=skills)
+        if "memory_search" in tools and len(store.messages(run.session_key, 2)) <= 1:
+            self.memory.manager(run.agent_id, context.workspace).warm()  # a new session: index in the background
         thinking = run.plan.thinking or (store.get(run.session_key) or {}).get("thinkingLevel")
         for _ in range(MAX_TURNS):
             request = ModelRequest(system=system, messages=store.messages(run.session_key, HISTORY_LIMIT), tools=[t.spec for t in tools.values()], thinking=thinking)
@@ -707,6 +723,7 @@ class AgentRuntime:
         models = self.models(agent_of(session_key), model_override(store.get(session_key)))
         if not models:
             raise ProviderError(NO_PROVIDER_MESSAGE)
+        await flush_memory(self, session_key, models)  # the model writes durable notes first (memory/flush.py)
         older = store.messages(session_key)[: -keep or None]
         transcript = "\n".join(f"{m.get('role')}: " + "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict)) for m in older)
         request = ModelRequest(
@@ -726,6 +743,7 @@ class AgentRuntime:
         if self._pool is not None:
             self._pool.stop()
             self._pool = None
+        self.memory.stop()
         if self.syncer is not None:
             self.syncer.stop()
         if self._http is not None:

@@ -124,6 +124,7 @@ class CronService:
         self._waiters: dict[str, list[Deferred[dict[str, Any]]]] = {}  # run id → who waits for its log entry
         self._loaded = False
         self.on_change: Callable[[], None] = lambda: None
+        self.finished: dict[str, int] = {}  # runs recorded since start, by status (ok, error, skipped): for /metrics
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -389,6 +390,7 @@ class CronService:
 
     def _record_entry(self, job_id: str, name: str | None, run_id: str, started: int, ended: int, outcome: Outcome, next_run: int | None) -> None:
         entry: dict[str, Any] = {"ts": ended, "jobId": job_id, "action": "finished", "status": outcome.status}
+        self.finished[outcome.status] = self.finished.get(outcome.status, 0) + 1
         if outcome.error:
             entry["error"] = outcome.error
         if outcome.summary:

@@ -28,7 +28,7 @@ from openclaw.gateway.roster import Roster
 from openclaw.gateway.scopes import RoleError, authorize
 from openclaw.nodes.registry import NodeInfo
 from openclaw.protocol import frames
-from openclaw.protocol.dispatch import Methods, run
+from openclaw.protocol.dispatch import Handler, Methods, run
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError, HandshakeFailed, InvalidInput
 from openclaw.protocol.versions import CHALLENGE_CAPABILITIES, HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, truncate_reason
 
@@ -201,7 +201,9 @@ class Connection:
         except Exception:
             log.failure("sending to {ip} failed", ip=self.peer.ip)
             sent = False
-        if not sent:
+        if sent:
+            stats.sent += 1
+        else:
             stats.dropped += 1
 
     def _slow_consumer(self) -> None:
@@ -327,14 +329,14 @@ class Connection:
             self.fail(request.id, e)
             return
         self.role_failures = 0
-        handler = self.gate.methods.get(request.method)
+        handler = self.gate.methods.handler(request.method)  # metered: the dispatch point
         if handler is None:
             self.fail(request.id, GatewayError(INVALID_REQUEST, f"unknown method: {request.method}"))
             return
         params = request.params if request.params is not None else {}
         self._run(request, handler, params)
 
-    def _run(self, request: frames.Request, handler: Any, params: Any) -> None:
+    def _run(self, request: frames.Request, handler: Handler, params: Any) -> None:
         # e.g. `agent` answers twice under the same id: "accepted" now, the final payload later
         run(handler, self, params, lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
 

@@ -15,8 +15,9 @@ from openclaw.protocol.frames import EventFrame
 
 @attrs.define
 class SendStats:
-    """What the gateway did not deliver, for diagnostics."""
+    """What the gateway delivered and did not, for diagnostics and metrics."""
 
+    sent: int = 0  # frames written to a socket
     dropped: int = 0  # frames for a socket already closing or closed
     dropped_slow: int = 0  # droppable events skipped for a slow reader
     slow_consumers: int = 0  # connections closed 1008 "slow consumer"

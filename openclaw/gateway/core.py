@@ -56,6 +56,7 @@ from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
 from openclaw.protocol.connect import APPROVALS
 from openclaw.protocol.dispatch import Bound, Caller, Methods
+from openclaw.skills.methods import SKILL_METHODS, SkillDeps
 
 log = Logger(namespace="openclaw.gateway")
 
@@ -106,6 +107,7 @@ class GatewayCore:
         self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock, self.commands)))
         self.serve(APPROVAL_METHODS.bind(ApprovalDeps(settings, self.exec_gate.file, self.approvals, self.nodes, self.approver_besides)))
         self.serve(USAGE_METHODS.bind(UsageDeps(self.agent)))
+        self.serve(SKILL_METHODS.bind(SkillDeps(self.agent.skills, settings.agents.ids, clock)))
         hello = Hello(self.boot, self.presence, self.health, self.versions, self.methods, settings.layout.config_path, settings.state_dir, canvas_url)
         handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local)
         self.roster = Roster(self.connections, self.presence, self.nodes, self.voicewake)

@@ -16,7 +16,8 @@ The result is a JSON value, a Deferred or coroutine that gives one, or a
 L{TwoPhase}. A handler raises L{GatewayError} (or L{InvalidInput}) to refuse.
 
 Handler modules each keep their own L{MethodTable}; the gateway binds every
-table to its collaborators and serves the union (L{Methods}). Nothing here
+table to its collaborators and serves the union (L{Methods}), whose
+L{RequestMeter} sees every request the transports dispatch. Nothing here
 imports a handler module.
 """
 
@@ -173,11 +174,31 @@ class Bound:
         return self.method(self.deps, caller, params)
 
 
+Handler = Callable[[Caller, Any], Any]  # what a transport calls: a Bound, or a Bound wrapped by a meter
+
+
+class RequestMeter(Protocol):
+    """Counts and times the requests dispatched to methods (L{openclaw.ops.metrics.Meter})."""
+
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """C{handler} as it is to be called for one request to C{method}."""
+        ...
+
+
+class _Unmetered:
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        return handler
+
+
+UNMETERED: RequestMeter = _Unmetered()
+
+
 class Methods(Mapping[str, Bound]):
     """Every method a gateway serves; a name bound twice is a wiring mistake."""
 
     def __init__(self, *tables: Mapping[str, Bound]) -> None:
         self._all: dict[str, Bound] = {}
+        self.meter: RequestMeter = UNMETERED  # the dispatch point's one hook (GET /metrics installs its meter)
         for table in tables:
             self.add(table)
 
@@ -195,6 +216,11 @@ class Methods(Mapping[str, Bound]):
 
     def __len__(self) -> int:
         return len(self._all)
+
+    def handler(self, name: str) -> Handler | None:
+        """What a transport calls for one request to C{name} (through the meter); None if not served."""
+        bound = self._all.get(name)
+        return self.meter.wrap(name, bound) if bound is not None else None
 
 
 def run(method: Callable[[Caller, Any], Any], caller: Caller, params: Any, respond: Callable[[JSON], object], fail: Callable[[Failure], object]) -> None:
