@@ -36,6 +36,8 @@ HOSTILE_INTS = [-1, 0, 2**63, 10**40]
 # Methods whose UNAVAILABLE is about the gateway's state, not the input.
 EXPECTED_UNAVAILABLE = {
     "node.invoke": "node not connected",
+    "exec.approvals.node.get": "node not connected",
+    "exec.approvals.node.set": "node not connected",
     "sessions.compact": "No model provider is configured",  # the summary needs a model
 }
 _counter = itertools.count()

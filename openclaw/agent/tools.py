@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_tools -*-
 """
 The agent's tools: C{read}, C{write}, C{edit}, C{exec}, C{web_fetch},
-C{sessions_list}, C{sessions_send}.
+C{sessions_list}, C{sessions_send}, C{memory_search}, C{memory_get}
+(L{openclaw.agent.memory.tools}).
 
 Paths are relative to the workspace; a sandboxed session cannot leave it
 (see L{openclaw.agent.fsjail}). The main session runs C{exec} on the host;
@@ -25,7 +26,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from openclaw.agent.approvals import ExecCall, ExecDenied
 from openclaw.agent.fsjail import Jail, JailError
+from openclaw.agent.memory.tools import tool_memory_get, tool_memory_search
 from openclaw.agent.providers import ToolSpec
 from openclaw.agent.sandbox import ISandbox, Launch, SandboxUnavailable, inner_cwd
 from openclaw.agent.webfetch import FetchRefused
@@ -33,7 +36,7 @@ from openclaw.config.settings import ToolPolicy
 from openclaw.process import run_process
 
 if TYPE_CHECKING:
-    from openclaw.agent.runtime import AgentRuntime
+    from openclaw.agent.runtime import AgentRuntime, Run
 
 log = Logger(namespace="openclaw.tools")
 
@@ -46,7 +49,7 @@ SEND_TIMEOUT = 120.0
 MAX_READ_LINES = 100_000
 # Never callable over HTTP /tools/invoke unless gateway.tools.allow names them:
 # spec §7's list, and every tool here that reads, writes or executes files.
-HTTP_DENY = frozenset({"exec", "spawn", "shell", "fs_write", "fs_delete", "fs_move", "apply_patch", "sessions_spawn", "sessions_send", "cron", "gateway", "nodes", "read", "write", "edit"})
+HTTP_DENY = frozenset({"exec", "spawn", "shell", "fs_write", "fs_delete", "fs_move", "apply_patch", "sessions_spawn", "sessions_send", "cron", "gateway", "nodes", "read", "write", "edit", "memory_search", "memory_get"})
 
 
 class ToolError(Exception):
@@ -61,6 +64,8 @@ class ToolContext:
     runtime: AgentRuntime
     reactor: Any
     pool: ThreadPool | None = None  # the thread pool for file work (default: the reactor's)
+    run: Run | None = None  # the run calling the tool (None: an HTTP tool call)
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # what eligible skills bring to host commands
 
     @property
     def confined(self) -> bool:
@@ -153,7 +158,7 @@ def _host_launch(ctx: ToolContext, argv: list[str], cwd: Any) -> Launch:
         if found is None:
             raise ToolError(f"command not found: {argv[0]}")
         argv = [found, *argv[1:]]
-    env = {"PATH": path, "HOME": os.environ.get("HOME", str(ctx.workspace)), "LANG": "C.UTF-8"}
+    env = {**ctx.env, "PATH": path, "HOME": os.environ.get("HOME", str(ctx.workspace)), "LANG": "C.UTF-8"}
     return Launch(argv, str(folder), env)
 
 
@@ -173,10 +178,41 @@ def _report(ran: Any, timeout: float) -> str:
     return "\n".join(parts)
 
 
+def _node_report(result: dict[str, Any]) -> str:
+    """A node's C{system.run} result as the model reads an exec."""
+    head = f"exit code: {result.get('exitCode')}" + (" (timed out)" if result.get("timedOut") else "")
+    parts = [head]
+    for name in ("stdout", "stderr"):
+        if isinstance(result.get(name), str) and result[name]:
+            parts.append(f"{name}:\n{result[name]}")
+    if result.get("truncated"):
+        parts.append("[output cut by the node]")
+    return "\n".join(parts)
+
+
 async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
     # Everything is checked before anything starts.
     argv = _command(args)
     timeout = exec_timeout(args.get("timeoutMs"))
+    agent_id = _agent(ctx.session_key)
+    gate = ctx.runtime.exec_gate if ctx.runtime is not None else None
+    command = args["command"] if isinstance(args["command"], str) else argv
+    run = ctx.run
+    run_id, deadline, unattended = (run.run_id, run.deadline(), run.unattended) if run is not None else (None, None, False)
+    try:
+        host = gate.host(agent_id, args.get("host")) if gate is not None else "sandbox"
+        if host == "node" and gate is not None:
+            cwd = args.get("cwd") if isinstance(args.get("cwd"), str) and args["cwd"].strip() else None
+            call = ExecCall(command, cwd or "", agent_id, ctx.session_key, timeout, args.get("node") if isinstance(args.get("node"), str) else None, run_id, deadline, unattended)
+            return _node_report(await gate.run_on_node(ctx.runtime.nodes, call))
+        if host == "gateway" and gate is not None:
+            launch = _host_launch(ctx, argv, args.get("cwd"))
+            await gate.approve_gateway(ExecCall(command, launch.cwd, agent_id, ctx.session_key, timeout, None, run_id, deadline, unattended), launch.env["PATH"])
+            return await _run(ctx, launch, argv, timeout)
+    except ExecDenied as e:
+        if run is not None:
+            run.note("exec", "warn", str(e), tool="exec")  # cron's run log shows it
+        raise ToolError(str(e))
     if ctx.sandbox is not None:
         try:
             cwd = inner_cwd(args.get("cwd"))
@@ -188,6 +224,10 @@ async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
             raise ToolError(str(e))
     else:
         launch = _host_launch(ctx, argv, args.get("cwd"))
+    return await _run(ctx, launch, argv, timeout)
+
+
+async def _run(ctx: ToolContext, launch: Launch, argv: list[str], timeout: float) -> str:
     try:
         ran = await run_process(ctx.reactor, launch.argv, timeout, launch.env, launch.cwd, cap=OUTPUT_CAP, grace=EXEC_GRACE, limits=launch.limits, fds=launch.fds)
     except CancelledError:
@@ -277,20 +317,34 @@ TOOLS = {
         Tool(_spec("read", "Read a text file (or list a folder) in the workspace.", {"path": {"type": "string"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}, ["path"]), tool_read),
         Tool(_spec("write", "Create or replace a file in the workspace.", {"path": {"type": "string"}, "content": {"type": "string"}}, ["path", "content"]), tool_write),
         Tool(_spec("edit", "Replace one exact occurrence of oldText with newText in a file.", {"path": {"type": "string"}, "oldText": {"type": "string"}, "newText": {"type": "string"}}, ["path", "oldText", "newText"]), tool_edit),
-        Tool(_spec("exec", "Run a command (shell string or argv list) in the workspace. It ends, with everything it started, when it exits or times out.", {"command": {}, "cwd": {"type": "string"}, "timeoutMs": {"type": "integer"}}, ["command"]), tool_exec),
+        Tool(
+            _spec(
+                "exec",
+                "Run a command (shell string or argv list) in the workspace. It ends, with everything it started, when it exits or times out. "
+                "host (sandbox, gateway, node) must be the configured one (tools.exec.host); on gateway and node an operator may have to approve it first.",
+                {"command": {}, "cwd": {"type": "string"}, "timeoutMs": {"type": "integer"}, "host": {"type": "string", "enum": ["sandbox", "gateway", "node"]}, "node": {"type": "string"}},
+                ["command"],
+            ),
+            tool_exec,
+        ),
         Tool(_spec("web_fetch", "Fetch a public http(s) URL and return its text.", {"url": {"type": "string"}, "maxBytes": {"type": "integer"}}, ["url"]), tool_web_fetch),
         Tool(_spec("sessions_list", "List the agent's sessions.", {}, []), tool_sessions_list),
         Tool(_spec("sessions_send", "Send a message to another session and wait for its reply.", {"sessionKey": {"type": "string"}, "message": {"type": "string"}}, ["sessionKey", "message"]), tool_sessions_send),
+        Tool(_spec("memory_search", "Search your memory (MEMORY.md, memory/*.md) by keywords and meaning; returns snippets with file and line ranges.", {"query": {"type": "string"}, "maxResults": {"type": "integer"}, "minScore": {"type": "number"}}, ["query"]), tool_memory_search),
+        Tool(_spec("memory_get", "Read lines of a memory file (MEMORY.md or memory/*.md), from a line, for some lines.", {"path": {"type": "string"}, "from": {"type": "integer"}, "lines": {"type": "integer"}}, ["path"]), tool_memory_get),
     )
 }
 
 
-def tools_for(policy: ToolPolicy, sandbox: ISandbox | None = None, extra: Mapping[str, Tool] | None = None) -> list[Tool]:
+def tools_for(policy: ToolPolicy, sandbox: ISandbox | None = None, extra: Mapping[str, Tool] | None = None, memory: bool = True) -> list[Tool]:
     """The tools an agent gets (L{TOOLS} and the C{extra} ones other parts add): all, minus
-    C{tools.deny}, or only C{tools.allow} when set; a sandbox without network gets no C{web_fetch}."""
+    C{tools.deny}, or only C{tools.allow} when set; a sandbox without network gets no C{web_fetch};
+    an agent whose C{memorySearch.enabled} is false (C{memory}) no memory tools."""
     deny = set(policy.deny)
     if sandbox is not None and not sandbox.allow_network:
         deny.add("web_fetch")
+    if not memory:
+        deny |= {"memory_search", "memory_get"}
     return [t for name, t in {**TOOLS, **(extra or {})}.items() if name not in deny and (policy.allow is None or name in policy.allow)]
 
 

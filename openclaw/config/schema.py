@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import attrs
 
 from openclaw.config.errors import Issue
-from openclaw.shape import Any_, check, Bool, Duration, Either, Int, Kind, List, Obj, Str
+from openclaw.shape import Any_, check, Bool, Duration, Either, Int, Kind, List, Num, Obj, Str
 
 FREE = Obj(rest=Any_())
 PORT = Int(1, 65535)
@@ -321,9 +321,55 @@ IRC_ACCOUNT = Obj(
 IRC = Obj({**IRC_ACCOUNT.fields, "accounts": Obj(rest=IRC_ACCOUNT)})
 CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD, "matrix": MATRIX, "irc": IRC}, rest=Any_())  # other platforms check their own sections
 
+# Memory search (openclaw/agent/memory/settings.py reads it; clamps weights to 0..1).
+MEMORY_SEARCH = Obj(
+    {
+        "enabled": Bool(),
+        "sources": STRINGS,
+        "extraPaths": STRINGS,
+        "experimental": FREE,
+        "provider": Str(("openai", "ollama", "local", "gemini", "voyage", "mistral")),
+        "remote": Obj({"baseUrl": Str(), "apiKey": Str(), "headers": Obj(rest=Str()), "batch": FREE}),
+        "fallback": Str(("openai", "ollama", "gemini", "local", "voyage", "mistral", "none")),
+        "model": Str(),
+        "local": FREE,
+        "store": Obj({"driver": Str(("sqlite",)), "path": Str(nonempty=True), "vector": FREE}),
+        "chunking": Obj({"tokens": Int(1), "overlap": Int(0)}),
+        "sync": Obj({"onSessionStart": Bool(), "onSearch": Bool(), "watch": Bool(), "watchDebounceMs": Int(0), "intervalMinutes": Int(0), "sessions": FREE}),
+        "query": Obj(
+            {
+                "maxResults": Int(1),
+                "minScore": Num(0),
+                "hybrid": Obj({"enabled": Bool(), "vectorWeight": Num(0), "textWeight": Num(0), "candidateMultiplier": Int(1), "mmr": FREE, "temporalDecay": FREE}),
+            }
+        ),
+        "cache": Obj({"enabled": Bool(), "maxEntries": Int(1)}),
+    }
+)
+
+MEMORY_FLUSH = Obj({"enabled": Bool(), "softThresholdTokens": Int(0), "prompt": Str(), "systemPrompt": Str()})
+
+# Only the keys interpreted here are checked; the rest of agents.* is accepted as it is.
+AGENTS = Obj(
+    {
+        "defaults": Obj({"memorySearch": MEMORY_SEARCH, "compaction": Obj({"memoryFlush": MEMORY_FLUSH}, rest=Any_())}, rest=Any_()),
+        "list": List(Obj({"memorySearch": MEMORY_SEARCH, "skills": STRINGS}, rest=Any_())),
+    },
+    rest=Any_(),
+)
+
+SKILLS = Obj(
+    {
+        "allowBundled": STRINGS,
+        "load": Obj({"extraDirs": STRINGS, "watch": Bool(), "watchDebounceMs": Int(0)}),
+        "install": FREE,
+        "entries": Obj(rest=Obj({"enabled": Bool(), "apiKey": Str(), "env": Obj(rest=Str()), "config": FREE})),
+    }
+)
+
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
-    "meta wizard auth agents tools messages commands web talk models session skills "
+    "meta wizard auth tools messages commands web talk models session "
     "plugins browser ui hooks cron broadcast diagnostics update audio approvals routing "
     "identity whatsapp telegram discord slack signal imessage memory secrets"
 ).split()
@@ -339,6 +385,8 @@ ROOT = Obj(
         "bridge": BRIDGE,
         "discovery": DISCOVERY,
         "channels": CHANNELS,
+        "agents": AGENTS,
+        "skills": SKILLS,
         **{name: Any_() for name in _OTHER_SECTIONS},
     }
 )

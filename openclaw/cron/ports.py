@@ -14,7 +14,7 @@ but the wiring imports the gateway.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -88,3 +88,17 @@ class DeliveryPort(Protocol):
         delivery that did not happen is a result with its C{error}.
         """
         ...
+
+
+class DiskPort(Protocol):
+    """
+    Durable writes off the reactor thread: the agent runtime's group commit
+    (L{openclaw.agent.sessions.Syncer}). Without one, cron writes and fsyncs
+    on the caller's thread.
+    """
+
+    def fsync_later(self, path: Path) -> None: ...
+
+    def replace_later(self, path: Path, render: Callable[[], bytes]) -> None: ...
+
+    def replace_now(self, path: Path, data: bytes) -> None: ...

@@ -24,7 +24,7 @@ _WRITE = {
     "send", "agent", "agent.wait", "wake", "talk.mode", "tts.enable", "tts.disable", "tts.convert",
     "tts.setProvider", "voicewake.set", "node.invoke", "chat.send", "chat.abort", "browser.request", "poll",
 }
-_APPROVALS = {"exec.approval.request", "exec.approval.resolve"}
+_APPROVALS = {"exec.approval.request", "exec.approval.resolve", "exec.approval.list", "exec.approval.get"}
 _PAIRING_PREFIXES = ("node.pair.", "device.pair.", "device.token.", "channels.pairing.")
 _ADMIN_PREFIXES = ("config.", "wizard.", "update.", "exec.approvals.")
 
@@ -53,6 +53,10 @@ def effective(scopes: Iterable[str]) -> set[str]:
 
 
 def has_scope(scopes: Iterable[str], needed: str) -> bool:
+    if not isinstance(scopes, (list, tuple, set, frozenset)):
+        scopes = list(scopes)
+    if needed in scopes or ADMIN in scopes:
+        return True  # the common case, without building the implied set (broadcasts ask per connection)
     have = effective(scopes)
     return ADMIN in have or needed in have
 
