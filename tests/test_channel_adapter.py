@@ -499,6 +499,19 @@ class RoundTripTests(AdapterMixin, TestCase):
         self.assertIn("agent:main:main", [s["key"] for s in sessions])
         await wait_for(lambda: self.account().last_outbound_at, what="lastOutboundAt")
 
+    async def test_chat_commands_for_known_senders(self):
+        """A listed sender's /status is answered by the gateway (the model never sees it); an open-policy stranger's /status is text for the model."""
+        await self.start(console={"dmPolicy": "open", "allowFrom": ["alice"]}, replies=[openai_text("just text to me")])
+        ws = await self.adapter()
+        await ws.request("channel.inbound", dm("alice", "c1", "/status"))
+        [status] = await self.answer_sends(ws, 1)
+        self.assertIn("Session: agent:main:main", status["text"])
+        self.assertEqual(self.model.requests, [])
+        await ws.request("channel.inbound", dm("bob", "c2", "/status"))
+        [answer] = await self.answer_sends(ws, 1)
+        self.assertEqual((answer["chatId"], answer["text"]), ("bob", "just text to me"))
+        self.assertIn("/status", self.model.requests[0]["body"]["messages"][-1]["content"])
+
     async def test_group_policy_and_routing(self):
         """Groups follow groupPolicy and mention gating like any channel: unmentioned is dropped, a mention runs in the group's own session."""
         await self.start(console={"dmPolicy": "open", "groupPolicy": "open"}, replies=[openai_text("group answer")])

@@ -43,7 +43,7 @@ from openclaw.channels.interfaces import (
 )
 from openclaw.channels.outbox import Outbox
 from openclaw.channels.pairing import PairingSettings, PairingStore
-from openclaw.channels.ports import AgentBusy, RunOutcome
+from openclaw.channels.ports import AgentBusy, RunOutcome, Sender
 
 LIMITS = Limits(chunk=40, max_text=100, typing_every=4.0, chat_rate=1.0, chat_burst=3, account_rate=30.0, account_burst=30)
 
@@ -162,8 +162,10 @@ class FakeAgent:
     def __init__(self) -> None:
         self.runs: list[FakeRun] = []
         self.busy: list[float] = []
+        self.senders: list[Sender | None] = []
 
-    def start(self, session_key: str, message: str, run_id: str, agent_id: str) -> FakeRun:
+    def start(self, session_key: str, message: str, run_id: str, agent_id: str, sender: Sender | None = None) -> FakeRun:
+        self.senders.append(sender)
         if self.busy:
             raise AgentBusy("queue full", self.busy.pop(0))
         self.runs.append(FakeRun(session_key, message, run_id))

@@ -35,6 +35,19 @@ class DirectMessageTests(TestCase):
         self.assertEqual(decide(DM_MSG, {}, approved={"42"}).action, ALLOW)
 
 
+    def test_who_may_use_commands(self):
+        """Chat commands are for senders the account knows (allowFrom, paired, trusted); open policy lets strangers talk, not command."""
+        self.assertTrue(decide(DM_MSG, {"dmPolicy": "allowlist", "allowFrom": ["42"]}).commands)
+        self.assertTrue(decide(DM_MSG, {}, approved={"42"}).commands)
+        self.assertTrue(decide(attrs.evolve(DM_MSG, trusted=True), {"dmPolicy": "open"}).commands)
+        self.assertFalse(decide(DM_MSG, {"dmPolicy": "open"}).commands)
+        self.assertTrue(decide(DM_MSG, {"dmPolicy": "open", "allowFrom": ["*"]}).commands)
+        base = {"groups": {"*": {"requireMention": False}}}
+        self.assertTrue(decide(GROUP_MSG, {**base, "groupAllowFrom": ["42"]}).commands)
+        self.assertFalse(decide(GROUP_MSG, base).commands)
+        self.assertTrue(decide(GROUP_MSG, base, approved={"42"}).commands)
+
+
 class GroupTests(TestCase):
     def test_group_policy(self):
         """Groups are allowlisted by default: unlisted groups are dropped; "*" or the id lists them; open takes any; disabled none."""

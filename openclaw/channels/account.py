@@ -54,7 +54,7 @@ from openclaw.channels.interfaces import (
 from openclaw.channels.outbox import Outbox
 from openclaw.channels.pairing import PairingRequest, PairingSettings, PairingStore
 from openclaw.channels.policy import ALLOW, PAIR, agent_for, decide, mention_patterns, session_key
-from openclaw.channels.ports import AgentBusy, AgentPort, RunOutcome
+from openclaw.channels.ports import AgentBusy, AgentPort, RunOutcome, Sender
 
 log = Logger(namespace="openclaw.channels")
 
@@ -440,7 +440,7 @@ class AccountService(Service):
         if decision.action == PAIR:
             await self._pair(work, settings)
         elif decision.action == ALLOW:
-            await self._run(work, config, agent)
+            await self._run(work, config, agent, decision.commands)
         else:
             log.info("{account}: dropped message {key} from {sender}: {reason}", account=self.name, key=work.key, sender=message.sender_id, reason=decision.reason)
             self.inbox.done(work)
@@ -464,14 +464,15 @@ class AccountService(Service):
         self.inbox.replying(work, [pairing_text(self.platform.label, self.channel_id, message, request.code, settings.ttl_ms)], reply=False)
         await self._deliver(work)
 
-    async def _run(self, work: Work, config: Mapping[str, Any], agent: str) -> None:
+    async def _run(self, work: Work, config: Mapping[str, Any], agent: str, commands: bool = False) -> None:
         assert self.inbox is not None
         message = work.message
         key = session_key(config, message, agent)
         target = Target(message.chat_id, message.thread_id)
         self.deps.on_route(key, self.channel_id, self.account_id, target)
         try:
-            handle = self.deps.agent.start(key, envelope(self.platform.label, message), f"{self.channel_id}:{self.account_id}:{work.key}", agent)
+            sender = Sender(self.channel_id, message.sender_id, message.sender_label, commands)
+            handle = self.deps.agent.start(key, envelope(self.platform.label, message), f"{self.channel_id}:{self.account_id}:{work.key}", agent, sender)
         except AgentBusy as e:
             timer = self.clock.callLater(e.retry_after, lambda: self._spawn(self._process(work)))
             self._timers.add(timer)

@@ -41,6 +41,7 @@ MAX_PATTERNS = 32
 class Decision:
     action: str  # allow | pair | drop
     reason: str = ""
+    commands: bool = False  # the sender may use chat commands (paired, trusted or listed by name)
 
 
 def _entries(value: Any) -> list[str]:
@@ -112,8 +113,9 @@ def decide(
         policy = account.get("dmPolicy", "pairing")
         if policy == "disabled":
             return Decision(DROP, "direct messages are disabled (dmPolicy: disabled)")
-        if policy == "open" or message.trusted or matches(_entries(account.get("allowFrom")), message) or message.sender_id in approved:
-            return Decision(ALLOW)
+        known = message.trusted or matches(_entries(account.get("allowFrom")), message) or message.sender_id in approved
+        if policy == "open" or known:
+            return Decision(ALLOW, commands=known)
         if policy == "pairing":
             return Decision(PAIR) if pairing_enabled else Decision(DROP, "unknown sender and pairing is disabled (pairing.enabled: false)")
         return Decision(DROP, "sender is not in allowFrom (dmPolicy: allowlist)")
@@ -131,7 +133,9 @@ def decide(
         return Decision(DROP, "sender is not in groupAllowFrom")
     if settings.get("requireMention", True) is not False and not mentioned(message, patterns):
         return Decision(DROP, "no mention (requireMention)")
-    return Decision(ALLOW)
+    listed_sender = isinstance(senders, list) and bool(senders) and matches(_entries(senders), message)
+    known = message.trusted or listed_sender or matches(_entries(account.get("allowFrom")), message) or message.sender_id in approved
+    return Decision(ALLOW, commands=known)
 
 
 def mentioned(message: InboundMessage, patterns: Iterable[re.Pattern[str]]) -> bool:

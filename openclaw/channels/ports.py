@@ -50,12 +50,24 @@ class RunHandle(Protocol):
     def abort(self) -> None: ...
 
 
+@attrs.frozen
+class Sender:
+    """Who sent a channel message: C{commands} when they may use chat commands."""
+
+    channel: str
+    id: str
+    name: str | None = None
+    commands: bool = False
+
+
 class AgentPort(Protocol):
     """Agent runs for channel messages (the gateway's agent runner, adapted by the wiring)."""
 
-    def start(self, session_key: str, message: str, run_id: str, agent_id: str) -> RunHandle:
+    def start(self, session_key: str, message: str, run_id: str, agent_id: str, sender: Sender | None = None) -> RunHandle:
         """
         Start (or queue) a run; a known C{run_id} returns the existing run.
+        With a C{sender}, the text is what a person sent: chat commands and
+        directives are read first (for a sender allowed them), as on WebChat.
         @raise AgentBusy: the session's queue is full.
         @raise ValueError: the session key is unusable.
         """

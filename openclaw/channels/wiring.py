@@ -29,12 +29,14 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 
+from openclaw.agent.commands import ChatCommands
+from openclaw.agent.commands import Sender as CommandSender
 from openclaw.agent.tools import Tool
 from openclaw.channels.adapter.methods import ADAPTER_METHODS
 from openclaw.channels.adapter.registry import Adapters
 from openclaw.channels.interfaces import ChannelError, IChannelReactor
 from openclaw.channels.methods import CHANNEL_METHODS
-from openclaw.channels.ports import AgentBusy, Ports, RunOutcome
+from openclaw.channels.ports import AgentBusy, Ports, RunOutcome, Sender
 from openclaw.channels.registry import platforms
 from openclaw.channels.service import ChannelsService
 from openclaw.channels.tool import SPEC, MessageTool
@@ -79,12 +81,17 @@ class _Run:
 class RuntimeAgent:
     """L{openclaw.channels.ports.AgentPort} over the gateway's L{AgentRunner}."""
 
-    def __init__(self, runner: AgentRunner) -> None:
+    def __init__(self, runner: AgentRunner, commands: ChatCommands) -> None:
         self._runner = runner
+        self._commands = commands
 
-    def start(self, session_key: str, message: str, run_id: str, agent_id: str) -> _Run:
+    def start(self, session_key: str, message: str, run_id: str, agent_id: str, sender: Sender | None = None) -> _Run:
         try:
-            run = self._runner.start(session_key, message, run_id, agent_id=agent_id)
+            if sender is None:
+                run: RunHandle = self._runner.start(session_key, message, run_id, agent_id=agent_id)
+            else:  # a person's text: chat commands and directives first, as on WebChat
+                who = CommandSender(authorized=sender.commands, id=sender.id, name=sender.name, surface=sender.channel)
+                run = self._commands.start(session_key, message, run_id, who, agent_id=agent_id)
         except QueueFull as e:
             raise AgentBusy(e.message, (e.retry_after_ms or DEFAULT_RETRY_MS) / 1000) from None
         except GatewayError as e:  # an agent that is not configured
@@ -174,7 +181,7 @@ class ChannelDelivery:
 def install(core: GatewayCore, root: Resource, reactor: IChannelReactor) -> ChannelsService:
     """The channels of the gateway C{core} serves (webhooks under C{root}); the caller makes it a child service."""
     ports = Ports(
-        agent=RuntimeAgent(core.agent),
+        agent=RuntimeAgent(core.agent, core.commands),
         events=core.events,
         config=core.config,
         secrets=core.redactor,
