@@ -28,7 +28,7 @@ from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset
 from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
 from openclaw.agent.webfetch import WebFetcher
 from openclaw.config.settings import GatewaySettings
-from openclaw.interfaces import QueueFull, RunResult, SessionEvents
+from openclaw.interfaces import NoWatch, QueueFull, RunResult, SessionEvents, SessionWatch
 from openclaw.logs import Redactor, gateway_redactor
 from openclaw.nodes.registry import Outcome
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
@@ -127,10 +127,11 @@ def inter_session_text(message: str, source: dict[str, Any]) -> str:
 class AgentRuntime:
     """L{openclaw.interfaces.AgentRunner}: runs in sessions, their events, the session stores."""
 
-    def __init__(self, settings: GatewaySettings, reactor: Any, events: SessionEvents, http: Any = treq, redactor: Redactor | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, reactor: Any, events: SessionEvents, http: Any = treq, redactor: Redactor | None = None, watch: SessionWatch | None = None) -> None:
         self.settings = settings
         self.reactor = reactor
         self.events = events
+        self.watch: SessionWatch = watch if watch is not None else NoWatch()  # who follows sessions (rows, messages)
         self.http = http
         self.redactor = redactor if redactor is not None else gateway_redactor(settings)
         self._pool: ThreadPool | None = None
@@ -163,7 +164,7 @@ class AgentRuntime:
     def store(self, agent_id: str = "main") -> SessionStore:
         self._known(agent_id)
         if agent_id not in self._stores:
-            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()))
+            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), watch=self.watch)
         return self._stores[agent_id]
 
     def key(self, session_key: str | None, agent_id: str | None = None) -> str:
@@ -227,6 +228,7 @@ class AgentRuntime:
         run.status = "running"
         run.started_at = self.now_ms()
         run.timer = self.reactor.callLater(run.timeout, self._timed_out, run)
+        self.watch.changed(run.session_key, "agent.run.started", run.run_id)
         run.current = Deferred.fromCoroutine(self._execute(run))
         run.current.addErrback(self._crashed, run)
 
@@ -312,9 +314,9 @@ class AgentRuntime:
                 message = "\n".join(f"[System event] {e}" for e in events) + "\n\n" + message
             if run.source is not None:
                 provenance = {"kind": "inter_session", "sourceSessionKey": run.source.get("sessionKey"), "untrusted": bool(run.source.get("sandboxed"))}
-                store.append_message(run.session_key, text_message("user", inter_session_text(message, run.source), provenance=provenance))
+                store.append_message(run.session_key, text_message("user", inter_session_text(message, run.source), provenance=provenance), run.run_id)
             else:
-                store.append_message(run.session_key, text_message("user", message))
+                store.append_message(run.session_key, text_message("user", message), run.run_id)
             models = resolve_models(self.settings.config, self.settings.env, run.agent_id)
             if not models:
                 raise ProviderError(NO_PROVIDER_MESSAGE, kind="unknown")
@@ -365,7 +367,7 @@ class AgentRuntime:
                 return
             content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
             content += [{"type": "toolCall", "id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in reply.tool_calls]
-            store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "model": reply.model, "usage": reply.usage, "stopReason": reply.stop_reason})
+            store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "model": reply.model, "usage": reply.usage, "stopReason": reply.stop_reason}, run.run_id)
             if not reply.tool_calls:
                 self._finish(run, "ok")
                 return
@@ -376,7 +378,7 @@ class AgentRuntime:
                 if run.status != "running":
                     return
                 self.agent_event(run, "tool", {"phase": "result", "name": call["name"], "toolCallId": call["id"], "result": text[:4000], "isError": is_error})
-                store.append_message(run.session_key, {"role": "toolResult", "toolCallId": call["id"], "toolName": call["name"], "content": [{"type": "text", "text": text}], "isError": is_error, "timestamp": int(time.time() * 1000)})
+                store.append_message(run.session_key, {"role": "toolResult", "toolCallId": call["id"], "toolName": call["name"], "content": [{"type": "text", "text": text}], "isError": is_error, "timestamp": int(time.time() * 1000)}, run.run_id)
             if run.text and not run.text.endswith("\n\n"):
                 run.text += "\n\n"  # the next turn's words start a new paragraph
         raise ProviderError(f"the agent used more than {MAX_TURNS} tool turns without answering")
@@ -430,6 +432,9 @@ class AgentRuntime:
             self.agent_event(run, "lifecycle", {"phase": "error", "error": error or status})
             self.chat_event(run, "error", errorMessage=error or status)
         run.outcome.fire(run.summary())
+        if self.active.get(run.session_key) is run:
+            del self.active[run.session_key]
+        self.watch.changed(run.session_key, "agent.run.ended", run.run_id)
         self._next(run.session_key)
 
     def _crashed(self, failure: Failure, run: Run) -> None:

@@ -26,9 +26,11 @@ import treq
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from openclaw.agent.chatview import CHAT_VIEW_METHODS, ChatViewDeps, session_info
 from openclaw.agent.methods import AGENT_METHODS, AgentDeps
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.config.settings import AuthSettings, GatewaySettings
+from openclaw.gateway.absent import ABSENT_METHODS, AbsentDeps
 from openclaw.gateway.auth import AuthState, FailureLimiter
 from openclaw.gateway.boot import Boot
 from openclaw.gateway.configwatch import ConfigWatch
@@ -39,17 +41,20 @@ from openclaw.gateway.events import Broadcaster, StateVersion
 from openclaw.gateway.handshake import Handshake
 from openclaw.gateway.handshake.hello import Hello
 from openclaw.gateway.health import Health, HeartbeatReport
+from openclaw.gateway.hostinfo import HOST_METHODS, HostDeps
+from openclaw.gateway.inventory import INVENTORY_METHODS, InventoryDeps
 from openclaw.gateway.methods import METHODS, GatewayDeps
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.roster import Roster
 from openclaw.gateway.stability import Stability
+from openclaw.gateway.subscriptions import FEED_METHODS, FeedDeps, SessionFeeds
 from openclaw.gateway.voicewake import VoiceWake
 from openclaw.logs import Redactor, gateway_redactor
 from openclaw.nodes.events import NodeEvents
 from openclaw.nodes.methods import NODE_METHODS, NodeDeps
 from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
-from openclaw.protocol.dispatch import Bound, Methods
+from openclaw.protocol.dispatch import Bound, Caller, Methods, Params
 
 log = Logger(namespace="openclaw.gateway")
 
@@ -78,8 +83,9 @@ class GatewayCore:
         self.limiter = FailureLimiter(clock, max_attempts=limit.max_attempts, window=limit.window, lockout=limit.lockout)
         self.pairing = PairingStore(settings.state_dir)
 
-        # agent runs, nodes
-        self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor)
+        # agent runs (followed through the session feeds), nodes
+        self.feeds = SessionFeeds(self.events.to_members, self.boot.now_ms, self.session_row)
+        self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor, watch=self.feeds)
         self.nodes = NodeRegistry(clock, settings.state_dir, settings.nodes.allow_commands, settings.nodes.deny_commands)
         self.node_pairing = NodePairingStore(settings.state_dir, clock)
         self.node_events = NodeEvents(self.presence, self.agent)
@@ -95,6 +101,12 @@ class GatewayCore:
         self.serve(METHODS.bind(GatewayDeps(settings, self.boot, self.connections, self.events, self.presence, self.health, self.stability, self.heartbeats, self.pairing, self.voicewake, self.config, self.agent)))
         self.serve(NODE_METHODS.bind(NodeDeps(self.nodes, self.node_pairing, self.pairing, self.events, self.node_events)))
         self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock)))
+        # what the Control UIs read besides: chat views, session feeds, this host, the inventory, absent features
+        self.serve(CHAT_VIEW_METHODS.bind(ChatViewDeps(self.agent)))
+        self.serve(FEED_METHODS.bind(FeedDeps(self.feeds, self.agent.key, self._list_sessions, self.boot.now_ms)))
+        self.serve(HOST_METHODS.bind(HostDeps(self.boot, self.stability, settings.state_dir, self.agent.workspace)))
+        self.serve(INVENTORY_METHODS.bind(InventoryDeps(settings, self.agent)))
+        self.serve(ABSENT_METHODS.bind(AbsentDeps()))
         hello = Hello(self.boot, self.presence, self.health, self.versions, self.methods, settings.layout.config_path, settings.state_dir, canvas_url)
         handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local)
         self.roster = Roster(self.connections, self.presence, self.nodes, self.voicewake)
@@ -108,6 +120,13 @@ class GatewayCore:
         # New secrets never reach a log line; sessions that used the old ones end.
         self.redactor.add(*auth.secrets)
         self.connections.close_where(lambda c: c.auth_method in ("token", "password"), 4001, "gateway auth changed")
+
+    def session_row(self, key: str) -> dict[str, Any]:
+        """A session's row for the feeds (its store's entry; none after a delete)."""
+        return session_info(self.agent, key, self.agent.store(key.split(":", 2)[1]).get(key))
+
+    def _list_sessions(self, caller: Caller, params: Params) -> Any:
+        return self.methods["sessions.list"](caller, params)
 
     def vitals(self) -> dict[str, Any]:
         """Load figures for the stability record."""
