@@ -74,6 +74,28 @@ class Any_(Kind):
 
 
 @attrs.frozen
+class Lenient(Kind):
+    """
+    A part whose reader checks it itself, falling back from values it cannot
+    use and saying so (the scheduler, the agents): never refused here, but
+    described by C{shape}, which is what its JSON Schema (and so the
+    Control UI's config form) shows.
+    """
+
+    shape: Kind
+
+    @property
+    def description(self) -> str:
+        return self.shape.description
+
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
+        return None
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.shape.json_schema()
+
+
+@attrs.frozen
 class Bool(Kind):
     description = "true or false"
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import attrs
 
 from openclaw.config.errors import Issue
-from openclaw.shape import Any_, check, Bool, Duration, Either, Int, Kind, List, Obj, Str
+from openclaw.shape import Any_, check, Bool, Duration, Either, Int, Kind, Lenient, List, Num, Obj, Str
 
 FREE = Obj(rest=Any_())
 PORT = Int(1, 65535)
@@ -159,10 +159,56 @@ DISCOVERY = Obj(
     }
 )
 
+# Sections whose readers check them themselves and fall back from values they
+# cannot use (saying so): never refused, described for the Control UI's form.
+# Keys not named here are kept as they are (upstream's, other subsystems').
+MODEL_REF = Either((Obj({"primary": Str(nonempty=True), "fallbacks": STRINGS}, rest=Any_()), Str(nonempty=True)))
+HEARTBEAT = Obj(
+    {
+        "every": Either((Str(nonempty=True), Int(0))),
+        "prompt": Str(),
+        "target": Str(),
+        "to": Str(),
+        "ackMaxChars": Int(0),
+        "session": Str(),
+        "model": Str(),
+        "activeHours": Obj({"start": Str(), "end": Str(), "timezone": Str()}, rest=Any_()),
+    },
+    rest=Any_(),
+)
+AGENT = Obj(
+    {
+        "id": Str(nonempty=True),
+        "name": Str(),
+        "default": Bool(),
+        "model": MODEL_REF,
+        "identity": Obj({"name": Str(), "emoji": Str()}, rest=Any_()),
+        "heartbeat": HEARTBEAT,
+    },
+    rest=Any_(),
+)
+AGENTS = Obj(
+    {
+        "defaults": Obj({"model": MODEL_REF, "workspace": Str(), "userTimezone": Str(), "heartbeat": HEARTBEAT}, rest=Any_()),
+        "list": List(AGENT),
+    },
+    rest=Any_(),
+)
+MODEL = Obj(
+    {"id": Str(nonempty=True), "name": Str(), "alias": Str(), "contextWindow": Int(1), "maxTokens": Int(1), "reasoning": Bool(), "input": STRINGS},
+    rest=Any_(),
+)
+PROVIDER = Obj({"baseUrl": Str(), "apiKey": Str(), "api": Str(), "models": List(MODEL)}, rest=Any_())
+MODELS = Obj({"providers": Obj(rest=PROVIDER)}, rest=Any_())
+TOOLS = Obj({"allow": STRINGS, "deny": STRINGS, "agentToAgent": Obj({"enabled": Bool(), "allow": STRINGS}, rest=Any_())}, rest=Any_())
+SESSION = Obj({"idleMinutes": Num(0), "reset": Obj({"mode": Str(("daily", "off")), "atHour": Int(0, 23)}, rest=Any_())}, rest=Any_())
+CRON = Obj({"enabled": Bool(), "store": Str(), "maxConcurrentRuns": Int(1, 32), "missedRuns": Str(("run-once", "skip"))}, rest=Any_())
+CHANNELS = Obj(rest=Obj(rest=Any_()))  # channels.<id>: each channel's own section
+
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
-    "meta wizard auth agents channels tools messages commands web talk models session skills "
-    "plugins browser ui hooks cron broadcast diagnostics update audio approvals routing "
+    "meta wizard auth messages commands web talk skills "
+    "plugins browser ui hooks broadcast diagnostics update audio approvals routing "
     "identity whatsapp telegram discord slack signal imessage memory secrets"
 ).split()
 
@@ -176,6 +222,12 @@ ROOT = Obj(
         "canvasHost": CANVAS_HOST,
         "bridge": BRIDGE,
         "discovery": DISCOVERY,
+        "agents": Lenient(AGENTS),
+        "models": Lenient(MODELS),
+        "tools": Lenient(TOOLS),
+        "session": Lenient(SESSION),
+        "cron": Lenient(CRON),
+        "channels": Lenient(CHANNELS),
         **{name: Any_() for name in _OTHER_SECTIONS},
     }
 )

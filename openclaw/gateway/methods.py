@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from openclaw.agent.providers import resolve_models
 from openclaw.config.errors import ConfigError
 from openclaw.config.loader import config_hash, parse_json5, read_text, resolve_includes, substitute_env
 from openclaw.config.schema import ROOT, validate
+from openclaw.config.uischema import form_schema, ui_hints
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.boot import Boot
@@ -370,7 +372,10 @@ def config_patch(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
 
 @method("config.schema")
 def config_schema(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
-    return {"schema": ROOT.json_schema(), "uiHints": {}, "version": __version__, "generatedAt": "static"}
+    """The config's shape as the Control UIs' forms render it, with upstream's uiHints (L{openclaw.config.uischema})."""
+    schema = form_schema(ROOT)
+    generated = datetime.fromtimestamp(gw.boot.started_ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"schema": schema, "uiHints": ui_hints(schema), "version": __version__, "generatedAt": generated}
 
 
 # -- devices
