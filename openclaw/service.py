@@ -41,6 +41,7 @@ from openclaw.net.netinfo import lan_address
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.controlui import ControlUi
+from openclaw.web.uiconfig import UiConfig
 from openclaw.web.jsonpage import JsonError, write_json
 from openclaw.web.openai_api import MAX_BODY as OPENAI_MAX_BODY, OpenAIApi
 from openclaw.web.reload import ReloadProtocol
@@ -256,7 +257,7 @@ class GatewayService(MultiService):
         self.root.putChild(b"tools", tools)
         self.control_ui: ControlUi | None = None
         if settings.control_ui_enabled:
-            self.control_ui = ControlUi(settings.control_ui_base_path, settings.control_ui_root)
+            self.control_ui = ControlUi(settings.control_ui_base_path, settings.control_ui_root, ui_config=UiConfig(bearer, settings, core.config.config))
             self.root.mount_ui(self.control_ui)
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []
