@@ -17,12 +17,17 @@ from openclaw.gateway.scopes import NODE_METHODS as NODE_ROLE_METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.methods import AGENT_METHODS
 from openclaw.cron.methods import CRON_METHODS
+from openclaw.agent.chatview import CHAT_VIEW_METHODS
+from openclaw.gateway.absent import ABSENT_METHODS
+from openclaw.gateway.hostinfo import HOST_METHODS
+from openclaw.gateway.inventory import INVENTORY_METHODS
+from openclaw.gateway.subscriptions import FEED_METHODS
 from openclaw.shape import check
 from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CRON_METHODS}
+ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CRON_METHODS, **CHAT_VIEW_METHODS, **FEED_METHODS, **HOST_METHODS, **INVENTORY_METHODS, **ABSENT_METHODS}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 
