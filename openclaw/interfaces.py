@@ -87,6 +87,9 @@ class RunResult:
     error: str | None = None
     model: str | None = None
     usage: Mapping[str, int] = attrs.field(factory=dict)
+    # what the caller should see besides the reply, e.g. an exec denied for want of an approval:
+    # {ts, source, severity, message, toolName?} (upstream's cron run diagnostics entries)
+    diagnostics: tuple[Mapping[str, Any], ...] = ()
 
 
 class QueueFull(GatewayError):
@@ -150,7 +153,12 @@ class AgentRunner(Protocol):
         ...
 
     def run(self, session_key: str, message: str, run_id: str, agent_id: str | None = None, timeout: float | None = None, quiet: bool = False, fresh: bool = False) -> Deferred[RunResult]:
-        """L{start}, then its result; a run that cannot start is an C{error} result, never a failure."""
+        """
+        L{start}, then its result; a run that cannot start is an C{error}
+        result, never a failure. For callers that wait for the result, not a
+        person (cron, heartbeats): the run is unattended, so an exec needing
+        an approval while no approver is connected gets C{askFallback} at once.
+        """
         ...
 
     def abort(self, session_key: str, run_id: str | None = None) -> list[str]:

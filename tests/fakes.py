@@ -37,16 +37,30 @@ def openai_text(*parts: str, usage: bool = True) -> Reply:
     return Reply(chunks, headers={"Content-Type": "text/event-stream"})
 
 
-def openai_tool_call(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> Reply:
+def openai_tool_call(name: str, arguments: dict[str, Any], call_id: str = "call_1", usage: dict[str, Any] | None = None) -> Reply:
+    """A streamed tool call; C{usage} (OpenAI's object) goes in a last chunk, as with stream_options.include_usage."""
     text = json.dumps(arguments)
     half = len(text) // 2
     chunks = [
         b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": text[:half]}}]}}]}).encode() + b"\n\n",
         b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": text[half:]}}]}}]}).encode() + b"\n\n",
         b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n',
-        b"data: [DONE]\n\n",
     ]
+    if usage is not None:
+        chunks.append(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
+    chunks.append(b"data: [DONE]\n\n")
     return Reply(chunks, headers={"Content-Type": "text/event-stream"})
+
+
+def openai_json(text: str, usage: dict[str, Any] | None = None, tool_calls: list[dict[str, Any]] | None = None) -> Reply:
+    """A server that ignores stream:true: one chat.completion object as application/json."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tool_calls:
+        message["tool_calls"] = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}} for c in tool_calls]
+    body: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}]}
+    if usage is not None:
+        body["usage"] = usage
+    return Reply([json.dumps(body).encode()], headers={"Content-Type": "application/json"})
 
 
 def anthropic_events(*events: tuple[str, dict[str, Any]]) -> Reply:

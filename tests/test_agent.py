@@ -194,7 +194,7 @@ class AgentTests(GatewayMixin, TestCase):
         self.assertTrue((await ws.request("sessions.delete", {"key": "telegram:dm:42"}))["payload"]["deleted"])
         self.assertEqual((await ws.request("sessions.list"))["payload"]["sessions"], [])
         usage = (await ws.request("usage.status"))["payload"]
-        self.assertEqual(usage["providers"][0]["model"], "fake/m1")
+        self.assertEqual([(p["provider"], p["windows"], p["models"][0]["model"], p["input"], p["output"]) for p in usage["providers"]], [("fake", [], "m1", 11, 7)])
 
     async def test_run_survives_a_closing_client(self):
         """

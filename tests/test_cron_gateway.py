@@ -127,6 +127,38 @@ class CronGatewayTests(GatewayMixin, TestCase):
         chats = [e for e in ws.events if e.get("event") == "chat"]
         self.assertEqual(chats, [])  # an acknowledgement is not shown
 
+    async def test_cron_run_needing_an_approval(self):
+        """An isolated job whose exec needs an approval while no approver is connected: denied at once (askFallback), the run log says so and carries the run's usage, and usage.cost prices it."""
+        from tests.test_usage import priced, usd
+
+        config = priced(self.url)
+        config["tools"] = {"exec": {"host": "gateway", "security": "allowlist", "ask": "always"}}
+        await self.gateway(**config)
+        self.service.core.exec_gate.timeout = 60.0  # a wait would outlast `until`
+        asked = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+        self.fake.replies += [openai_tool_call("exec", {"command": "echo nightly"}, call_id="cx", usage=asked), openai_text("The exec was denied.")]
+        admin = await self.operator(4)
+        at = int(time.time() * 1000) + 1500
+        job = await self.call(admin, "cron.add", {"name": "nightly", "schedule": {"kind": "at", "at": iso_ms(at)}, "sessionTarget": "isolated", "wakeMode": "next-heartbeat", "payload": {"kind": "agentTurn", "message": "run echo"}})
+        admin.close()  # an admin could answer approvals: nobody is left who can
+        cron = self.service.scheduled.cron
+        await until(lambda: bool(cron.entries(job["id"])))
+        self.assertEqual(self.service.core.approvals.pending(), [])
+        entry = cron.entries(job["id"])[-1]
+        self.assertEqual((entry["status"], entry["summary"], entry["provider"], entry["model"]), ("ok", "The exec was denied.", "fake", "m1"))
+        [note] = entry["diagnostics"]["entries"]
+        self.assertEqual((note["source"], note["severity"], note["toolName"]), ("exec", "warn", "exec"))
+        self.assertIn("nobody could approve it", note["message"])
+        self.assertIn("askFallback=deny", entry["diagnostics"]["summary"])
+        self.assertEqual(entry["usage"], {"input_tokens": 111, "output_tokens": 17, "total_tokens": 128})
+        reader, _ = await self.connect(connect_params(protocol=4, scopes=["operator.read"]))
+        runs = await self.call(reader, "cron.runs", {"id": job["id"]})
+        schemas.validate(4, "CronRunLogEntry", runs["entries"][0])
+        self.assertEqual(runs["entries"][0]["diagnostics"], entry["diagnostics"])
+        cost = await self.call(reader, "usage.cost", {"days": 1})
+        self.assertEqual(cost["totals"]["totalTokens"], 128)
+        self.assertAlmostEqual(cost["totals"]["totalCost"], usd({"input": 111, "output": 17}))
+
     async def test_agent_tool_reminds_the_asking_session(self):
         """The agent's cron tool stores an at job bound to the asking session; when due, the reply lands in that session."""
         self.fake.replies += [openai_tool_call("cron", {"action": "add", "text": "stretch", "in": "1s"}), openai_text("Reminder set."), openai_text("Time to stretch!")]

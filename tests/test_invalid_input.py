@@ -37,6 +37,8 @@ HOSTILE_INTS = [-1, 0, 2**63, 10**40]
 EXPECTED_UNAVAILABLE = {
     "send": "is not available",  # no messaging channels in this gateway
     "node.invoke": "node not connected",
+    "exec.approvals.node.get": "node not connected",
+    "exec.approvals.node.set": "node not connected",
     "sessions.compact": "No model provider is configured",  # the summary needs a model
 }
 _counter = itertools.count()

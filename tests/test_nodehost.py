@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,33 +33,65 @@ class BackoffTests(SynchronousTestCase):
         self.assertLessEqual(backoff.next(), 1.2)
 
 
+def paths(*names):
+    """Allowlist entries for programs on this machine (patterns match resolved paths)."""
+    return [{"pattern": shutil.which(n)} for n in names]
+
+
+def approvals(security="allowlist", ask="on-miss", allow=()):
+    return {"version": 1, "defaults": {"security": security, "ask": ask}, "agents": {"*": {"allowlist": paths(*allow)}} if allow else {}}
+
+
 class PolicyTests(SynchronousTestCase):
     def setUp(self):
         self.path = Path(self.mktemp())
         self.policy = ApprovalPolicy(self.path)
+        self.echo = shutil.which("echo")
+        self.path_env = os.environ["PATH"]
+
+    def decide(self, argv, decision=None, raw=None, agent=None):
+        return self.policy.decide(argv, raw, None, self.path_env, agent, decision)
 
     def test_default_is_ask(self):
-        """No file: ask; allow-once runs once; allow-always is remembered."""
-        self.assertIn("approval required", self.policy.decide("echo", "/usr/bin/echo", None))
-        self.assertEqual(self.policy.decide("echo", "/usr/bin/echo", "allow-once"), "allow")
-        self.assertIn("approval required", self.policy.decide("echo", "/usr/bin/echo", None))
-        self.assertEqual(self.policy.decide("echo", "/usr/bin/echo", "allow-always"), "allow")
-        self.assertEqual(self.policy.decide("echo", "/usr/bin/echo", None), "allow")
+        """No file: allowlist + on-miss; allow-once runs once; allow-always stores the resolved path."""
+        self.assertEqual(self.decide(["echo"])[0], "SYSTEM_RUN_DENIED")
+        self.assertIn("approval required", self.decide(["echo"])[1])
+        self.assertEqual(self.decide(["echo"], "allow-once"), ("allow", ""))
+        self.assertEqual(self.decide(["echo"])[0], "SYSTEM_RUN_DENIED")
+        self.assertEqual(self.decide(["echo"], "allow-always"), ("allow", ""))
+        self.assertEqual(self.decide(["echo"]), ("allow", ""))
+        stored = json.loads(self.path.read_text())
+        self.assertEqual([e["pattern"] for e in stored["agents"]["main"]["allowlist"]], [self.echo])
+        self.assertEqual(stored["agents"]["main"]["allowlist"][0]["lastUsedCommand"], "echo")
+        self.assertEqual(self.path.stat().st_mode & 0o777, 0o600)
 
     def test_patterns(self):
-        """Names, paths and globs match; deny beats allow; default deny refuses the rest."""
-        write_json(self.path, {"version": 1, "default": "deny", "allow": ["git", "/usr/bin/*"], "deny": ["rm"]})
-        self.assertEqual(self.policy.decide("git", "/opt/git/bin/git", None), "allow")
-        self.assertEqual(self.policy.decide("ls", "/usr/bin/ls", None), "allow")
-        self.assertEqual(self.policy.decide("rm", "/usr/bin/rm", "allow-once"), "denied by policy")
-        self.assertEqual(self.policy.decide("curl", "/opt/curl", "allow-once"), "not in the allow list")
+        """Resolved paths and globs match; a bare name matches nothing; security deny and ask off refuse."""
+        folder = os.path.dirname(self.echo)
+        write_json(self.path, {"version": 1, "defaults": {"security": "allowlist", "ask": "off"}, "agents": {"*": {"allowlist": [{"pattern": "git"}, {"pattern": folder + "/*"}]}}})
+        self.assertEqual(self.decide(["echo", "x"]), ("allow", ""))
+        self.assertEqual(self.decide(["sh"], raw="echo a | echo b"), ("allow", ""))
+        self.assertEqual(self.decide(["sh"], raw="echo a > /tmp/x")[0], "SYSTEM_RUN_DENIED")  # redirections are never allowlisted
+        write_json(self.path, {"version": 1, "defaults": {"security": "allowlist", "ask": "off"}, "agents": {"*": {"allowlist": [{"pattern": "echo"}]}}})
+        self.assertEqual(self.decide(["echo"], "allow-once")[0], "allow")  # an operator's approval still counts
+        self.assertIn("allowlist miss", self.decide(["echo"])[1])
+        write_json(self.path, {"version": 1, "defaults": {"security": "deny"}})
+        self.assertEqual(self.decide(["echo"], "allow-once"), ("SYSTEM_RUN_DISABLED", "security=deny"))
+
+    def test_legacy_file(self):
+        """An earlier node host's {default, allow} file is read as defaults and a "*" allowlist."""
+        write_json(self.path, {"version": 1, "default": "deny", "allow": [self.echo, "ls"]})
+        self.assertEqual(self.decide(["echo"]), ("allow", ""))
+        self.assertIn("allowlist miss", self.decide(["ls"])[1])  # basename entries match nothing
+        write_json(self.path, {"version": 1, "default": "allow"})
+        self.assertEqual(self.decide(["ls"]), ("allow", ""))
 
 
 class CommandTests(TestCase):
     def setUp(self):
         self.state = Path(self.mktemp()).resolve()
         self.state.mkdir()
-        write_json(self.state / "exec-approvals.json", {"version": 1, "default": "ask", "allow": ["echo", "sleep", "sh", "head"]})
+        write_json(self.state / "exec-approvals.json", approvals(allow=("echo", "sleep", "sh", "head")))
         self.events = []
         self.commands = NodeCommands(reactor, self.state, {"location": {"lat": 52.5, "lon": 13.4}}, lambda e, p: self.events.append((e, p)))
 
@@ -119,7 +152,7 @@ class EndToEndTests(GatewayMixin, TestCase):
     def node_state(self, name, policy):
         state = Path(self.mktemp()).resolve()
         state.mkdir()
-        write_json(state / "exec-approvals.json", {"version": 1, "default": policy, "allow": ["echo"]})
+        write_json(state / "exec-approvals.json", approvals(allow=("echo",)))
         return state
 
     async def start_node(self, bridge):

@@ -15,7 +15,9 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from openclaw.gateway.methods import METHODS
 from openclaw.gateway.scopes import NODE_METHODS as NODE_ROLE_METHODS
 from openclaw.nodes.methods import NODE_METHODS
+from openclaw.agent.approval_methods import APPROVAL_METHODS
 from openclaw.agent.methods import AGENT_METHODS
+from openclaw.agent.usage_methods import USAGE_METHODS
 from openclaw.cron.methods import CRON_METHODS
 from openclaw.agent.chatview import CHAT_VIEW_METHODS
 from openclaw.gateway.absent import ABSENT_METHODS
@@ -27,7 +29,10 @@ from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **CRON_METHODS, **CHAT_VIEW_METHODS, **FEED_METHODS, **HOST_METHODS, **INVENTORY_METHODS, **ABSENT_METHODS}
+ALL = {
+    **METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **CRON_METHODS,
+    **CHAT_VIEW_METHODS, **FEED_METHODS, **HOST_METHODS, **INVENTORY_METHODS, **ABSENT_METHODS,
+}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 
@@ -48,6 +53,14 @@ def maximal(schema: dict[str, Any], defs: dict[str, Any], branch: int = 0, depth
         return schema["const"]
     if "enum" in schema:
         return schema["enum"][branch]
+    constrained = next((key for key in ("oneOf", "anyOf") if key in schema and "properties" in schema), None)
+    if constrained is not None and depth <= 6:
+        # an object whose alternatives only say which of its properties go together (exec.approvals.node.set)
+        alternative = schema[constrained][branch]
+        excluded = set(alternative.get("not", {}).get("required", []))
+        for option in alternative.get("not", {}).get("anyOf", []):
+            excluded |= set(option.get("required", []))
+        return {k: maximal(v, defs, branch, depth + 1) for k, v in schema["properties"].items() if k not in excluded}
     for key in ("anyOf", "oneOf"):
         if key in schema:
             plain = [s for s in schema[key] if "pattern" not in s] or schema[key]  # "x" matches no pattern

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from attrs import evolve as attrs_evolve
+
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import deferLater
@@ -22,7 +24,7 @@ from openclaw.agent.providers import (
     resolve_models,
 )
 from openclaw.agent.sse import SSEParser
-from tests.fakes import Reply, anthropic_events, openai_text, openai_tool_call, start_fake
+from tests.fakes import Reply, anthropic_events, openai_json, openai_text, openai_tool_call, start_fake
 from tests.helpers import capture_log
 
 KEY = "sk-test-secret-key-0123456789"
@@ -94,6 +96,28 @@ class OpenAITests(TestCase):
         reply = await self.provider.stream(self.model, request(tools=[tool]), lambda d: None)
         self.assertEqual(reply.tool_calls, [{"id": "call_1", "name": "read", "arguments": {"path": "notes.txt"}}])
         self.assertEqual(self.fake.requests[0]["body"]["tools"][0]["function"]["name"], "read")
+
+    async def test_streamed_usage_with_cached_tokens(self):
+        """The usage chunk's cached prompt tokens are cache reads, not input; the parts add up to total_tokens."""
+        usage = {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150, "prompt_tokens_details": {"cached_tokens": 100}}
+        self.fake.replies.append(openai_tool_call("read", {"path": "a"}, usage=usage))
+        reply = await self.provider.stream(self.model, request(), lambda d: None)
+        self.assertEqual(reply.usage, {"input": 20, "output": 30, "cacheRead": 100, "total": 150})
+        self.assertEqual(reply.usage["input"] + reply.usage["output"] + reply.usage["cacheRead"], 150)
+
+    async def test_non_streamed_answer(self):
+        """A server that ignores stream:true (one application/json body) still gives text, tool calls and usage."""
+        self.fake.replies.append(openai_json("Whole answer", {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}))
+        deltas = []
+        reply = await self.provider.stream(self.model, request(), deltas.append)
+        self.assertEqual((reply.text, deltas, reply.stop_reason), ("Whole answer", ["Whole answer"], "stop"))
+        self.assertEqual(reply.usage, {"input": 9, "output": 4, "total": 13})
+        self.fake.replies.append(openai_json("", tool_calls=[{"id": "c9", "name": "read", "arguments": {"path": "x"}}]))
+        reply = await self.provider.stream(self.model, request(), lambda d: None)
+        self.assertEqual(reply.tool_calls, [{"id": "c9", "name": "read", "arguments": {"path": "x"}}])
+        self.fake.replies.append(Reply([b'{"choices": [tru'], headers={"Content-Type": "application/json"}))
+        with self.assertRaises(ProviderError):
+            await self.provider.stream(self.model, request(), lambda d: None)
 
     async def test_429_retry_after(self):
         """429 with retry-after is retried (after the delay); then the stream succeeds."""
@@ -182,6 +206,52 @@ class AnthropicTests(TestCase):
         self.assertEqual((headers["x-api-key"], headers["anthropic-version"]), (KEY, "2023-06-01"))
         self.assertEqual(fake.requests[0]["body"]["system"], "be brief")
 
+    async def test_cache_usage_streamed_and_whole(self):
+        """Cache reads and writes are counted from message_start and the cumulative message_delta, and from a whole JSON answer."""
+        fake, url = await start_fake(self)
+        start = {"type": "message_start", "message": {"usage": {"input_tokens": 5, "cache_read_input_tokens": 200, "cache_creation_input_tokens": 40, "output_tokens": 1}}}
+        fake.replies.append(
+            anthropic_events(
+                ("message_start", start),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}}),
+                ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 12}}),
+                ("message_stop", {"type": "message_stop"}),
+            )
+        )
+        model = ModelRef("anthropic", "claude", "anthropic-messages", url, KEY)
+        reply = await AnthropicMessages(reactor).stream(model, request(), lambda d: None)
+        self.assertEqual(reply.usage, {"input": 5, "output": 12, "cacheRead": 200, "cacheWrite": 40, "total": 257})
+        whole = {"type": "message", "content": [{"type": "text", "text": "Hi"}, {"type": "tool_use", "id": "t1", "name": "read", "input": {"path": "y"}}], "stop_reason": "tool_use", "usage": {"input_tokens": 3, "output_tokens": 2, "cache_read_input_tokens": 7}}
+        fake.replies.append(Reply([json.dumps(whole).encode()], headers={"Content-Type": "application/json"}))
+        reply = await AnthropicMessages(reactor).stream(model, request(), lambda d: None)
+        self.assertEqual((reply.text, reply.stop_reason, reply.tool_calls), ("Hi", "tool_use", [{"id": "t1", "name": "read", "arguments": {"path": "y"}}]))
+        self.assertEqual(reply.usage, {"input": 3, "output": 2, "cacheRead": 7, "total": 12})
+
+    async def test_thinking_budget_and_signed_thinking(self):
+        """A thinking level asks a reasoning model for a budget; signed thinking comes back in the reply and goes back with the history."""
+        fake, url = await start_fake(self)
+        fake.replies.append(
+            anthropic_events(
+                ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "let me see"}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig=="}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "ok"}}),
+                ("message_stop", {"type": "message_stop"}),
+            )
+        )
+        model = ModelRef("anthropic", "claude", "anthropic-messages", url, KEY, reasoning=True)
+        reply = await AnthropicMessages(reactor).stream(model, ModelRequest(system="", messages=request().messages, thinking="high"), lambda d: None)
+        self.assertEqual((reply.text, reply.thinking), ("ok", [{"type": "thinking", "thinking": "let me see", "thinkingSignature": "sig=="}]))
+        body = fake.requests[0]["body"]
+        self.assertEqual((body["thinking"], body["max_tokens"]), ({"type": "enabled", "budget_tokens": 16384}, 16384 + 4096))
+        history = [*request().messages, {"role": "assistant", "content": [*reply.thinking, {"type": "toolCall", "id": "t", "name": "read", "arguments": {}}]}]
+        sent = AnthropicMessages(reactor).to_messages(ModelRequest(system="", messages=history), thinking=True)
+        self.assertEqual(sent[-1]["content"][0], {"type": "thinking", "thinking": "let me see", "signature": "sig=="})
+        self.assertEqual(AnthropicMessages(reactor).to_messages(ModelRequest(system="", messages=history))[-1]["content"][0]["type"], "tool_use")
+        fake.replies.append(anthropic_events(("message_stop", {"type": "message_stop"})))
+        await AnthropicMessages(reactor).stream(attrs_evolve(model, reasoning=False), ModelRequest(system="", messages=request().messages, thinking="high"), lambda d: None)
+        self.assertNotIn("thinking", fake.requests[1]["body"])  # only models marked reasoning: true
+
     async def test_overloaded_error_event(self):
         """An error event before output is retryable (overloaded), then succeeds."""
         fake, url = await start_fake(self)
@@ -206,6 +276,13 @@ class OllamaTests(TestCase):
         reply = await OllamaChat(reactor).stream(model, request(), lambda d: None)
         self.assertEqual((reply.text, reply.tool_calls[0]["arguments"], reply.usage["total"]), ("Hi", {"path": "x"}, 7))
         self.assertEqual(fake.requests[0]["path"], "/api/chat")
+
+    async def test_whole_answer_without_newline(self):
+        """One JSON object without a trailing newline (stream ignored) is the whole answer, usage included."""
+        fake, url = await start_fake(self)
+        fake.replies.append(Reply([json.dumps({"message": {"role": "assistant", "content": "all"}, "done": True, "prompt_eval_count": 4, "eval_count": 6}).encode()]))
+        reply = await OllamaChat(reactor).stream(ModelRef("ollama", "llama3", "ollama", url, None), request(), lambda d: None)
+        self.assertEqual((reply.text, reply.usage), ("all", {"input": 4, "output": 6, "total": 10}))
 
     async def test_history_with_tool_calls(self):
         """Earlier tool calls go to Ollama with arguments as objects, results as role tool."""

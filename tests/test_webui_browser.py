@@ -45,9 +45,9 @@ class BrowserTestCase(GatewayMixin, TestCase):
             raise SkipTest(reason)
         self.fake, self.url = await start_fake(self)
 
-    async def start(self):
-        """A gateway with the fake model, its config also in the config file (what config.get reads)."""
-        config = model_config(self.url)
+    async def start(self, config=None):
+        """A gateway with the fake model (or C{config}), its config also in the config file (what config.get reads)."""
+        config = config or model_config(self.url)
         self.home = scratch_home(self)
         self.config_text = json.dumps({"gateway": {"mode": "local", "auth": {"token": TOKEN}}, **config}, indent=2)
         write_config(self.home / ".openclaw" / "openclaw.json", self.config_text)
@@ -249,6 +249,38 @@ class ControlUiTests(BrowserTestCase):
         self.assertIn("gateway.port", await browser.js("return document.querySelector('#config-issues code.key').textContent"))
         self.assertIn("65535", issue)
         self.assertEqual(self.service.settings.layout.config_path.read_text(), self.config_text)
+
+
+    async def test_exec_approval_and_usage(self):
+        """An agent's exec waiting for approval is counted on the Approvals link and listed there; Allow once runs it; Overview shows the priced tokens."""
+        from tests.test_usage import priced, usd
+
+        config = priced(self.url)
+        config["tools"] = {"exec": {"host": "gateway", "security": "allowlist", "ask": "always"}}
+        self.fake.replies += [openai_tool_call("exec", {"command": "echo from-the-browser"}, call_id="b1", usage={"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}), openai_text("done")]
+        await self.start(config)
+        browser = await Browser.start(self)
+        await browser.get(f"{self.base}/approvals#token={TOKEN}")
+        await browser.until("const p = document.querySelector('#approvals-exec p'); return p && p.textContent.includes('No command is waiting')", "the empty exec approvals list")
+        user, res = await self.connect(connect_params(protocol=3, scopes=["operator.write"]))
+        self.assertTrue(res["ok"], res)
+        await user.request("chat.send", {"sessionKey": "main", "message": "run it", "idempotencyKey": "b-run"})
+        command = await browser.until("const c = document.querySelector('#approvals-exec code.command'); return c && c.textContent", "the waiting command")
+        self.assertEqual(command, "echo from-the-browser")
+        self.assertIn("gateway · agent main · agent:main:main", await browser.js("return document.querySelector('#approvals-exec').textContent"))
+        self.assertEqual(await browser.js("""return document.querySelector('#tabs a[data-tab="approvals"]').textContent"""), "Approvals (1)")
+        await browser.screenshot("control-exec-approval.png")
+        await browser.click("#approvals-exec button[data-approval]")
+        result = await self.service.core.agent.lookup("b-run").finished()
+        self.assertEqual((result.status, result.text), ("ok", "done"))
+        tool = [m for r in self.fake.requests for m in r["body"]["messages"] if m.get("role") == "tool"]
+        self.assertIn("from-the-browser", tool[0]["content"])
+        await browser.until("""return document.querySelector('#tabs a[data-tab="approvals"]').textContent === 'Approvals'""", "the count to clear")
+        await browser.until("const p = document.querySelector('#approvals-exec p'); return p && p.textContent.includes('No command is waiting')", "the list to empty")
+        await browser.click('#tabs a[data-tab="overview"]')
+        totals = await browser.until("const t = document.getElementById('overview-usage-totals'); return t && t.textContent.includes('128 tokens') && t.textContent", "the usage totals")
+        self.assertIn(f"${usd({'input': 111, 'output': 17}):.4f}", totals)
+        self.assertIn("fake/m1", await browser.js("return document.getElementById('overview-usage').textContent"))
 
 
 class DeviceAccessTests(BrowserTestCase):

@@ -11,6 +11,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
+from openclaw.agent.commands import ChatCommands, Sender
 from openclaw.agent.runtime import AgentRuntime, Run, is_reset, text_message
 from openclaw.interfaces import SessionEvents
 from openclaw.agent.sessions import MessageRecord, SessionError, canonical_key, kind_of
@@ -26,6 +27,12 @@ class AgentDeps:
     runtime: AgentRuntime
     events: SessionEvents
     clock: IReactorTime
+    commands: ChatCommands
+
+
+def sender_of(caller: Caller) -> Sender:
+    """An operator connection as a chat sender: commands need write scope."""
+    return Sender(authorized=bool({"operator.write", "operator.admin"} & set(caller.scopes)), id=caller.device_id, surface="webchat")
 
 
 AGENT_METHODS: MethodTable[AgentDeps] = MethodTable()
@@ -122,8 +129,7 @@ _AGENT_IGNORED = (
 def agent(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     if is_reset(params["message"]) and "operator.admin" not in caller.scopes:
         raise GatewayError(INVALID_REQUEST, "missing scope: operator.admin")
-    runtime = ad.runtime
-    run, created = runtime.submit(params.get("sessionKey") or "main", params["message"], params["idempotencyKey"], params.get("agentId"), params.get("timeout") or None)
+    run, created = ad.commands.submit(params.get("sessionKey") or "main", params["message"], params["idempotencyKey"], sender_of(caller), params.get("agentId"), params.get("timeout") or None)
     accepted = {"runId": run.run_id, "sessionKey": run.session_key, "agentId": run.agent_id, "status": "accepted", "acceptedAt": int(time.time() * 1000)}
     if not created and not run.outcome.done:
         accepted["status"] = "in_flight"
@@ -204,6 +210,7 @@ _CHAT_SEND = Obj(
         "timeoutMs": Int(0),
         "queueMode": Str(("steer", "followup", "collect", "interrupt")),
         "fastMode": Either((Bool(), Str(("auto",)))),
+        "suppressCommandInterpretation": Bool(),
     },
     required=("sessionKey", "message", "idempotencyKey"),
     closed=True,
@@ -226,17 +233,18 @@ _CHAT_SEND_IGNORED = (
         },
     ),
     Ignored(
-        "no intents, fast-mode timers, provenance receipts or command interpretation to suppress",
-        {"intent": _OBJECT, "fastAutoOnSeconds": Int(1), "systemInputProvenance": _OBJECT, "systemProvenanceReceipt": _TEXT, "suppressCommandInterpretation": Bool()},
+        "no intents, fast-mode timers or provenance receipts here",
+        {"intent": _OBJECT, "fastAutoOnSeconds": Int(1), "systemInputProvenance": _OBJECT, "systemProvenanceReceipt": _TEXT},
     ),
 )
 
 
 @AGENT_METHODS.method("chat.send", _CHAT_SEND, ignored=_CHAT_SEND_IGNORED)
 def chat_send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
-    runtime = ad.runtime
     timeout = params.get("timeoutMs")
-    run, created = runtime.submit(params["sessionKey"], params["message"], params["idempotencyKey"], params.get("agentId"), timeout / 1000 if timeout else None, params.get("queueMode", "followup"))
+    run, created = ad.commands.submit(
+        params["sessionKey"], params["message"], params["idempotencyKey"], sender_of(caller), params.get("agentId"), timeout / 1000 if timeout else None, params.get("queueMode"), literal=bool(params.get("suppressCommandInterpretation"))
+    )
     if created:
         return {"runId": run.run_id, "status": "started"}
     if not run.outcome.done:
@@ -482,6 +490,7 @@ _PATCH = Obj(
         "elevatedLevel": Any_(),
         "model": Any_(),
         "sendPolicy": Any_(),
+        "responseUsage": _maybe(Str(("off", "tokens", "full", "on"))),
     },
     required=("key",),
     closed=True,
@@ -492,7 +501,6 @@ _PATCH_IGNORED = (
     Ignored(
         "session settings this gateway does not keep (exec routing, permissions, tool overrides, board and inbox state, lifecycle checks)",
         {
-            "responseUsage": _maybe(Str(("off", "tokens", "full", "on"))),
             "execHost": _maybe(_NONEMPTY),
             "execSecurity": _maybe(_NONEMPTY),
             "execAsk": _maybe(_NONEMPTY),
@@ -587,15 +595,6 @@ def sessions_resolve(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
         raise GatewayError(INVALID_REQUEST, f"no session with label {params['label']!r}")
     params = {**params, "sessionKey": raw or "main"}
     return {"ok": True, "key": key_of(params)}
-
-
-@AGENT_METHODS.method("usage.status")
-def usage_status(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
-    runtime = ad.runtime
-    return {
-        "updatedAt": int(time.time() * 1000),
-        "providers": [{"model": model, **counts} for model, counts in sorted(runtime.usage.items())],
-    }
 
 
 @AGENT_METHODS.method("sessions.compact", Obj({"key": _KEY, "agentId": Str(), "maxLines": Int(1)}, required=("key",), closed=True))

@@ -4,8 +4,10 @@ Model providers behind one interface, all streaming over treq:
 C{openai-completions} (OpenAI, and Ollama/vLLM/llama.cpp/LM Studio via
 C{baseUrl}), C{anthropic-messages}, and Ollama's native C{/api/chat}.
 
-A provider turns a L{ModelRequest} into L{StreamEvent}s (text deltas, tool
-calls, usage) and a final L{ModelReply}. Retries (429/5xx, honouring
+A provider turns a L{ModelRequest} into text deltas and a final
+L{ModelReply} (text, tool calls, usage in L{openclaw.agent.usage.tokens}'
+form). A server that ignores C{stream: true} and answers with one JSON body
+is read as that whole completion. Retries (429/5xx, honouring
 C{retry-after}) happen only before any output arrived; keys never reach logs.
 """
 
@@ -18,18 +20,21 @@ from typing import Any, Callable, Mapping
 import attrs
 import treq
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from zope.interface import Interface, implementer
 
 from openclaw.agent.sse import SSEParser
+from openclaw.agent.usage import anthropic_usage, openai_usage, tokens
 
 log = Logger(namespace="openclaw.providers")
 
 MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER = 60.0
 MAX_ERROR_BODY = 64 * 1024
+MAX_JSON_BODY = 16 * 1024 * 1024  # a whole (non-streamed) completion
 DEFAULT_TIMEOUT = 120.0  # seconds without any byte from the provider
 
 BUILTIN = {
@@ -62,6 +67,11 @@ class ModelRef:
     base_url: str
     api_key: str | None = attrs.field(default=None, repr=False)
     max_tokens: int | None = None
+    reasoning: bool = False  # models[].reasoning: the model takes a thinking level
+
+    def thinks(self, level: str | None) -> bool:
+        """Whether a request at C{level} asks this model to think."""
+        return self.reasoning and level in THINKING_BUDGET
 
     @property
     def label(self) -> str:
@@ -74,6 +84,7 @@ class ModelRequest:
     messages: list[dict[str, Any]]
     tools: list[ToolSpec] = attrs.field(factory=list)
     max_tokens: int = 4096
+    thinking: str | None = None  # off | minimal | low | medium | high | xhigh (the session's /think)
 
 
 @attrs.define
@@ -83,6 +94,12 @@ class ModelReply:
     stop_reason: str | None = None
     usage: dict[str, int] = attrs.field(factory=dict)
     model: str = ""
+    thinking: list[dict[str, Any]] = attrs.field(factory=list)  # transcript parts {type: thinking, thinking, thinkingSignature}
+
+
+# Thinking levels (/think) to Anthropic budgets; OpenAI takes the level as reasoning_effort.
+THINKING_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+REASONING_EFFORT = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
 
 
 class IModelProvider(Interface):
@@ -132,10 +149,12 @@ def resolve_ref(name: str, config: Mapping[str, Any], env: Mapping[str, str]) ->
     if provider in BUILTIN and provider not in ((config.get("models") or {}).get("providers") or {}) and not settings.get("apiKey"):
         return None  # a built-in provider without its key
     max_tokens = None
+    reasoning = False
     for entry in settings.get("models") or []:
         if isinstance(entry, dict) and entry.get("id") == model:
             max_tokens = entry.get("maxTokens")
-    return ModelRef(provider, model, settings.get("api", "openai-completions"), settings["baseUrl"].rstrip("/"), settings.get("apiKey"), max_tokens)
+            reasoning = entry.get("reasoning") is True
+    return ModelRef(provider, model, settings.get("api", "openai-completions"), settings["baseUrl"].rstrip("/"), settings.get("apiKey"), max_tokens, reasoning)
 
 
 def default_refs(config: Mapping[str, Any], env: Mapping[str, str]) -> list[ModelRef]:
@@ -206,12 +225,21 @@ class HttpStreaming:
     async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
         raise TypeError(f"{type(self).__name__} does not define _stream")
 
-    async def post_stream(self, url: str, headers: dict[str, str], body: dict[str, Any], on_chunk: Callable[[bytes], None], started: Callable[[], bool]) -> None:
+    async def post_stream(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        on_chunk: Callable[[bytes], None],
+        started: Callable[[], bool],
+        on_json: Callable[[Any], None] | None = None,
+    ) -> None:
+        """POST C{body}; feed a streamed answer to C{on_chunk}, or a whole JSON answer to C{on_json}."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._once(url, headers, body, on_chunk)
+                await self._once(url, headers, body, on_chunk, on_json)
                 return
             except ProviderError as e:
                 if not e.retryable or attempt >= MAX_ATTEMPTS or started():
@@ -220,13 +248,15 @@ class HttpStreaming:
                 log.warn("model request failed ({status}); retry {attempt} in {delay:.1f} s", status=e.status, attempt=attempt, delay=delay)
                 await deferLater(self.reactor, delay, lambda: None)
 
-    async def _once(self, url: str, headers: dict[str, str], body: dict[str, Any], on_chunk: Callable[[bytes], None]) -> None:
+    async def _once(self, url: str, headers: dict[str, str], body: dict[str, Any], on_chunk: Callable[[bytes], None], on_json: Callable[[Any], None] | None = None) -> None:
         data = json.dumps(body).encode("utf-8")
         try:
             response = await self.http.request("POST", url, data=data, headers={**headers, "Content-Type": "application/json"}, reactor=self.reactor, timeout=self.timeout, pool=self.pool)
         except CancelledError:
             raise
         except Exception as e:
+            if _cancelled(e):
+                raise CancelledError() from None  # the run was aborted while connecting: no retry
             raise ProviderError(f"cannot reach the model provider: {type(e).__name__}: {e}", retryable=True, kind="timeout" if "Timeout" in type(e).__name__ else "unknown") from None
         if response.code >= 400:
             text = (await response.content())[:MAX_ERROR_BODY].decode("utf-8", "replace")
@@ -239,7 +269,44 @@ class HttpStreaming:
                 pass
             retryable = response.code == 429 or response.code >= 500
             raise ProviderError(f"model provider returned {response.code}: {str(message)[:500]}", response.code, retryable, _retry_after(response.headers), _error_kind(response.code, str(message)))
+        if on_json is not None and _is_json(response.headers):
+            on_json(await self._whole(response))
+            return
         await self.http.collect(response, on_chunk)
+
+    async def _whole(self, response: Any) -> Any:
+        """A JSON body of bounded size."""
+        parts: list[bytes] = []
+        size = [0]
+
+        def keep(chunk: bytes) -> None:
+            size[0] += len(chunk)
+            if size[0] > MAX_JSON_BODY:
+                raise ProviderError(f"model provider sent more than {MAX_JSON_BODY // (1024 * 1024)} MiB")
+            parts.append(chunk)
+
+        await self.http.collect(response, keep)
+        try:
+            return json.loads(b"".join(parts))
+        except ValueError:
+            raise ProviderError(f"model provider sent malformed JSON: {b''.join(parts)[:200]!r}")
+
+
+def _cancelled(e: Exception) -> bool:
+    """Whether a connection error is our own cancel (while connecting, or while waiting for the answer)."""
+    if isinstance(e, ConnectingCancelledError):
+        return True
+    reasons = getattr(e, "reasons", None)  # ResponseNeverReceived / ResponseFailed wrap their causes
+    return isinstance(reasons, list) and any(isinstance(getattr(r, "value", None), CancelledError) for r in reasons)
+
+
+def _is_json(headers: Any) -> bool:
+    values: Any = headers.getRawHeaders("content-type") if headers is not None else None
+    return bool(values) and str(values[0]).split(";")[0].strip().lower() == "application/json"
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -288,6 +355,8 @@ class OpenAICompletions(HttpStreaming):
         }
         if request.tools:
             body["tools"] = openai_tools(request.tools)
+        if model.thinks(request.thinking):
+            body["reasoning_effort"] = REASONING_EFFORT[str(request.thinking)]
         headers = {"Accept": "text/event-stream"}
         if model.api_key:
             headers["Authorization"] = f"Bearer {model.api_key}"
@@ -309,8 +378,7 @@ class OpenAICompletions(HttpStreaming):
                     error = data["error"]
                     raise ProviderError(f"model provider error: {(error.get('message') if isinstance(error, dict) else error)}")
                 if isinstance(data.get("usage"), dict):
-                    u = data["usage"]
-                    reply.usage = {"input": int(u.get("prompt_tokens") or 0), "output": int(u.get("completion_tokens") or 0), "total": int(u.get("total_tokens") or 0)}
+                    reply.usage = openai_usage(data["usage"])
                 for choice in data.get("choices") or []:
                     delta = choice.get("delta") or {}
                     if isinstance(delta.get("content"), str) and delta["content"]:
@@ -326,7 +394,29 @@ class OpenAICompletions(HttpStreaming):
                     if choice.get("finish_reason"):
                         reply.stop_reason = choice["finish_reason"]
 
-        await self.post_stream(f"{model.base_url}/chat/completions", headers, body, on_chunk, lambda: bool(reply.text or calls))
+        def on_json(data: Any) -> None:
+            """A whole chat.completion object (the server did not stream)."""
+            if not isinstance(data, dict):
+                raise ProviderError("model provider sent a JSON answer that is not an object")
+            if data.get("error"):
+                error = data["error"]
+                raise ProviderError(f"model provider error: {(error.get('message') if isinstance(error, dict) else error)}")
+            choices = data.get("choices")
+            choice = _dict(choices[0] if isinstance(choices, list) and choices else None)
+            message = _dict(choice.get("message"))
+            if isinstance(message.get("content"), str) and message["content"]:
+                reply.text += message["content"]
+                on_text(message["content"])
+            for index, call in enumerate(message.get("tool_calls") or []):
+                function = _dict(_dict(call).get("function"))
+                arguments = function.get("arguments")
+                calls[index] = {"id": _dict(call).get("id"), "name": function.get("name") or "", "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments or {})}
+            reply.stop_reason = choice.get("finish_reason") or "stop"
+            if isinstance(data.get("usage"), dict):
+                reply.usage = openai_usage(data["usage"])
+            done.append(True)
+
+        await self.post_stream(f"{model.base_url}/chat/completions", headers, body, on_chunk, lambda: bool(reply.text or calls), on_json)
         if not done and reply.stop_reason is None:
             raise ProviderError("model stream ended early (no [DONE])", retryable=False)
         for index in sorted(calls):
@@ -345,7 +435,8 @@ class AnthropicMessages(HttpStreaming):
 
     VERSION = "2023-06-01"
 
-    def to_messages(self, request: ModelRequest) -> list[dict[str, Any]]:
+    def to_messages(self, request: ModelRequest, thinking: bool = False) -> list[dict[str, Any]]:
+        """Anthropic's messages; C{thinking}: earlier signed thinking goes back (the API wants it before tool use)."""
         out: list[dict[str, Any]] = []
         for m in request.messages:
             role = m.get("role")
@@ -353,6 +444,9 @@ class AnthropicMessages(HttpStreaming):
                 out.append({"role": "user", "content": [{"type": "text", "text": _text_of(m)}]})
             elif role == "assistant":
                 blocks: list[dict[str, Any]] = []
+                for part in m.get("content") or [] if thinking else []:
+                    if isinstance(part, dict) and part.get("type") == "thinking" and part.get("thinkingSignature"):
+                        blocks.append({"type": "thinking", "thinking": part.get("thinking", ""), "signature": part["thinkingSignature"]})
                 if _text_of(m):
                     blocks.append({"type": "text", "text": _text_of(m)})
                 for part in m.get("content") or []:
@@ -369,7 +463,12 @@ class AnthropicMessages(HttpStreaming):
         return out
 
     async def _stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> ModelReply:
-        body: dict[str, Any] = {"model": model.model, "max_tokens": model.max_tokens or request.max_tokens, "messages": self.to_messages(request), "stream": True}
+        thinking = model.thinks(request.thinking)
+        body: dict[str, Any] = {"model": model.model, "max_tokens": model.max_tokens or request.max_tokens, "messages": self.to_messages(request, thinking), "stream": True}
+        if thinking:
+            budget = THINKING_BUDGET[str(request.thinking)]
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            body["max_tokens"] = max(body["max_tokens"], budget + 4096)  # the budget is part of max_tokens
         if request.system:
             body["system"] = request.system
         if request.tools:
@@ -396,36 +495,64 @@ class AnthropicMessages(HttpStreaming):
                     overloaded = error.get("type") in ("overloaded_error", "rate_limit_error", "api_error")
                     raise ProviderError(f"model provider error: {error.get('message', error)}", retryable=overloaded and not reply.text, kind="rate_limit" if error.get("type") == "rate_limit_error" else "unknown")
                 if kind == "message_start":
-                    usage = (data.get("message") or {}).get("usage") or {}
-                    reply.usage["input"] = int(usage.get("input_tokens") or 0)
+                    usage = (data.get("message") or {}).get("usage")
+                    reply.usage = anthropic_usage(usage if isinstance(usage, dict) else {})
                 elif kind == "content_block_start":
                     block = data.get("content_block") or {}
-                    blocks[int(data.get("index", 0))] = {"type": block.get("type"), "id": block.get("id"), "name": block.get("name"), "json": ""}
+                    blocks[int(data.get("index", 0))] = {"type": block.get("type"), "id": block.get("id"), "name": block.get("name"), "json": "", "thinking": "", "signature": ""}
                 elif kind == "content_block_delta":
                     delta = data.get("delta") or {}
                     if delta.get("type") == "text_delta" and delta.get("text"):
                         reply.text += delta["text"]
                         on_text(delta["text"])
+                    elif delta.get("type") in ("thinking_delta", "signature_delta"):
+                        slot = blocks.setdefault(int(data.get("index", 0)), {"type": "thinking", "thinking": "", "signature": ""})
+                        slot["thinking"] = slot.get("thinking", "") + str(delta.get("thinking") or "")
+                        slot["signature"] = slot.get("signature", "") + str(delta.get("signature") or "")
                     elif delta.get("type") == "input_json_delta":
                         blocks.setdefault(int(data.get("index", 0)), {"type": "tool_use", "json": ""})["json"] += delta.get("partial_json") or ""
                 elif kind == "message_delta":
                     reply.stop_reason = (data.get("delta") or {}).get("stop_reason") or reply.stop_reason
-                    reply.usage["output"] = int((data.get("usage") or {}).get("output_tokens") or 0)
+                    if isinstance(data.get("usage"), dict):  # cumulative counts
+                        reply.usage = anthropic_usage(data["usage"], reply.usage)
                 elif kind == "message_stop":
                     stopped.append(True)
 
-        await self.post_stream(f"{model.base_url}/messages", headers, body, on_chunk, lambda: bool(reply.text or blocks))
+        def on_json(data: Any) -> None:
+            """A whole Messages API response (the server did not stream)."""
+            if not isinstance(data, dict):
+                raise ProviderError("model provider sent a JSON answer that is not an object")
+            if data.get("type") == "error":
+                error = data.get("error") or {}
+                raise ProviderError(f"model provider error: {error.get('message', error) if isinstance(error, dict) else error}")
+            for index, block in enumerate(data.get("content") or []):
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
+                    reply.text += block["text"]
+                    on_text(block["text"])
+                elif block.get("type") == "tool_use":
+                    blocks[index] = {"type": "tool_use", "id": block.get("id"), "name": block.get("name"), "json": json.dumps(block.get("input") or {})}
+                elif block.get("type") == "thinking":
+                    blocks[index] = {"type": "thinking", "thinking": str(block.get("thinking") or ""), "signature": str(block.get("signature") or "")}
+            reply.stop_reason = data.get("stop_reason") or "end_turn"
+            if isinstance(data.get("usage"), dict):
+                reply.usage = anthropic_usage(data["usage"])
+            stopped.append(True)
+
+        await self.post_stream(f"{model.base_url}/messages", headers, body, on_chunk, lambda: bool(reply.text or blocks), on_json)
         if not stopped:
             raise ProviderError("model stream ended early (no message_stop)")
         for index in sorted(blocks):
             block = blocks[index]
+            if block.get("type") == "thinking" and block.get("signature"):
+                reply.thinking.append({"type": "thinking", "thinking": block.get("thinking", ""), "thinkingSignature": block["signature"]})
             if block.get("type") == "tool_use":
                 try:
                     arguments = json.loads(block["json"] or "{}")
                 except ValueError:
                     arguments = {"_raw": block["json"]}
                 reply.tool_calls.append({"id": block.get("id") or f"toolu_{index}", "name": block.get("name") or "", "arguments": arguments})
-        reply.usage["total"] = reply.usage.get("input", 0) + reply.usage.get("output", 0)
         return reply
 
 
@@ -437,37 +564,48 @@ class OllamaChat(HttpStreaming):
         body: dict[str, Any] = {"model": model.model, "messages": openai_messages(request, arguments_as_json=False), "stream": True}
         if request.tools:
             body["tools"] = openai_tools(request.tools)
+        if model.thinks(request.thinking):
+            body["think"] = True
         reply = ModelReply(model=model.label)
         buffer = [b""]
         finished = []
+
+        def on_line(line: bytes) -> None:
+            if not line.strip():
+                return
+            try:
+                data = json.loads(line)
+            except ValueError:
+                raise ProviderError(f"model provider sent malformed JSON: {line[:200]!r}")
+            on_json(data)
 
         def on_chunk(chunk: bytes) -> None:
             buffer[0] += chunk
             *lines, buffer[0] = buffer[0].split(b"\n")
             for line in lines:
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    raise ProviderError(f"model provider sent malformed JSON: {line[:200]!r}")
-                if data.get("error"):
-                    raise ProviderError(f"model provider error: {data['error']}")
-                message = data.get("message") or {}
-                if message.get("content"):
-                    reply.text += message["content"]
-                    on_text(message["content"])
-                for index, call in enumerate(message.get("tool_calls") or []):
-                    function = call.get("function") or {}
-                    reply.tool_calls.append({"id": f"call_{len(reply.tool_calls)}_{index}", "name": function.get("name", ""), "arguments": function.get("arguments") or {}})
-                if data.get("done"):
-                    finished.append(True)
-                    reply.stop_reason = data.get("done_reason") or "stop"
-                    reply.usage = {"input": int(data.get("prompt_eval_count") or 0), "output": int(data.get("eval_count") or 0)}
-                    reply.usage["total"] = reply.usage["input"] + reply.usage["output"]
+                on_line(line)
+
+        def on_json(data: Any) -> None:
+            """One NDJSON line, or the whole answer of a server that did not stream."""
+            if not isinstance(data, dict):
+                raise ProviderError("model provider sent a JSON line that is not an object")
+            if data.get("error"):
+                raise ProviderError(f"model provider error: {data['error']}")
+            message = data.get("message") or {}
+            if message.get("content"):
+                reply.text += message["content"]
+                on_text(message["content"])
+            for index, call in enumerate(message.get("tool_calls") or []):
+                function = call.get("function") or {}
+                reply.tool_calls.append({"id": f"call_{len(reply.tool_calls)}_{index}", "name": function.get("name", ""), "arguments": function.get("arguments") or {}})
+            if data.get("done"):
+                finished.append(True)
+                reply.stop_reason = data.get("done_reason") or "stop"
+                reply.usage = tokens(data.get("prompt_eval_count"), data.get("eval_count"))
 
         base = model.base_url[: -len("/v1")] if model.base_url.endswith("/v1") else model.base_url
-        await self.post_stream(f"{base}/api/chat", {}, body, on_chunk, lambda: bool(reply.text or reply.tool_calls))
+        await self.post_stream(f"{base}/api/chat", {}, body, on_chunk, lambda: bool(reply.text or reply.tool_calls), on_json)
+        on_line(buffer[0])  # a last line without its newline
         if not finished:
             raise ProviderError("model stream ended early (no done)")
         return reply

@@ -5,6 +5,11 @@ The agent runtime: one L{Run} per message, streamed as C{agent} events
 events (C{delta} at most every 150 ms, then C{final}, C{error} or
 C{aborted}). C{runId} is the caller's idempotency key; a repeated key within
 5 minutes starts nothing new.
+
+Chat commands (L{openclaw.agent.commands}) reach the runtime as a L{Plan}:
+a run with this turn's overrides (model, thinking, verbose), one that starts
+a new session first, or one whose reply is a command's work instead of the
+model's (C{detached}: beside the session's queue, e.g. C{/status}).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import attrs
 import treq
@@ -22,10 +27,12 @@ from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRequest, ProviderError, provider_for, resolve_models
+from openclaw.agent.approvals import ExecGate, NodeRunner
+from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRef, ModelRequest, ProviderError, provider_for, resolve_models, resolve_ref
 from openclaw.agent.sandbox import sandbox_from_settings
 from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset_due
 from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
+from openclaw.agent.usage import UsageMeter, add, footer, prices_for, split_label, transcript_usage
 from openclaw.agent.webfetch import WebFetcher
 from openclaw.config.settings import GatewaySettings
 from openclaw.interfaces import NoWatch, QueueFull, RunResult, SessionEvents, SessionWatch
@@ -43,6 +50,7 @@ MAX_TURNS = 12
 MAX_QUEUED_PER_SESSION = 10
 HISTORY_LIMIT = 200
 MAX_PENDING_EVENTS = 20
+MAX_DIAGNOSTICS = 20
 WORKSPACE_FILES = ("AGENTS.md", "SOUL.md", "USER.md", "TOOLS.md", "IDENTITY.md", "HEARTBEAT.md")
 WORKSPACE_FILE_CAP = 20_000
 SILENT_REPLY = "NO_REPLY"
@@ -53,6 +61,42 @@ TOOL_THREADS = 4  # file tools run here, never on the reactor
 def is_reset(message: str) -> bool:
     first = message.strip().split(None, 1)[0].lower() if message.strip() else ""
     return first in RESET_COMMAND
+
+
+def model_override(entry: Mapping[str, Any] | None) -> str | None:
+    """A session's chosen model (C{sessions.patch model}, C{/model}) as C{"provider/model"}."""
+    model = (entry or {}).get("modelOverride")
+    if not isinstance(model, str) or not model:
+        return None
+    provider = (entry or {}).get("providerOverride")
+    if isinstance(provider, str) and provider and not model.startswith(provider + "/"):
+        return f"{provider}/{model}"
+    return model
+
+
+@attrs.frozen
+class Plan:
+    """
+    How a run differs from a plain message (built by the chat commands):
+    this turn's C{model} (C{"provider/model"}), C{thinking} level and
+    C{verbose}; C{fresh}: a new session id before the message (C{/new});
+    C{work}: the reply comes from this instead of the model; C{detached}:
+    the run does not wait in (or hold) the session's queue; C{preface}: text
+    the reply starts with (an inline C{/status}).
+    """
+
+    model: str | None = None
+    thinking: str | None = None
+    verbose: bool | None = None
+    fresh: bool = False
+    work: Callable[["Run"], Awaitable[str]] | None = None
+    detached: bool = False
+    preface: str = ""
+
+
+def mergeable(run: "Run") -> bool:
+    """A plain message (no command, directive, other session or quiet caller): it can join another run's turn."""
+    return run.plan == Plan() and run.source is None and not run.quiet and not run.unattended
 
 
 def text_message(role: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -84,9 +128,26 @@ class Run:
     listeners: list[Callable[[str, Mapping[str, Any]], None]] = attrs.field(factory=list)
     source: dict[str, Any] | None = None  # another session that sent this message (sessions_send)
     quiet: bool = False  # no chat events: the caller delivers (or drops) the reply
+    plan: Plan = Plan()
+    unattended: bool = False  # nobody watches it (AgentRuntime.run: cron, heartbeats)
+    queue_mode: str = "followup"  # what it does while another run is going (see AgentRuntime.submit)
+    diagnostics: list[dict[str, Any]] = attrs.field(factory=list)
 
     def result(self) -> RunResult:
-        return RunResult(self.run_id, self.session_key, self.status, self.text, self.error, self.model, dict(self.usage))
+        return RunResult(self.run_id, self.session_key, self.status, self.text, self.error, self.model, dict(self.usage), tuple(self.diagnostics))
+
+    def deadline(self) -> float | None:
+        """Clock seconds when the run times out (None: not running)."""
+        timer = self.timer
+        return float(timer.getTime()) if timer is not None and timer.active() else None
+
+    def note(self, source: str, severity: str, message: str, tool: str | None = None) -> None:
+        """Something the run's caller should see besides the reply (upstream's cron diagnostics entry); bounded."""
+        if len(self.diagnostics) < MAX_DIAGNOSTICS:
+            entry: dict[str, Any] = {"ts": int(time.time() * 1000), "source": source, "severity": severity, "message": message[:1000]}
+            if tool:
+                entry["toolName"] = tool
+            self.diagnostics.append(entry)
 
     def finished(self) -> Deferred[RunResult]:
         """L{openclaw.interfaces.RunHandle}: fires once the run ends, never errbacks."""
@@ -127,19 +188,32 @@ def inter_session_text(message: str, source: dict[str, Any]) -> str:
 class AgentRuntime:
     """L{openclaw.interfaces.AgentRunner}: runs in sessions, their events, the session stores."""
 
-    def __init__(self, settings: GatewaySettings, reactor: Any, events: SessionEvents, http: Any = treq, redactor: Redactor | None = None, watch: SessionWatch | None = None) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        reactor: Any,
+        events: SessionEvents,
+        http: Any = treq,
+        redactor: Redactor | None = None,
+        exec_gate: ExecGate | None = None,
+        nodes: NodeRunner | None = None,
+        watch: SessionWatch | None = None,
+    ) -> None:
         self.settings = settings
         self.reactor = reactor
         self.events = events
         self.watch: SessionWatch = watch if watch is not None else NoWatch()  # who follows sessions (rows, messages)
         self.http = http
         self.redactor = redactor if redactor is not None else gateway_redactor(settings)
+        # exec on the gateway host and on nodes, behind exec approvals (no approver: askFallback)
+        self.exec_gate = exec_gate if exec_gate is not None else ExecGate(settings, reactor)
+        self.nodes = nodes
         self._pool: ThreadPool | None = None
         self._stores: dict[str, SessionStore] = {}
         self.active: dict[str, Run] = {}  # session key → running run
         self.queued: dict[str, list[Run]] = {}
         self.runs: OrderedDict[str, tuple[float, Run]] = OrderedDict()  # run id → (started, run): dedupe window
-        self.usage: dict[str, dict[str, int]] = {}
+        self.meter = UsageMeter()  # usage.status: since start
         self.fetcher = WebFetcher(reactor)
         self.pending_events: dict[str, list[str]] = {}  # session key → system events for its next run
         self.extra_tools: dict[str, Tool] = {}  # tools other parts add (add_tool)
@@ -200,15 +274,29 @@ class AgentRuntime:
         queue_mode: str = "followup",
         source: dict[str, Any] | None = None,
         quiet: bool = False,
+        plan: Plan | None = None,
+        unattended: bool = False,
     ) -> tuple[Run, bool]:
-        """Start (or queue) a run; returns C{(run, created)}. A known run id creates nothing.
-        C{source} names the session that sent the message, when one did."""
+        """
+        Start (or queue) a run; returns C{(run, created)}. A known run id
+        creates nothing. C{source} names the session that sent the message,
+        when one did; C{plan}: see L{Plan}.
+
+        C{queue_mode} says what a message does while a run is going (upstream's
+        C{/queue}): C{followup} waits its turn; C{collect} waits, and the
+        messages that wait together become one turn; C{steer} goes into the
+        running turn at its next tool boundary (if the run ends first, it
+        waits like C{followup}); C{interrupt} aborts the running run.
+        """
         existing = self.lookup(run_id)
         if existing is not None:
             return existing, False
         key = self.key(session_key, agent_id)
-        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source, quiet=quiet)
+        run = Run(run_id, key, agent_of(key), message, min(timeout or DEFAULT_TIMEOUT, 3600.0), source=source, quiet=quiet, plan=plan or Plan(), unattended=unattended, queue_mode=queue_mode)
         self.runs[run_id] = (self.reactor.seconds(), run)
+        if run.plan.detached:
+            self._start(run)
+            return run, True
         active = self.active.get(key)
         if active is not None and queue_mode == "interrupt":
             self.abort(key, active.run_id)
@@ -224,7 +312,8 @@ class AgentRuntime:
         return run, True
 
     def _start(self, run: Run) -> None:
-        self.active[run.session_key] = run
+        if not run.plan.detached:
+            self.active[run.session_key] = run
         run.status = "running"
         run.started_at = self.now_ms()
         run.timer = self.reactor.callLater(run.timeout, self._timed_out, run)
@@ -238,8 +327,37 @@ class AgentRuntime:
         while queue:
             run = queue.pop(0)
             if run.status == "queued":
+                if run.queue_mode == "collect" and mergeable(run):
+                    self._collect(run, queue)
                 self._start(run)
                 return
+
+    def _collect(self, first: Run, queue: list[Run]) -> None:
+        """C{collect}: the plain messages waiting with C{first} become its one turn; their runs end merged into it."""
+        rest = [r for r in queue if r.status == "queued" and r.queue_mode == "collect" and mergeable(r)]
+        if not rest:
+            return
+        parts = [first.message, *(r.message for r in rest)]
+        first.message = "[Queued messages while the agent was busy]\n\n" + "\n\n".join(f"---\nQueued #{i}\n{text}" for i, text in enumerate(parts, 1))
+        for r in rest:
+            queue.remove(r)
+            self._merged(r, first)
+
+    def _steer(self, run: Run, store: SessionStore) -> None:
+        """C{steer}: messages waiting in C{steer} mode join the running turn (after its tool results)."""
+        queue = self.queued.get(run.session_key) or []
+        for waiting in [r for r in queue if r.status == "queued" and r.queue_mode == "steer" and mergeable(r)]:
+            queue.remove(waiting)
+            store.append_message(run.session_key, text_message("user", waiting.message), waiting.run_id)
+            self._merged(waiting, run)
+
+    def _merged(self, run: Run, into: Run) -> None:
+        """A queued run whose message another run took (collect, steer): it ends ok, and the other run's reply answers it."""
+        run.status = "ok"
+        run.started_at = run.ended_at = self.now_ms()
+        self.agent_event(run, "lifecycle", {"phase": "end", "endedAt": run.ended_at, "mergedInto": into.run_id})
+        self.chat_event(run, "final")
+        run.outcome.fire(run.summary())
 
     # -- events
 
@@ -250,7 +368,9 @@ class AgentRuntime:
         for listener in list(run.listeners):
             listener(stream, data)
         if stream == "tool":
-            verbose = (self.store(run.agent_id).get(run.session_key) or {}).get("verboseLevel") == "on"
+            verbose = run.plan.verbose
+            if verbose is None:
+                verbose = (self.store(run.agent_id).get(run.session_key) or {}).get("verboseLevel") in ("on", "full")
             self.events.tool_event(payload, run.session_key, verbose)
         else:
             self.events.to_session("agent", payload, run.session_key, drop_if_slow=stream == "assistant")
@@ -298,13 +418,20 @@ class AgentRuntime:
     async def _execute(self, run: Run) -> None:
         store = self.store(run.agent_id)
         self.agent_event(run, "lifecycle", {"phase": "start", "startedAt": run.started_at})
+        if run.plan.preface:
+            self._delta(run, run.plan.preface + "\n\n")
         try:
             message = run.message
-            if is_reset(message):
+            if run.plan.work is not None:
+                reply = await run.plan.work(run)
+                if reply:
+                    self._delta(run, reply)
+                self._finish(run, "ok")
+                return
+            if run.plan.fresh:
                 store.reset(run.session_key)
-                message = message.strip()[len(message.strip().split(None, 1)[0]) :].strip()
-                if not message:
-                    run.text = "New session started."
+                if not message.strip():
+                    run.text += "New session started."
                     self._finish(run, "ok")
                     return
             if reset_due(store.get(run.session_key), time.time(), self.settings.agents.session):
@@ -317,7 +444,7 @@ class AgentRuntime:
                 store.append_message(run.session_key, text_message("user", inter_session_text(message, run.source), provenance=provenance), run.run_id)
             else:
                 store.append_message(run.session_key, text_message("user", message), run.run_id)
-            models = resolve_models(self.settings.config, self.settings.env, run.agent_id)
+            models = self.models(run.agent_id, run.plan.model or model_override(store.get(run.session_key)))
             if not models:
                 raise ProviderError(NO_PROVIDER_MESSAGE, kind="unknown")
             await self._turns(run, store, models)
@@ -326,6 +453,19 @@ class AgentRuntime:
                 self._finish(run, "aborted")
         except ProviderError as e:
             self._finish(run, "error", str(e), e.kind)
+        except GatewayError as e:  # a command's refusal
+            self._finish(run, "error", e.message)
+
+    def models(self, agent_id: str, override: str | None = None) -> list[ModelRef]:
+        """The agent's models in the order a run tries them; a session's (or turn's) choice first."""
+        models = resolve_models(self.settings.config, self.settings.env, agent_id)
+        if override:
+            chosen = resolve_ref(override, self.settings.config, self.settings.env)
+            if chosen is None:
+                log.warn("model {model} is not available (models.providers); using the configured models", model=override)
+            else:
+                models = [chosen, *(m for m in models if m.label != chosen.label)]
+        return models
 
     def confined(self, session_key: str) -> bool:
         """Whether the session's tools run in the sandbox (C{gateway.sandbox.mode})."""
@@ -353,21 +493,23 @@ class AgentRuntime:
 
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
-        context = self.tool_context(run.session_key)
+        context = attrs.evolve(self.tool_context(run.session_key), run=run)
         tools = {t.spec.name: t for t in tools_for(self.settings.agents.tools, context.sandbox, self.extra_tools)}
         system = self.system_prompt()
+        thinking = run.plan.thinking or (store.get(run.session_key) or {}).get("thinkingLevel")
         for _ in range(MAX_TURNS):
-            request = ModelRequest(system=system, messages=store.messages(run.session_key, HISTORY_LIMIT), tools=[t.spec for t in tools.values()])
+            request = ModelRequest(system=system, messages=store.messages(run.session_key, HISTORY_LIMIT), tools=[t.spec for t in tools.values()], thinking=thinking)
             reply = await self._complete(run, models, request)
-            self._count_usage(reply)
-            for name, value in reply.usage.items():
-                run.usage[name] = run.usage.get(name, 0) + value
+            usage = self._count_usage(reply)
+            add(run.usage, reply.usage)
             run.stop_reason, run.model = reply.stop_reason, reply.model
             if run.status != "running":
                 return
-            content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
+            content: list[dict[str, Any]] = list(reply.thinking)
+            content += [{"type": "text", "text": reply.text}] if reply.text else []
             content += [{"type": "toolCall", "id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in reply.tool_calls]
-            store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "model": reply.model, "usage": reply.usage, "stopReason": reply.stop_reason}, run.run_id)
+            provider, model_id = split_label(reply.model)
+            store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "provider": provider, "model": model_id, "usage": usage, "stopReason": reply.stop_reason}, run.run_id)
             if not reply.tool_calls:
                 self._finish(run, "ok")
                 return
@@ -379,6 +521,7 @@ class AgentRuntime:
                     return
                 self.agent_event(run, "tool", {"phase": "result", "name": call["name"], "toolCallId": call["id"], "result": text[:4000], "isError": is_error})
                 store.append_message(run.session_key, {"role": "toolResult", "toolCallId": call["id"], "toolName": call["name"], "content": [{"type": "text", "text": text}], "isError": is_error, "timestamp": int(time.time() * 1000)}, run.run_id)
+            self._steer(run, store)
             if run.text and not run.text.endswith("\n\n"):
                 run.text += "\n\n"  # the next turn's words start a new paragraph
         raise ProviderError(f"the agent used more than {MAX_TURNS} tool turns without answering")
@@ -398,11 +541,21 @@ class AgentRuntime:
         assert last is not None
         raise last
 
-    def _count_usage(self, reply: Any) -> None:
-        bucket = self.usage.setdefault(reply.model or "unknown", {"requests": 0, "input": 0, "output": 0})
-        bucket["requests"] += 1
-        bucket["input"] += reply.usage.get("input", 0)
-        bucket["output"] += reply.usage.get("output", 0)
+    def _count_usage(self, reply: Any) -> dict[str, Any]:
+        """Count one model reply (since start), and its usage as the transcript keeps it (with cost)."""
+        provider, model = split_label(reply.model)
+        prices = prices_for(self.settings.config, provider, model)
+        self.meter.record(provider, model, reply.usage, prices)
+        return transcript_usage(reply.usage, prices)
+
+    def _usage_footer(self, run: Run) -> str | None:
+        """C{/usage tokens|full}: a line under the reply with what the run used."""
+        mode = (self.store(run.agent_id).get(run.session_key) or {}).get("responseUsage")
+        if mode not in ("tokens", "full", "on") or not run.usage:
+            return None
+        provider, model = split_label(run.model)
+        prices = prices_for(self.settings.config, provider, model)
+        return footer(run.usage, prices.cost(run.usage)["total"] if prices is not None else None, "full" if mode == "full" else "tokens")
 
     def _finish(self, run: Run, status: str, error: str | None = None, kind: str | None = None) -> None:
         if run.outcome.done:
@@ -415,6 +568,10 @@ class AgentRuntime:
             if timer is not None and timer.active():
                 timer.cancel()
         run.text = run.text.strip()
+        if status == "ok" and run.plan.work is None and not run.quiet and run.text.strip() != SILENT_REPLY:
+            line = self._usage_footer(run)
+            if line:
+                run.text = f"{run.text}\n\n{line}" if run.text else line
         if status == "ok":
             self.agent_event(run, "lifecycle", {"phase": "end", "endedAt": run.ended_at})
             fields: dict[str, Any] = {}
@@ -435,9 +592,14 @@ class AgentRuntime:
         if self.active.get(run.session_key) is run:
             del self.active[run.session_key]
         self.watch.changed(run.session_key, "agent.run.ended", run.run_id)
-        self._next(run.session_key)
+        if not run.plan.detached:
+            self._next(run.session_key)
 
     def _crashed(self, failure: Failure, run: Run) -> None:
+        if run.outcome.done:
+            # aborted or timed out already: what the cancelled request raised on its way out
+            log.debug("agent run {run} ended; its cancelled work raised {error}", run=run.run_id, error=failure.getErrorMessage())
+            return
         log.failure("agent run {run} crashed", failure, run=run.run_id)
         self._finish(run, "error", f"internal error: {failure.getErrorMessage()}")
 
@@ -462,16 +624,18 @@ class AgentRuntime:
         timeout: float | None = None,
         quiet: bool = False,
         fresh: bool = False,
+        unattended: bool = False,
     ) -> Run:
         if fresh:
             key = self.key(session_key, agent_id)
             self.store(agent_of(key)).reset(key)
-        run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet)
+        run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet, unattended=unattended)
         return run
 
     def run(self, session_key: str, message: str, run_id: str, agent_id: str | None = None, timeout: float | None = None, quiet: bool = False, fresh: bool = False) -> Deferred[RunResult]:
+        """L{start} for a caller that waits for the result, not a person (cron, heartbeats): the run is unattended."""
         try:
-            run = self.start(session_key, message, run_id, agent_id, timeout, quiet, fresh)
+            run = self.start(session_key, message, run_id, agent_id, timeout, quiet, fresh, unattended=True)
         except Exception as e:  # a full queue, a bad key: an error result
             return succeed(RunResult(run_id, session_key, "error", error=str(e) or type(e).__name__))
         return run.finished()
@@ -521,22 +685,24 @@ class AgentRuntime:
         queue.append(text[:2000])
         del queue[:-MAX_PENDING_EVENTS]
 
-    async def compact(self, session_key: str, keep: int = 6) -> dict[str, Any]:
-        """Summarise all but the last C{keep} messages with the model, as a compaction entry."""
+    async def compact(self, session_key: str, keep: int = 6, instructions: str | None = None) -> dict[str, Any]:
+        """Summarise all but the last C{keep} messages with the model, as a compaction entry
+        (C{instructions}: what the summary should keep, from C{/compact})."""
         store = self.store(agent_of(session_key))
         entries = store.message_entries(session_key)
         if len(entries) <= keep:
             return {"compacted": False, "reason": "nothing to compact"}
-        models = resolve_models(self.settings.config, self.settings.env, agent_of(session_key))
+        models = self.models(agent_of(session_key), model_override(store.get(session_key)))
         if not models:
             raise ProviderError(NO_PROVIDER_MESSAGE)
         older = store.messages(session_key)[: -keep or None]
         transcript = "\n".join(f"{m.get('role')}: " + "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict)) for m in older)
         request = ModelRequest(
             system="You write compact summaries of conversations for your own later use.",
-            messages=[text_message("user", "Summarise this conversation: facts, decisions, open tasks. Be brief.\n\n" + transcript[-200_000:])],
+            messages=[text_message("user", "Summarise this conversation: facts, decisions, open tasks. Be brief." + (f"\nAlso: {instructions.strip()[:2000]}" if instructions and instructions.strip() else "") + "\n\n" + transcript[-200_000:])],
         )
         summary = await provider_for(models[0].api, self.reactor, self.http).stream(models[0], request, lambda piece: None)
+        self.meter.record(*split_label(summary.model), summary.usage, prices_for(self.settings.config, *split_label(summary.model)))
         first_kept = entries[-keep]["id"]
         store.append(session_key, {"type": "compaction", "summary": summary.text, "firstKeptEntryId": first_kept, "tokensBefore": sum(len(m.get("content") or []) for m in older)})
         store.patch(session_key, {"compactionCount": (store.get(session_key) or {}).get("compactionCount", 0) + 1})

@@ -25,6 +25,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from openclaw.agent.approvals import ExecCall, ExecDenied
 from openclaw.agent.fsjail import Jail, JailError
 from openclaw.agent.providers import ToolSpec
 from openclaw.agent.sandbox import ISandbox, Launch, SandboxUnavailable, inner_cwd
@@ -33,7 +34,7 @@ from openclaw.config.settings import ToolPolicy
 from openclaw.process import run_process
 
 if TYPE_CHECKING:
-    from openclaw.agent.runtime import AgentRuntime
+    from openclaw.agent.runtime import AgentRuntime, Run
 
 log = Logger(namespace="openclaw.tools")
 
@@ -61,6 +62,7 @@ class ToolContext:
     runtime: AgentRuntime
     reactor: Any
     pool: ThreadPool | None = None  # the thread pool for file work (default: the reactor's)
+    run: Run | None = None  # the run calling the tool (None: an HTTP tool call)
 
     @property
     def confined(self) -> bool:
@@ -173,10 +175,41 @@ def _report(ran: Any, timeout: float) -> str:
     return "\n".join(parts)
 
 
+def _node_report(result: dict[str, Any]) -> str:
+    """A node's C{system.run} result as the model reads an exec."""
+    head = f"exit code: {result.get('exitCode')}" + (" (timed out)" if result.get("timedOut") else "")
+    parts = [head]
+    for name in ("stdout", "stderr"):
+        if isinstance(result.get(name), str) and result[name]:
+            parts.append(f"{name}:\n{result[name]}")
+    if result.get("truncated"):
+        parts.append("[output cut by the node]")
+    return "\n".join(parts)
+
+
 async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
     # Everything is checked before anything starts.
     argv = _command(args)
     timeout = exec_timeout(args.get("timeoutMs"))
+    agent_id = _agent(ctx.session_key)
+    gate = ctx.runtime.exec_gate if ctx.runtime is not None else None
+    command = args["command"] if isinstance(args["command"], str) else argv
+    run = ctx.run
+    run_id, deadline, unattended = (run.run_id, run.deadline(), run.unattended) if run is not None else (None, None, False)
+    try:
+        host = gate.host(agent_id, args.get("host")) if gate is not None else "sandbox"
+        if host == "node" and gate is not None:
+            cwd = args.get("cwd") if isinstance(args.get("cwd"), str) and args["cwd"].strip() else None
+            call = ExecCall(command, cwd or "", agent_id, ctx.session_key, timeout, args.get("node") if isinstance(args.get("node"), str) else None, run_id, deadline, unattended)
+            return _node_report(await gate.run_on_node(ctx.runtime.nodes, call))
+        if host == "gateway" and gate is not None:
+            launch = _host_launch(ctx, argv, args.get("cwd"))
+            await gate.approve_gateway(ExecCall(command, launch.cwd, agent_id, ctx.session_key, timeout, None, run_id, deadline, unattended), launch.env["PATH"])
+            return await _run(ctx, launch, argv, timeout)
+    except ExecDenied as e:
+        if run is not None:
+            run.note("exec", "warn", str(e), tool="exec")  # cron's run log shows it
+        raise ToolError(str(e))
     if ctx.sandbox is not None:
         try:
             cwd = inner_cwd(args.get("cwd"))
@@ -188,6 +221,10 @@ async def tool_exec(ctx: ToolContext, args: dict[str, Any]) -> str:
             raise ToolError(str(e))
     else:
         launch = _host_launch(ctx, argv, args.get("cwd"))
+    return await _run(ctx, launch, argv, timeout)
+
+
+async def _run(ctx: ToolContext, launch: Launch, argv: list[str], timeout: float) -> str:
     try:
         ran = await run_process(ctx.reactor, launch.argv, timeout, launch.env, launch.cwd, cap=OUTPUT_CAP, grace=EXEC_GRACE, limits=launch.limits, fds=launch.fds)
     except CancelledError:
@@ -277,7 +314,16 @@ TOOLS = {
         Tool(_spec("read", "Read a text file (or list a folder) in the workspace.", {"path": {"type": "string"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}, ["path"]), tool_read),
         Tool(_spec("write", "Create or replace a file in the workspace.", {"path": {"type": "string"}, "content": {"type": "string"}}, ["path", "content"]), tool_write),
         Tool(_spec("edit", "Replace one exact occurrence of oldText with newText in a file.", {"path": {"type": "string"}, "oldText": {"type": "string"}, "newText": {"type": "string"}}, ["path", "oldText", "newText"]), tool_edit),
-        Tool(_spec("exec", "Run a command (shell string or argv list) in the workspace. It ends, with everything it started, when it exits or times out.", {"command": {}, "cwd": {"type": "string"}, "timeoutMs": {"type": "integer"}}, ["command"]), tool_exec),
+        Tool(
+            _spec(
+                "exec",
+                "Run a command (shell string or argv list) in the workspace. It ends, with everything it started, when it exits or times out. "
+                "host (sandbox, gateway, node) must be the configured one (tools.exec.host); on gateway and node an operator may have to approve it first.",
+                {"command": {}, "cwd": {"type": "string"}, "timeoutMs": {"type": "integer"}, "host": {"type": "string", "enum": ["sandbox", "gateway", "node"]}, "node": {"type": "string"}},
+                ["command"],
+            ),
+            tool_exec,
+        ),
         Tool(_spec("web_fetch", "Fetch a public http(s) URL and return its text.", {"url": {"type": "string"}, "maxBytes": {"type": "integer"}}, ["url"]), tool_web_fetch),
         Tool(_spec("sessions_list", "List the agent's sessions.", {}, []), tool_sessions_list),
         Tool(_spec("sessions_send", "Send a message to another session and wait for its reply.", {"sessionKey": {"type": "string"}, "message": {"type": "string"}}, ["sessionKey", "message"]), tool_sessions_send),

@@ -19,6 +19,7 @@ from twisted.python import usage
 from openclaw import __version__
 from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.cli.agent import AgentOptions, ChatOptions, SessionsOptions
+from openclaw.cli.approvals import ApprovalsOptions
 from openclaw.cli.dashboard import DashboardOptions
 from openclaw.cli.cron import CronOptions, RemindOptions, SystemOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
@@ -187,6 +188,7 @@ class OpenClawOptions(CommandOptions):
         ["logs", None, LogsOptions, "Read the gateway log (-f to follow)."],
         ["devices", None, DevicesOptions, "List, approve and manage paired devices."],
         ["nodes", None, NodesOptions, "List nodes and run commands on them."],
+        ["approvals", None, ApprovalsOptions, "Exec approvals: policy, allowlists, waiting requests."],
         ["agent", None, AgentOptions, "Run one agent turn and print the reply."],
         ["chat", None, ChatOptions, "Chat with the agent in the terminal."],
         ["sessions", None, SessionsOptions, "List sessions (local store)."],

@@ -84,7 +84,15 @@ class Outcome:
     session_key: str | None = None
     delivered: bool | None = None
     delivery_status: str = "not-requested"
-    model: str | None = None
+    model: str | None = None  # "provider/model", as the run reports it
+    usage: Mapping[str, int] = attrs.field(factory=dict)  # the run's tokens (the agent's form)
+    diagnostics: tuple[Mapping[str, Any], ...] = ()  # e.g. an exec denied for want of an approval
+
+
+def run_usage(usage: Mapping[str, int]) -> dict[str, int]:
+    """A run's tokens in the run log's shape (upstream's C{CronRunLogEntry.usage})."""
+    names = {"input": "input_tokens", "output": "output_tokens", "total": "total_tokens", "cacheRead": "cache_read_tokens", "cacheWrite": "cache_write_tokens"}
+    return {names[k]: v for k, v in usage.items() if k in names and isinstance(v, int)}
 
 
 class CronService:
@@ -279,9 +287,9 @@ class CronService:
         turn = await self.agent.run(key, message, run_id, timeout=float(timeout) if timeout else None, fresh=not named)
         if turn.status != "ok":
             error = "aborted (the run was stopped, or the gateway)" if turn.status == "aborted" else turn.error or turn.status
-            outcome = Outcome("error", error, None, key, model=turn.model)
+            outcome = Outcome("error", error, None, key, model=turn.model, usage=turn.usage, diagnostics=tuple(turn.diagnostics))
         else:
-            outcome = Outcome("ok", None, turn.text.strip()[:SUMMARY_CHARS] or None, key, model=turn.model)
+            outcome = Outcome("ok", None, turn.text.strip()[:SUMMARY_CHARS] or None, key, model=turn.model, usage=turn.usage, diagnostics=tuple(turn.diagnostics))
             await self._deliver(job, run_id, turn.text, outcome)
         self._post_to_main(job, agent_id, outcome, turn.text)
         return outcome
@@ -385,7 +393,14 @@ class CronService:
             entry["delivered"] = outcome.delivered
         entry["deliveryStatus"] = outcome.delivery_status
         if outcome.model:
-            entry["model"] = outcome.model
+            provider, slash, model = outcome.model.partition("/")
+            entry["model"] = model if slash else provider
+            if slash:
+                entry["provider"] = provider
+        if outcome.usage:
+            entry["usage"] = run_usage(outcome.usage)
+        if outcome.diagnostics:
+            entry["diagnostics"] = {"summary": outcome.diagnostics[0]["message"], "entries": [dict(d) for d in outcome.diagnostics]}
         if name:
             entry["jobName"] = name
         try:

@@ -26,9 +26,13 @@ import treq
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from openclaw.agent.approval_methods import APPROVAL_METHODS, ApprovalDeps
+from openclaw.agent.approvals import ApprovalQueue, ExecGate
 from openclaw.agent.chatview import CHAT_VIEW_METHODS, ChatViewDeps, session_info
+from openclaw.agent.commands import ChatCommands
 from openclaw.agent.methods import AGENT_METHODS, AgentDeps
 from openclaw.agent.runtime import AgentRuntime
+from openclaw.agent.usage_methods import USAGE_METHODS, UsageDeps
 from openclaw.config.settings import AuthSettings, GatewaySettings
 from openclaw.gateway.absent import ABSENT_METHODS, AbsentDeps
 from openclaw.gateway.auth import AuthState, FailureLimiter
@@ -46,6 +50,7 @@ from openclaw.gateway.inventory import INVENTORY_METHODS, InventoryDeps
 from openclaw.gateway.methods import METHODS, GatewayDeps
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.roster import Roster
+from openclaw.gateway.scopes import has_scope
 from openclaw.gateway.stability import Stability
 from openclaw.gateway.subscriptions import FEED_METHODS, FeedDeps, SessionFeeds
 from openclaw.gateway.voicewake import VoiceWake
@@ -54,6 +59,7 @@ from openclaw.nodes.events import NodeEvents
 from openclaw.nodes.methods import NODE_METHODS, NodeDeps
 from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
+from openclaw.protocol.connect import APPROVALS
 from openclaw.protocol.dispatch import Bound, Caller, Methods, Params
 
 log = Logger(namespace="openclaw.gateway")
@@ -83,10 +89,13 @@ class GatewayCore:
         self.limiter = FailureLimiter(clock, max_attempts=limit.max_attempts, window=limit.window, lockout=limit.lockout)
         self.pairing = PairingStore(settings.state_dir)
 
-        # agent runs (followed through the session feeds), nodes
+        # agent runs (exec behind approvals; followed through the session feeds), nodes
         self.feeds = SessionFeeds(self.events.to_members, self.boot.now_ms, self.session_row)
-        self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor, watch=self.feeds)
         self.nodes = NodeRegistry(clock, settings.state_dir, settings.nodes.allow_commands, settings.nodes.deny_commands)
+        self.approvals = ApprovalQueue(clock, self.events, self.redactor.scrub)
+        self.exec_gate = ExecGate(settings, clock, self.approvals, approvers=lambda: self.approver_besides(None))
+        self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor, exec_gate=self.exec_gate, nodes=self.nodes, watch=self.feeds)
+        self.commands = ChatCommands(self.agent)  # people's messages (WebSocket, channels): commands first
         self.node_pairing = NodePairingStore(settings.state_dir, clock)
         self.node_events = NodeEvents(self.presence, self.agent)
         self.voicewake = VoiceWake(settings.state_dir, self.boot, self.events)
@@ -100,7 +109,9 @@ class GatewayCore:
         self.methods = Methods()
         self.serve(METHODS.bind(GatewayDeps(settings, self.boot, self.connections, self.events, self.presence, self.health, self.stability, self.heartbeats, self.pairing, self.voicewake, self.config, self.agent)))
         self.serve(NODE_METHODS.bind(NodeDeps(self.nodes, self.node_pairing, self.pairing, self.events, self.node_events)))
-        self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock)))
+        self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock, self.commands)))
+        self.serve(APPROVAL_METHODS.bind(ApprovalDeps(settings, self.exec_gate.file, self.approvals, self.nodes, self.approver_besides)))
+        self.serve(USAGE_METHODS.bind(UsageDeps(self.agent)))
         # what the Control UIs read besides: chat views, session feeds, this host, the inventory, absent features
         self.serve(CHAT_VIEW_METHODS.bind(ChatViewDeps(self.agent)))
         self.serve(FEED_METHODS.bind(FeedDeps(self.feeds, self.agent.key, self._list_sessions, self.boot.now_ms)))
@@ -115,6 +126,10 @@ class GatewayCore:
     def serve(self, table: Mapping[str, Bound]) -> None:
         """Serve more methods (a subsystem's bound table); before any client connects."""
         self.methods.add(table)
+
+    def approver_besides(self, caller: Caller | None) -> bool:
+        """Whether a connection other than C{caller} (None: any) may answer exec approvals (C{operator.approvals})."""
+        return any(c is not caller and c.role == "operator" and has_scope(c.scopes, APPROVALS) for c in self.connections)
 
     def _secrets_changed(self, auth: AuthSettings) -> None:
         # New secrets never reach a log line; sessions that used the old ones end.

@@ -29,7 +29,7 @@ log = Logger(namespace="openclaw.gateway")
 EVENTS = [
     "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "node.pair.requested",
     "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved", "voicewake.changed",
-    "session.message", "sessions.changed",
+    "exec.approval.requested", "exec.approval.resolved", "session.message", "sessions.changed",
 ]
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "pairing": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}

@@ -27,7 +27,7 @@ _WRITE = {
     "send", "agent", "agent.wait", "wake", "talk.mode", "tts.enable", "tts.disable", "tts.convert",
     "tts.setProvider", "voicewake.set", "node.invoke", "chat.send", "chat.abort", "browser.request",
 }
-_APPROVALS = {"exec.approval.request", "exec.approval.resolve", "plugin.approval.list", "openclaw.approval.list"}
+_APPROVALS = {"exec.approval.request", "exec.approval.resolve", "exec.approval.list", "exec.approval.get", "plugin.approval.list", "openclaw.approval.list"}
 _QUESTIONS = {"question.list"}
 _PAIRING_PREFIXES = ("node.pair.", "device.pair.", "device.token.")
 _ADMIN_PREFIXES = ("config.", "wizard.", "update.", "exec.approvals.")

@@ -1,14 +1,14 @@
 # -*- test-case-name: tests.test_nodehost -*-
 """
 What a Linux/macOS node host can do: C{system.run} (argv only, no shell,
-behind an approval policy), C{system.which}, C{system.notify}, C{location.get}.
+behind C{exec-approvals.json}), C{system.which}, C{system.notify},
+C{location.get}, C{system.execApprovals.get|set}.
 Anything else is answered C{UNAVAILABLE "command not supported"}.
 """
 
 from __future__ import annotations
 
 import datetime
-import fnmatch
 import os
 import shutil
 from pathlib import Path
@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
+from openclaw.agent.execpolicy import FILE_NAME, ApprovalsFile, Check, PolicyFileError, analyze_argv, analyze_shell, check, needs_approval, resolve, safe_bins_from, view
 from openclaw.nodehost.errors import CommandError
 from openclaw.nodehost.media import FfmpegMedia
 from openclaw.process import OUTPUT_CAP, ProcessResult, run_process
-from openclaw.store import read_json, write_json
 
 __all__ = ["COMMANDS", "OUTPUT_CAP", "ApprovalPolicy", "CommandError", "NodeCommands"]
 
@@ -27,45 +27,47 @@ log = Logger(namespace="openclaw.nodehost")
 
 DEFAULT_TIMEOUT_MS = 30_000
 MAX_TIMEOUT_MS = 10 * 60 * 1000
-COMMANDS = ("system.run", "system.which", "system.notify", "location.get")
+COMMANDS = ("system.run", "system.which", "system.notify", "location.get", "system.execApprovals.get", "system.execApprovals.set")
 
 
 class ApprovalPolicy:
     """
-    C{exec-approvals.json}: C{{"version": 1, "default": "deny"|"allow"|"ask",
-    "allow": [patterns], "deny": [patterns]}}. A pattern matches the program
-    name or its resolved path (shell globs). Deny wins over allow; "ask"
-    needs the invoke's C{approvalDecision}, and C{allow-always} remembers it.
+    This host's C{exec-approvals.json} (upstream's format, shared with the
+    gateway: L{openclaw.agent.execpolicy}) applied to one C{system.run}.
+    Without a file: C{allowlist} + C{on-miss} (C{node.json} C{exec.security}
+    / C{exec.ask} change the fallback), so anything not allowlisted needs the
+    invoke's C{approvalDecision}; C{allow-always} remembers the program's path.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, settings: dict[str, Any] | None = None) -> None:
+        self.file = ApprovalsFile(path)
+        block = (settings or {}).get("exec")
+        self.settings = block if isinstance(block, dict) else {}
 
-    def load(self) -> dict[str, Any]:
-        stored = read_json(self.path, None)
-        policy = stored if isinstance(stored, dict) else {}
-        default = policy.get("default") if policy.get("default") in ("deny", "allow", "ask") else "ask"
-        strings = lambda key: [p for p in policy.get(key) or [] if isinstance(p, str)]  # noqa: E731
-        return {"version": 1, "default": default, "allow": strings("allow"), "deny": strings("deny")}
+    @property
+    def path(self) -> Path:
+        return self.file.path
 
-    def decide(self, program: str, resolved: str | None, decision: str | None) -> str:
-        """C{"allow"} or the reason it is not."""
-        policy = self.load()
-        names = {program, os.path.basename(program)} | ({resolved} if resolved else set())
-        matches = lambda patterns: any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)  # noqa: E731
-        if matches(policy["deny"]):
-            return "denied by policy"
-        if matches(policy["allow"]) or policy["default"] == "allow":
-            return "allow"
-        if policy["default"] == "deny":
-            return "not in the allow list"
-        if decision == "allow-always":
-            policy["allow"].append(resolved or program)
-            write_json(self.path, policy)
-            return "allow"
-        if decision == "allow-once":
-            return "allow"
-        return "approval required (send approvalDecision, or add it to exec-approvals.json)"
+    def decide(self, argv: list[str], raw_command: str | None, cwd: str | None, path_env: str, agent_id: str | None, decision: str | None) -> tuple[str, str]:
+        """C{("allow", "")} or C{(code, reason)}: C{SYSTEM_RUN_DISABLED} or C{SYSTEM_RUN_DENIED}."""
+        security = str(self.settings.get("security")) if self.settings.get("security") in ("deny", "allowlist", "full") else "allowlist"
+        ask = str(self.settings.get("ask")) if self.settings.get("ask") in ("off", "on-miss", "always") else "on-miss"
+        policy = resolve(self.file.read().file, agent_id, security, ask)
+        if policy.security == "deny":
+            return "SYSTEM_RUN_DISABLED", "security=deny"
+        analysis = analyze_shell(raw_command, cwd, path_env) if raw_command else analyze_argv(argv, cwd, path_env)
+        found = check(analysis, policy.allowlist, safe_bins_from(self.settings.get("safeBins")), cwd) if policy.security == "allowlist" else Check(True)
+        approved = decision in ("allow-once", "allow-always")
+        if needs_approval(policy.ask, policy.security, analysis.ok, found.satisfied) and not approved:
+            return "SYSTEM_RUN_DENIED", "approval required (send approvalDecision, or add its path to exec-approvals.json)"
+        if decision == "allow-always" and policy.security == "allowlist" and analysis.ok:
+            self.file.change(agent_id or "main", add=[s.resolved for s in analysis.segments if s.resolved])
+        elif policy.security == "allowlist" and not (analysis.ok and found.satisfied) and not approved:
+            return "SYSTEM_RUN_DENIED", f"allowlist miss ({analysis.reason or 'not in exec-approvals.json'})"
+        if found.matched:
+            resolved = analysis.segments[0].resolved if analysis.segments else None
+            self.file.change(agent_id or "main", used={str(e["pattern"]): (raw_command or " ".join(argv), resolved) for e in found.matched})
+        return "allow", ""
 
 
 class NodeCommands:
@@ -79,7 +81,7 @@ class NodeCommands:
         self.reactor = reactor
         self.state_dir = Path(state_dir)
         self.settings = settings or {}
-        self.policy = ApprovalPolicy(self.state_dir / "exec-approvals.json")
+        self.policy = ApprovalPolicy(self.state_dir / FILE_NAME, self.settings)
         self.emit = emit
         self.path_env = self.settings.get("pathEnv") or os.environ.get("PATH", "/usr/bin:/bin")
         self.media = FfmpegMedia(self.run_process, self.path_env)
@@ -101,6 +103,8 @@ class NodeCommands:
             "system.which": self.system_which,
             "system.notify": self.system_notify,
             "location.get": self.location_get,
+            "system.execApprovals.get": self.approvals_get,
+            "system.execApprovals.set": self.approvals_set,
             "camera.list": self.media.camera_list,
             "camera.snap": self.media.camera_snap,
             "screen.record": self.media.screen_record,
@@ -138,13 +142,18 @@ class NodeCommands:
         extra_env = params.get("env") or {}
         if not isinstance(extra_env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra_env.items()):
             raise CommandError("INVALID_REQUEST", "env must map strings to strings")
-        session = {"sessionKey": params.get("sessionKey") or "main", "runId": params.get("runId"), "command": argv}
+        raw = params.get("rawCommand") if isinstance(params.get("rawCommand"), str) and params["rawCommand"].strip() else None
+        agent_id = params.get("agentId") if isinstance(params.get("agentId"), str) and params["agentId"].strip() else None
+        session = {"sessionKey": params.get("sessionKey") or "main", "runId": params.get("runId"), "command": argv, "host": "node"}
 
-        resolved = shutil.which(argv[0], path=self.path_env) if "/" not in argv[0] else argv[0]
-        verdict = self.policy.decide(argv[0], os.path.abspath(resolved) if resolved else None, params.get("approvalDecision"))
+        decision = params.get("approvalDecision")
+        if decision not in ("allow-once", "allow-always") and params.get("approved") is True:
+            decision = "allow-once"
+        verdict, reason = self.policy.decide(argv, raw, cwd, self.path_env, agent_id, decision)
         if verdict != "allow":
-            self.emit("exec.denied", {**session, "reason": verdict})
-            raise CommandError("SYSTEM_RUN_DENIED", f"SYSTEM_RUN_DENIED: {verdict}")
+            self.emit("exec.denied", {**session, "reason": reason})
+            raise CommandError(verdict, f"{verdict}: {reason}")
+        resolved = shutil.which(argv[0], path=self.path_env) if "/" not in argv[0] else argv[0]
         if resolved is None or not os.access(resolved, os.X_OK):
             raise CommandError("INVALID_REQUEST", f"command not found: {argv[0]}")
 
@@ -166,6 +175,23 @@ class NodeCommands:
         }
         self.emit("exec.finished", {**session, "exitCode": code, "timedOut": timed_out, "output": result["stdout"][-2000:]})
         return result
+
+    # -- system.execApprovals.get / set (the gateway's exec.approvals.node.get / set)
+
+    def _snapshot(self, snapshot: Any) -> dict[str, Any]:
+        return {"path": str(snapshot.path), "exists": snapshot.exists, "hash": snapshot.hash, "file": view(snapshot.file)}
+
+    async def approvals_get(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._snapshot(self.policy.file.read())
+
+    async def approvals_set(self, params: dict[str, Any]) -> dict[str, Any]:
+        file, base_hash = params.get("file"), params.get("baseHash")
+        if not isinstance(file, dict) or file.get("version") != 1:
+            raise CommandError("INVALID_REQUEST", "INVALID_REQUEST: exec approvals file required (version 1)")
+        try:
+            return self._snapshot(self.policy.file.replace(file, base_hash if isinstance(base_hash, str) else None))
+        except PolicyFileError as e:
+            raise CommandError("INVALID_REQUEST", f"INVALID_REQUEST: {e}")
 
     # -- system.notify
 

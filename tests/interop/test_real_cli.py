@@ -203,6 +203,47 @@ class RealCLIMixin(GatewayMixin):
         self.assertIsNone(json.loads((await self.run_cli("system", "heartbeat", "last", as_json=False))[1]))
 
 
+    async def test_approvals_get_gateway(self):
+        """`approvals get --gateway --json` exits 0 with the gateway's file, allowlist included, and the effective policy."""
+        await self.gateway(tools={"exec": {"host": "gateway", "security": "allowlist", "ask": "always"}})
+        from openclaw.store import write_json
+
+        write_json(self.service.settings.state_dir / "exec-approvals.json", {"version": 1, "defaults": {"askFallback": "deny"}, "agents": {"main": {"allowlist": [{"pattern": "/usr/bin/uptime"}]}}})
+        snapshot = await self.check_json("approvals", "get", "--gateway")
+        self.assertTrue(snapshot["exists"])
+        self.assertEqual(snapshot["path"], str(self.service.settings.state_dir / "exec-approvals.json"))
+        self.assertEqual(snapshot["file"]["agents"]["main"]["allowlist"][0]["pattern"], "/usr/bin/uptime")
+        if self.version == VERSIONS["v4"]:
+            self.assertEqual(snapshot["resolvedDefaults"]["askFallback"], "deny")
+            self.assertIn("effectivePolicy", snapshot)
+        await self.check_json("approvals", "allowlist", "add", "/opt/tools/*", "--gateway", "--agent", "main")
+        stored = json.loads((self.service.settings.state_dir / "exec-approvals.json").read_text())
+        self.assertEqual([e["pattern"] for e in stored["agents"]["main"]["allowlist"]], ["/usr/bin/uptime", "/opt/tools/*"])
+
+    async def test_gateway_usage_cost(self):
+        """`gateway usage-cost` exits 0 with the day's tokens and cost from a priced run (JSON and text)."""
+        from tests.fakes import openai_text, start_fake
+        from tests.test_usage import priced, usd
+
+        fake, url = await start_fake(self)
+        fake.replies.append(openai_text("priced reply"))
+        await self.gateway(**priced(url))
+        ws, _ = await self.connect()
+        await ws.request("chat.send", {"sessionKey": "main", "message": "hi", "idempotencyKey": "u1"})
+        await self.service.core.agent.lookup("u1").finished()
+        summary = await self.check_json("gateway", "usage-cost", "--days", "7")
+        self.assertEqual((summary["days"], summary["totals"]["totalTokens"]), (7, 18))
+        self.assertAlmostEqual(summary["totals"]["totalCost"], usd({"input": 11, "output": 7}))
+        self.assertEqual(len(summary["daily"]), 1)
+        state = Path(self.mktemp()).resolve()
+        state.mkdir()
+        url = f"ws://127.0.0.1:{self.service.port}"
+        out, err, code = await getProcessOutputAndValue(install(self.version), ["gateway", "usage-cost", "--url", url, "--token", TOKEN], env=cli_env(state), reactor=reactor)
+        self.assertEqual(code, 0, err.decode()[-1500:])
+        self.assertIn("Usage cost (30 days)", out.decode())
+        self.assertIn("18 tokens", out.decode())
+
+
 class V3CLITests(RealCLIMixin, TestCase):
     version = VERSIONS["v3"]
 
@@ -286,3 +327,4 @@ class V4CLITests(RealCLIMixin, TestCase):
                 break
             await deferLater(reactor, 0.02, lambda: None)
         self.assertEqual(log.failures(), [])
+

@@ -66,6 +66,28 @@ function navigate(tab) {
   show(tab);
 }
 
+// Exec approvals waiting (id → expiresAtMs): counted on the Approvals link from any tab.
+const waiting = new Map();
+
+function markApprovals() {
+  const now = Date.now();
+  for (const [id, at] of waiting) if (at && at <= now) waiting.delete(id);
+  const link = document.querySelector('#tabs a[data-tab="approvals"]');
+  if (link) link.textContent = waiting.size ? `${approvals.title} (${waiting.size})` : approvals.title;
+}
+
+function trackApproval(frame) {
+  const payload = frame.payload || {};
+  if (!payload.id) return;
+  if (frame.event === "exec.approval.requested") {
+    waiting.set(payload.id, payload.expiresAtMs || 0);
+    if (payload.expiresAtMs) setTimeout(markApprovals, Math.max(0, payload.expiresAtMs - Date.now()) + 500);
+  } else {
+    waiting.delete(payload.id);
+  }
+  markApprovals();
+}
+
 function buildNav() {
   const nav = $("#tabs");
   for (const tab of TABS) {
@@ -93,8 +115,17 @@ startSession({
     // Everything may have changed while we were away: each tab reloads when next shown.
     for (const v of views.values()) v.stale = true;
     show(current || tabFromPath());
+    waiting.clear();
+    markApprovals();
+    if (c.has("exec.approval.list")) {
+      c.request("exec.approval.list").then((list) => {
+        for (const r of Array.isArray(list) ? list : []) waiting.set(r.id, r.expiresAtMs || 0);
+        markApprovals();
+      }, () => {});
+    }
   },
   onEvent(frame) {
+    if (frame.event === "exec.approval.requested" || frame.event === "exec.approval.resolved") trackApproval(frame);
     for (const v of views.values()) if (v.event) v.event(frame);
   },
 });

@@ -1,4 +1,5 @@
-// Approvals: devices and nodes waiting to pair; DM pairing codes where channels offer them.
+// Approvals: agent commands (exec) waiting for an operator; devices and nodes waiting to pair;
+// DM pairing codes where channels offer them.
 
 import { el } from "../lib/session.js";
 import { action, ago, card, errorText, fill, note, short, table } from "../lib/widgets.js";
@@ -11,9 +12,11 @@ export function create(ctx) {
   const paired = el("div", { id: "approvals-paired" });
   const nodes = el("div", { id: "approvals-nodes" });
   const dm = el("div", { id: "approvals-dm" });
+  const execs = el("div", { id: "approvals-exec" });
   const root = el(
     "section",
     { class: "tab", id: "tab-approvals" },
+    card("Commands waiting for approval", execs),
     card("Devices waiting for approval", devices),
     card("Nodes waiting for approval", nodes),
     card("DM pairing codes", dm),
@@ -81,7 +84,50 @@ export function create(ctx) {
     );
   }
 
+  function meta(request) {
+    const parts = [request.host, request.agentId && `agent ${request.agentId}`, request.sessionKey, request.nodeId && `node ${short(request.nodeId, 12)}`];
+    return parts.filter(Boolean).join(" · ");
+  }
+
+  function renderExecs(pending) {
+    // exec.approval.list: [{id, request: {command, cwd, host, agentId, sessionKey, resolvedPath?, nodeId?}, createdAtMs, expiresAtMs}]
+    const decide = (r, decision) => async () => {
+      await ctx.call("exec.approval.resolve", { id: r.id, decision });
+      refreshExecs();
+    };
+    if (!pending.length) {
+      fill(execs, note("No command is waiting. An agent's exec asks here when the exec policy says so (tools.exec.ask, exec-approvals.json)."));
+      return;
+    }
+    fill(
+      execs,
+      pending.map((r) =>
+        el(
+          "div",
+          { class: "approval", "data-id": r.id },
+          el("pre", null, el("code", { class: "command" }, r.request.command)),
+          el("p", { class: "muted small" }, `${meta(r.request)} · expires ${ago(r.expiresAtMs)}`),
+          r.request.cwd ? el("p", { class: "muted small wrap" }, `in ${r.request.cwd}`) : null,
+          r.request.resolvedPath ? el("p", { class: "muted small wrap" }, `runs ${r.request.resolvedPath}`) : null,
+          el(
+            "div",
+            { class: "row" },
+            action("Allow once", decide(r, "allow-once"), { class: "primary", "data-approval": r.id }),
+            action("Always allow", decide(r, "allow-always"), { "data-approval-always": r.id }),
+            action("Deny", decide(r, "deny"), { class: "danger", "data-approval-deny": r.id }),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function refreshExecs() {
+    if (ctx.has("exec.approval.list")) ctx.call("exec.approval.list").then((r) => renderExecs(Array.isArray(r) ? r : []), (e) => fill(execs, errorText(e)));
+    else fill(execs, note("This gateway has no exec approvals."));
+  }
+
   function refresh() {
+    refreshExecs();
     ctx.call("device.pair.list").then(renderDevices, (e) => fill(devices, errorText(e)));
     if (ctx.has("node.pair.list")) ctx.call("node.pair.list").then((r) => fill(nodes, pendingTable(r.pending || [], "node.pair", "node")), (e) => fill(nodes, errorText(e)));
     else fill(nodes, note("This gateway has no node pairing."));
@@ -94,6 +140,7 @@ export function create(ctx) {
     refresh,
     event(frame) {
       if (/^(device|node)\.pair\.(requested|resolved)$/.test(frame.event)) refresh();
+      else if (/^exec\.approval\.(requested|resolved)$/.test(frame.event)) refreshExecs();
     },
   };
 }

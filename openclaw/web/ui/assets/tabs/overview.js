@@ -1,4 +1,4 @@
-// Overview: the gateway, its health, the model it uses, who is connected.
+// Overview: the gateway, its health, the model it uses, tokens and cost, who is connected.
 
 import { el } from "../lib/session.js";
 import { ago, badge, card, duration, errorText, fill, note, table, when } from "../lib/widgets.js";
@@ -19,15 +19,18 @@ export function create(ctx) {
   const model = el("div", { id: "overview-model" });
   const presence = el("div", { id: "overview-presence" });
   const nodes = el("div", { id: "overview-nodes" });
+  const usage = el("div", { id: "overview-usage" });
   const root = el(
     "section",
     { class: "tab", id: "tab-overview" },
     el("div", { class: "grid" }, card("Gateway", gateway), card("Health", health), card("Model", model)),
+    card("Usage (30 days)", usage),
     card("Connected clients", presence),
     card("Nodes", nodes),
   );
   let uptime = { base: 0, at: 0 };
   let ticker = null;
+  let usageTimer = null;
   let entries = [];
 
   function fact(label, value, idName) {
@@ -99,6 +102,33 @@ export function create(ctx) {
     );
   }
 
+  function usd(value) {
+    if (!value) return "$0.00";
+    return value < 0.01 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
+  }
+
+  function renderUsage(summary) {
+    // usage.cost: {totals: {totalTokens, totalCost, missingCostEntries}, byModel: [{provider, model, count, totals}], daily}
+    const totals = summary.totals || {};
+    const models = summary.byModel || [];
+    fill(
+      usage,
+      el("p", { id: "overview-usage-totals" }, `${usd(totals.totalCost)} · ${(totals.totalTokens || 0).toLocaleString()} tokens · ${(summary.daily || []).length} active days`),
+      models.length
+        ? table(
+            [
+              { label: "Model", cell: (m) => el("code", null, `${m.provider}/${m.model}`) },
+              { label: "Replies", cell: (m) => String(m.count) },
+              { label: "Tokens", cell: (m) => (m.totals.totalTokens || 0).toLocaleString() },
+              { label: "Cost", cell: (m) => usd(m.totals.totalCost) },
+            ],
+            models.slice(0, 10),
+          )
+        : note("No model replies in the last 30 days."),
+      totals.missingCostEntries ? note(`${totals.missingCostEntries} replies have no price: set models.providers.<id>.models[].cost to count them.`) : null,
+    );
+  }
+
   function refresh() {
     const hello = ctx.hello();
     const snapshot = hello.snapshot || {};
@@ -110,6 +140,8 @@ export function create(ctx) {
     ctx.call("health").then(renderHealth, (e) => fill(health, errorText(e)));
     ctx.call("config.get").then(renderModel, (e) => fill(model, errorText(e)));
     if (ctx.has("node.list")) ctx.call("node.list").then(renderNodes, (e) => fill(nodes, errorText(e)));
+    if (ctx.has("usage.cost")) ctx.call("usage.cost", { days: 30 }).then(renderUsage, (e) => fill(usage, errorText(e)));
+    else fill(usage, note("This gateway does not report usage."));
   }
 
   return {
@@ -131,6 +163,10 @@ export function create(ctx) {
         renderPresence();
       } else if (frame.event === "health" && frame.payload) {
         renderHealth(frame.payload);
+      } else if (frame.event === "chat" && (frame.payload || {}).state === "final" && ctx.has("usage.cost")) {
+        // a reply was counted: reload the totals once replies settle
+        clearTimeout(usageTimer);
+        usageTimer = setTimeout(() => ctx.call("usage.cost", { days: 30 }).then(renderUsage, (e) => fill(usage, errorText(e))), 1000);
       }
     },
   };
