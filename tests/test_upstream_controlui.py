@@ -54,8 +54,7 @@ PENDING = {
 }
 # What the gateway's errors look like on the page.
 GATEWAY_ERRORS = re.compile(
-    r"unknown method|missing scope|Unsupported schema node|Unsupported (array )?schema|Unsupported type|schema unavailable|invalid [\w.-]+ params|\b(INVALID_REQUEST|UNAVAILABLE|FORBIDDEN)\b",
-    re.I,
+    r"(?i:unknown method|missing scope|Unsupported schema node|Unsupported (array )?schema|Unsupported type|schema unavailable|invalid [\w.-]+ params)|\b(INVALID_REQUEST|UNAVAILABLE|FORBIDDEN|NOT_PAIRED)\b"
 )
 REPLY = ("Hello", " from", " the", " fake", " model.")
 
