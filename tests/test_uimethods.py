@@ -122,7 +122,10 @@ class UiMethodTests(GatewayMixin, TestCase):
         await self.refused(ws, "chat.startup", {}, "sessionKey is required")
         meta = await self.call(ws, "chat.metadata", {"agentId": "main", "sessionKey": "agent:main:main"})
         self.assertEqual([(m["provider"], m["id"]) for m in meta["models"]], [("fake", "m1")])
-        self.assertEqual(sorted(c["name"] for c in meta["commands"]), ["new", "reset"])
+        commands = {c["name"]: c for c in meta["commands"]}
+        self.assertEqual(set(commands), {"help", "commands", "status", "whoami", "new", "stop", "compact", "usage", "think", "verbose", "model", "queue"})
+        self.assertEqual(commands["new"]["textAliases"], ["/new", "/reset"])
+        self.assertEqual([c["value"] for c in commands["queue"]["args"][0]["choices"]], ["steer", "followup", "collect", "interrupt"])
         self.assertFalse(meta["runtimeSelectionLocked"])
         await self.refused(ws, "chat.metadata", {"authProfileId": "x"}, "no saved model accounts")
         await self.refused(ws, "chat.metadata", {"agentId": "ghost"}, "unknown agent")

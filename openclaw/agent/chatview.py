@@ -6,8 +6,8 @@ What a chat view needs when it opens a session (upstream's v4 Control UI):
     row (C{sessionInfo}) and the agent's defaults (model, context), in one
     answer; a short chat link (C{shortId}) resolves to nothing, as there are
     no short links here;
-  - C{chat.metadata}: the agent's model catalog and the chat commands this
-    gateway interprets;
+  - C{chat.metadata}: the agent's model catalog and the chat commands and
+    directives this gateway interprets;
   - C{sessions.describe}: one session's row (C{null} before its first message);
   - C{sessions.branches.list}: the session's branches. Transcripts here are
     linear, so a session with messages has exactly one, the active one.
@@ -25,7 +25,8 @@ import attrs
 from openclaw.agent.catalog import catalog
 from openclaw.agent.methods import display_messages, history
 from openclaw.agent.providers import resolve_models
-from openclaw.agent.runtime import RESET_COMMAND, AgentRuntime
+from openclaw.agent.commands import COMMANDS, DIRECTIVES, HELP, QUEUE_MODES, THINK_LEVELS, USAGE_MODES, VERBOSE_LEVELS
+from openclaw.agent.runtime import AgentRuntime
 from openclaw.agent.sessions import SessionStore, canonical_key, kind_of
 from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
@@ -140,21 +141,33 @@ def chat_startup(cd: ChatViewDeps, caller: Caller, params: Params) -> JSON:
     }
 
 
+_CHOICES = {"think": THINK_LEVELS, "verbose": VERBOSE_LEVELS, "queue": QUEUE_MODES, "usage": USAGE_MODES}
+_TAKES_TEXT = {"new": "text for the new session", "compact": "instructions for the summary", "model": "provider/model, a number from /model list, list, status or default"}
+_CATEGORY = {"new": "session", "stop": "session", "compact": "session", "think": "options", "verbose": "options", "model": "options", "queue": "options"}
+
+
 def commands() -> list[dict[str, JSON]]:
-    """The chat commands this gateway interprets, as upstream lists them."""
-    return [
-        {
-            "name": word.lstrip("/"),
-            "nativeName": word.lstrip("/"),
-            "textAliases": [word],
-            "description": "Start a new session (text after the command is sent to it).",
-            "acceptsArgs": True,
-            "category": "session",
+    """The chat commands and directives this gateway interprets (L{openclaw.agent.commands}), as upstream lists them."""
+    names = {**COMMANDS, **DIRECTIVES}
+    out: list[dict[str, JSON]] = []
+    for name, help in HELP.items():
+        aliases = [f"/{name}", *(f"/{alias}" for alias, canonical in names.items() if canonical == name and alias != name)]
+        entry: dict[str, JSON] = {
+            "name": name,
+            "nativeName": name,
+            "textAliases": aliases,
+            "description": help[:1].upper() + help[1:] + ".",
+            "acceptsArgs": name in _CHOICES or name in _TAKES_TEXT,
+            "category": _CATEGORY.get(name, "status"),
             "scope": "text",
             "source": "native",
         }
-        for word in RESET_COMMAND
-    ]
+        if name in _CHOICES:
+            entry["args"] = [{"name": "value", "description": " or ".join(_CHOICES[name]), "type": "string", "choices": [{"label": c, "value": c} for c in _CHOICES[name]]}]
+        elif name in _TAKES_TEXT:
+            entry["args"] = [{"name": "text", "description": _TAKES_TEXT[name], "type": "string"}]
+        out.append(entry)
+    return out
 
 
 _METADATA = Obj({"agentId": Str(nonempty=True), "sessionKey": Str(nonempty=True), "authProfileId": Str(nonempty=True, max_length=256)}, closed=True)
