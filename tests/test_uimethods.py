@@ -137,7 +137,9 @@ class UiMethodTests(GatewayMixin, TestCase):
         self.assertEqual(await self.call(ws, "sessions.describe", {"key": "agent:main:main"}), {"session": None})
         self.assertEqual(await self.call(ws, "sessions.branches.list", {"sessionKey": "main"}), {"branches": []})
         await self.chat(ws, "plan the   trip")
+        await self.call(ws, "sessions.patch", {"key": "main", "model": "fake/m2"})
         described = (await self.call(ws, "sessions.describe", {"key": "main", "includeLastMessage": True, "includeDerivedTitles": True}))["session"]
+        self.assertEqual((described["modelProvider"], described["model"]), ("fake", "m2"))
         self.assertEqual(described["derivedTitle"], "plan the trip")
         self.assertEqual(described["lastMessage"]["role"], "assistant")
         schemas.validate(4, "SessionRow", described)

@@ -26,7 +26,7 @@ from openclaw.agent.catalog import catalog
 from openclaw.agent.methods import display_messages, history
 from openclaw.agent.providers import resolve_models
 from openclaw.agent.commands import COMMANDS, DIRECTIVES, HELP, QUEUE_MODES, THINK_LEVELS, USAGE_MODES, VERBOSE_LEVELS
-from openclaw.agent.runtime import AgentRuntime
+from openclaw.agent.runtime import AgentRuntime, model_override
 from openclaw.agent.sessions import SessionStore, canonical_key, kind_of
 from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
@@ -87,10 +87,11 @@ def session_info(runtime: AgentRuntime, key: str, entry: dict[str, Any] | None) 
     for name in ("label", "thinkingLevel", "verboseLevel"):
         if name in entry:
             row[name] = entry[name]
-    if entry.get("modelOverride"):
-        row["model"] = entry["modelOverride"]
-        if entry.get("providerOverride"):
-            row["modelProvider"] = entry["providerOverride"]
+    chosen = model_override(entry)  # the session's own model (sessions.patch, /model)
+    if chosen:
+        provider, _, model = chosen.partition("/")
+        if model:
+            row["model"], row["modelProvider"] = model, provider
     return row
 
 
