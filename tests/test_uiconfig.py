@@ -39,6 +39,7 @@ class UiConfigTests(GatewayMixin, TestCase):
         self.assertEqual(config["serverVersion"], __version__)
         self.assertEqual((config["terminalEnabled"], config["cliAgentsEnabled"], config["pluginFrameGrants"]), (False, False, []))
         self.assertTrue(config["pluginAssetsRequireAuth"])
+        self.assertFalse(config["communityInvite"])
         status, _, body = await self.get("/control-ui-config.json", "HEAD", BEARER)
         self.assertEqual((status, body), (200, b""))
         status, _, _ = await self.get("/control-ui-config.json", "POST", BEARER)

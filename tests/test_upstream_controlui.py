@@ -87,7 +87,7 @@ SPY = r"""
 """
 # Every request so far, from index `arguments[0]` (payloads only for connect).
 REQUESTS = "return window.__rpc.slice(arguments[0]).map(r => ({method: r.method, ok: r.ok, error: r.error, done: r.done, payload: r.method === 'connect' ? r.payload : undefined}))"
-SETTLED = "const r = window.__rpc || []; return r.length > 0 && r.every(x => x.done !== undefined) && Date.now() - Math.max(...r.map(x => Math.max(x.sent, x.done || 0))) > 1200"
+SETTLED = "const r = window.__rpc || []; return r.length > 0 && r.every(x => x.done !== undefined) && Date.now() - Math.max(...r.map(x => Math.max(x.sent, x.done || 0))) > 2000"
 # The text a user sees: every visible text node, shadow roots included.
 VISIBLE_TEXT = r"""
 const out = [];

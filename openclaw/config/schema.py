@@ -88,6 +88,11 @@ GATEWAY = Obj(
                 "allowedOrigins": STRINGS,
                 "allowInsecureAuth": Bool(),
                 "dangerouslyDisableDeviceAuth": Bool(),
+                # told to upstream's v4 UI in <basePath>control-ui-config.json (web/uiconfig.py)
+                "embedSandbox": Str(("strict", "scripts", "trusted")),
+                "allowExternalEmbedUrls": Bool(),
+                "automaticallyFetchFavicons": Bool(),
+                "communityInvite": Bool(),
             }
         ),
         "remote": Obj(

@@ -8,7 +8,8 @@ Like upstream, the answer needs the gateway's bearer secret (the token or
 password the UI holds; counted by the failure limiter like every other
 guess): it names the assistant and this gateway's build. Its fields are
 upstream's, with this gateway's truths: no terminal, no CLI agents, no
-plugin frames; the assistant is the default agent's identity.
+plugin frames; the assistant is the default agent's identity; upstream's
+community invite only when C{gateway.controlUi.communityInvite} is true.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def ui_config(settings: GatewaySettings, config: Mapping[str, Any]) -> dict[str,
         "embedSandbox": controls.get("embedSandbox") if controls.get("embedSandbox") in ("strict", "scripts", "trusted") else "scripts",
         "allowExternalEmbedUrls": controls.get("allowExternalEmbedUrls") is True,
         "automaticallyFetchFavicons": controls.get("automaticallyFetchFavicons") is not False,
-        "communityInvite": controls.get("communityInvite") is not False,
+        "communityInvite": controls.get("communityInvite") is True,  # upstream's community, not this gateway's: opt in
         "terminalEnabled": False,  # no terminal sessions on this gateway
         "cliAgentsEnabled": False,  # no external CLI agents either
         "pluginAssetsRequireAuth": settings.auth.mode != "none",
