@@ -319,12 +319,29 @@ class V3ControlUiTests(UpstreamControlUiMixin, TestCase):
             if tab == "Config":
                 fields = await browser.js("return document.querySelectorAll('.cfg-field, .cfg-toggle-row').length")
                 self.assertGreater(fields, 20, "the Config form renders fields")
+                await self.edit_with_the_form(browser)
         # chat (the Chat tab is open): type, send, see the reply stream in
         await self.type_in_message_box(browser, "hello from the v3 UI", Keys.ENTER)
         await self.reply_shown(browser)
         self.assertEqual(self.fake.requests[0]["body"]["messages"][-1]["content"], "hello from the v3 UI")
         await self.check(browser, "chat reply", len(self.TABS) + 1)
         self.verdict()
+
+
+    async def edit_with_the_form(self, browser: Browser) -> None:
+        """A field edited in the form and saved lands in the file; the secrets the form only saw redacted stay as they were."""
+        path = self.service.settings.layout.config_path
+        toggled = await browser.js(
+            "const row = [...document.querySelectorAll('label.cfg-toggle-row')].find(r => r.textContent.includes('Allow Real Ip Fallback'));"
+            "if (!row) return false; row.querySelector('input').click(); return true;"
+        )
+        self.assertTrue(toggled, "the gateway.allowRealIpFallback toggle")
+        await self.click(browser, "Save", "button")
+        await browser.until("return (window.__rpc || []).some(r => r.method === 'config.set' && r.done)", "config.set")
+        saved = json.loads(path.read_text())
+        self.assertIs(saved["gateway"]["allowRealIpFallback"], True)
+        self.assertEqual(saved["gateway"]["auth"]["token"], TOKEN)
+        self.assertEqual(saved["models"]["providers"]["fake"]["apiKey"], "sk-fake-key-123456")
 
 
 class V4ControlUiTests(UpstreamControlUiMixin, TestCase):
