@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hostinfo -*-
+# -*- test-case-name: tests.test_uimethods -*-
 """
 This host, as the Control UI's Systems page shows it: C{system.info} (the
 machine, its load, memory and disks, this process) and C{environments.list}
