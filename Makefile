@@ -28,9 +28,12 @@ test: check
 	@set -o pipefail; $(BIN)/python -m twisted.trial --reporter=text $(TRIAL_ARGS) 2>&1 | tee .trial.out; \
 	status=$$?; $(BIN)/python tools/trial_summary.py < .trial.out; exit $$status
 
+# The benchmark suite (bench/run.py): figures against bench/baseline/, never pass/fail on speed.
+# BENCH_ARGS e.g. "--only chat,fanout", "--save-baseline", "--profile bench/out", "--upstream none"
+# (by default connect and chat also run against the cached upstream gateway, side by side).
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python bench/connect_health.py
-	$(BIN)/python bench/concurrent_chat.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp* .trial.out twisted/plugins/dropin.cache

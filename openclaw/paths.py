@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import Mapping
 
@@ -18,6 +19,8 @@ DEFAULT_PORT = 18789
 DEV_PORT = 19001
 BRIDGE_OFFSET = 1
 CANVAS_OFFSET = 4
+PROFILE_PORT_STEP = 20  # upstream: leave at least 20 ports between two gateways' base ports
+PROFILE_PORT_SLOTS = 49  # named profiles default to 18809 ... 19769, never 19001 (dev)
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -105,5 +108,18 @@ def resolve_layout(
         config = state / "openclaw.json"
     config = Path(os.path.abspath(config))
 
-    port = DEV_PORT if profile == "dev" else DEFAULT_PORT
-    return Layout(profile=profile, state_dir=state, config_path=config, default_port=port)
+    return Layout(profile=profile, state_dir=state, config_path=config, default_port=profile_port(profile))
+
+
+def profile_port(profile: str | None) -> int:
+    """
+    A profile's default base port: 18789, 19001 for C{dev}, and for a named
+    profile a slot 20 apart derived from its name, so two profiles started
+    without any config do not clash (`openclaw setup` stores a port that is
+    free among this machine's profiles).
+    """
+    if profile is None:
+        return DEFAULT_PORT
+    if profile == "dev":
+        return DEV_PORT
+    return DEFAULT_PORT + PROFILE_PORT_STEP * (1 + zlib.crc32(profile.encode()) % PROFILE_PORT_SLOTS)

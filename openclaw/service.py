@@ -38,6 +38,7 @@ from openclaw.net.portowner import listeners
 from openclaw.store import StateLock, StateLocked, clean_stray_temps, ensure_dir, loose_mode
 from openclaw.net.discovery import GatewayRecord, IAdvertiser, MdnsService, ZeroconfAdvertiser
 from openclaw.net.netinfo import lan_address
+from openclaw.ops.metrics import install_metrics
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.controlui import ControlUi
@@ -48,7 +49,7 @@ from openclaw.web.reload import ReloadProtocol
 from openclaw.web.bearer import BearerAuth
 from openclaw.web.tools_invoke import ToolsInvoke
 from openclaw.web.root import GatewayRoot
-from openclaw.web.websocket import GatewayWebSocket, websocket_resource
+from openclaw.web.websocket import GatewayWebSocket, IdentityCheck, websocket_resource
 
 HTTP_IDLE_TIMEOUT = 60
 MAX_REQUEST_BODY = OPENAI_MAX_BODY  # the largest body any route takes (chat completions: 20 MB)
@@ -231,6 +232,7 @@ class GatewayService(MultiService):
         reactor: Any,
         publisher: LogPublisher = globalLogPublisher,
         advertiser: IAdvertiser | None = None,
+        identity: IdentityCheck | None = None,  # gateway.auth.allowTailscale: confirms Serve's identity headers
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -249,12 +251,13 @@ class GatewayService(MultiService):
         # Every collaborator, built in one place; listeners and HTTP routes get the parts they use.
         self.core = core = GatewayCore(settings, reactor, redactor=self.redactor, canvas_url=self.canvas_url)
         self.scheduled = install_scheduled_work(core, self)  # cron jobs and heartbeats (openclaw/cron)
-        self.root = GatewayRoot(websocket_resource(core.gate, core.connections, settings.trusted_proxies, settings.allowed_origins))
+        self.root = GatewayRoot(websocket_resource(core.gate, core.connections, settings.trusted_proxies, settings.allowed_origins, identity))
         bearer = BearerAuth(core.auth, core.limiter, settings.rate_limit.exempt_loopback, settings.trusted_proxies)
         self.root.putChild(b"v1", OpenAIApi(bearer, core.agent, settings.http.chat_completions, core.boot.started_ms))
         tools = Resource()
         tools.putChild(b"invoke", ToolsInvoke(bearer, core.agent, settings.http))
         self.root.putChild(b"tools", tools)
+        self.metrics = install_metrics(self, self.root, core, bearer, settings.hosts, self.scheduled.cron)  # GET /metrics, the request meter, run counts
         self.control_ui: ControlUi | None = None
         if settings.control_ui_enabled:
             self.control_ui = ControlUi(settings.control_ui_base_path, settings.control_ui_root, ui_config=UiConfig(bearer, settings, core.config.config))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -45,10 +46,30 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: f
     )
 
 
-def free_port() -> int:
+FREE_PORTS = (20000, 32000)  # above the profiles' default ports (18789-19769), below the ephemeral range
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """
+    A gateway base port P that is free with its derived ports (bridge P+1,
+    canvas P+4). Chosen below the ephemeral range: a kernel-chosen port's
+    neighbours are often taken by the client side of other tests' connections.
+    """
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(*FREE_PORTS)
+        if all(_bindable(port + k) for k in range(5)):
+            return port
+    raise RuntimeError(f"no five free ports in a row between {FREE_PORTS[0]} and {FREE_PORTS[1]}")
 
 
 class LogCapture:
@@ -91,3 +112,12 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def fake_bin(folder: Path, name: str, script: str) -> Path:
+    """An executable shell script C{name} in C{folder} (put C{folder} first on PATH)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path

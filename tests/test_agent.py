@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 
+import threading
+
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from openclaw.agent import sessions
 from openclaw.agent.sessions import SessionStore
 from openclaw.protocol.versions import V3
 from tests import schemas
@@ -71,6 +74,50 @@ class AgentTests(GatewayMixin, TestCase):
         self.assertEqual(sent[-1], {"role": "user", "content": "hi"})
         store = SessionStore(self.service.settings.state_dir)
         self.assertEqual(len(store.messages("agent:main:main")), 2)
+
+    async def test_acks_and_finals_wait_for_the_disk(self):
+        """
+        chat.send's "started" and the run's "final" go out only once the
+        transcript lines they stand for are fsynced (the fsyncs run off the
+        reactor thread, which keeps serving meanwhile).
+        """
+        self.fake.replies.append(openai_text("stored", " reply"))
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        real = sessions._fsync_path
+
+        def held(path):
+            gate.wait(10)
+            real(path)
+
+        self.patch(sessions, "_fsync_path", held)
+        ws.protocol.send_json({"type": "req", "id": "s1", "method": "chat.send", "params": {"sessionKey": "main", "message": "keep me", "idempotencyKey": "d1"}})
+        self.assertTrue((await ws.request("health"))["ok"])  # the reactor is not blocked
+        await deferLater(reactor, 0.3, lambda: None)
+        seen = [*ws.events, *ws.factory.frames.pending]
+        early = [f for f in seen if f and (f.get("id") == "s1" or (f.get("event") == "chat" and f["payload"].get("state") == "final"))]
+        self.assertEqual(early, [])
+        transcript = SessionStore(self.service.settings.state_dir).transcript(self.service.core.agent.store().get("agent:main:main")["sessionId"]).path
+        self.assertIn("keep me", transcript.read_text())  # written already, only its fsync is held
+        gate.set()
+        self.assertEqual((await ws.response("s1"))["payload"], {"runId": "d1", "status": "started"})
+        events = await self.chat_until(ws, "d1")
+        self.assertEqual(events[-1]["state"], "final")
+        self.assertIn("stored reply", transcript.read_text())
+
+    async def test_model_requests_reuse_a_connection(self):
+        """Consecutive model requests go over one kept-alive connection (no TCP/TLS setup per turn); stop closes it."""
+        self.fake.replies.extend([openai_text("one"), openai_text("two")])
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator()
+        for n in (1, 2):
+            await ws.request("chat.send", {"sessionKey": "main", "message": f"m{n}", "idempotencyKey": f"p{n}"})
+            self.assertEqual((await self.chat_until(ws, f"p{n}"))[-1]["state"], "final")
+        ports = {r.getClientAddress().port for r in self.fake.open}
+        self.assertEqual(len(self.fake.open), 2)
+        self.assertEqual(len(ports), 1)
 
     async def test_agent_two_responses_and_replay(self):
         """31/32. agent: accepted then final (same id); per-run seq from 1 with lifecycle start/end; a repeat starts nothing."""
@@ -296,7 +343,8 @@ class MoreMethodTests(GatewayMixin, TestCase):
 
     async def test_compact(self):
         """sessions.compact summarises older messages with the model; history then starts with the summary."""
-        self.fake.replies += [openai_text(f"answer {i}") for i in range(4)] + [openai_text("SUMMARY: four questions answered")]
+        # After the four answers: the pre-compaction memory flush turn (nothing to store), then the summary.
+        self.fake.replies += [openai_text(f"answer {i}") for i in range(4)] + [openai_text("NO_REPLY"), openai_text("SUMMARY: four questions answered")]
         await self.gateway(**model_config(self.url))
         ws, _ = await self.connect()
         for i in range(4):

@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -122,16 +126,20 @@ class CommandTests(GatewayMixin, TestCase):
         self.assertTrue(json.loads(out)["ok"])
 
     async def test_status_deep_and_probe(self):
-        """status --deep adds local checks; probe reports protocol and latency."""
+        """gateway status --deep: local report, deep checks and a probe of --url; probe --json reports protocol and timings."""
         await self.gateway()
         code, out, err = await self.cli("gateway", "status", "--deep", "--json", *self.target())
         self.assertEqual(code, 0, err)
         report = json.loads(out)
-        self.assertEqual(set(report["local"]), {"config", "stateDir", "port"})
-        code, out, err = await self.cli("gateway", "probe", *self.target())
-        probe = json.loads(out)
+        self.assertTrue({"service", "ports", "config", "probe", "deep"} <= set(report))
+        self.assertEqual(set(report["deep"]), {"otherGateways", "units", "portOwners", "problems"})
+        self.assertTrue(report["probe"]["ok"])
+        code, out, err = await self.cli("gateway", "probe", "--json", *self.target())
+        self.assertEqual(code, 0, err)
+        [probe] = json.loads(out)["targets"]
         self.assertEqual((probe["ok"], probe["protocol"]), (True, 4))
-        self.assertNotIn("deviceToken", probe["auth"])
+        self.assertGreaterEqual(probe["connectMs"], 0)
+        self.assertIn("statusMs", probe)
 
     async def test_logs(self):
         """logs prints the gateway's lines; --level filters; --json prints JSON lines."""
@@ -143,6 +151,41 @@ class CommandTests(GatewayMixin, TestCase):
         self.assertEqual([json.loads(line)["level"] for line in out.splitlines()], [])
         code, out, _ = await self.cli("logs", "--json", "--channel", "gateway", *self.target())
         self.assertTrue(all(json.loads(line)["subsystem"] == "gateway" for line in out.splitlines()))
+
+    async def test_logs_follow(self):
+        """logs -f --channel follows over the WebSocket: a line logged after it started shows up; other subsystems do not."""
+        await self.gateway()
+        home = Path(self.mktemp()).resolve()
+        home.mkdir()
+        seen = []
+        ended = Deferred()
+
+        class Collect(ProcessProtocol):
+            def outReceived(self, data):
+                seen.append(data.decode())
+
+            def processEnded(self, reason):
+                ended.callback(None)
+
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "PYTHONPATH": str(REPO)}
+        argv = [sys.executable, "-m", "openclaw", "logs", "-f", "--interval", "100", "--channel", "follow-test", *self.target()]
+        proc = reactor.spawnProcess(Collect(), sys.executable, argv, env=env)
+        self.addCleanup(lambda: ended)
+        self.addCleanup(lambda: proc.signalProcess("KILL") if proc.pid else None)
+
+        async def until(text):
+            for _ in range(200):
+                if text in "".join(seen):
+                    return
+                await deferLater(reactor, 0.05, lambda: None)
+            self.fail(f"{text!r} not followed; got {''.join(seen)!r}")
+
+        Logger(namespace="openclaw.follow-test").info("follow-marker-one")
+        await until("follow-marker-one")
+        Logger(namespace="openclaw.other").info("follow-marker-other")
+        Logger(namespace="openclaw.follow-test").info("follow-marker-two")
+        await until("follow-marker-two")
+        self.assertNotIn("follow-marker-other", "".join(seen))
 
     async def test_devices_approve_latest(self):
         """A remote device waits for pairing; `devices approve --latest` lets it in."""

@@ -24,6 +24,7 @@ from openclaw.gateway.core import GatewayCore
 from openclaw.gateway.events import StateVersion
 from openclaw.gateway.presence import Presence
 from openclaw.interfaces import AgentRunner, RunResult
+from openclaw.protocol import frames
 from openclaw.service import GatewayService
 from tests.fakes import openai_text, start_fake
 from tests.test_agent import model_config
@@ -144,7 +145,7 @@ class FakeMember:
         self.auth_method = auth_method
         self.closes: list[tuple[int, str]] = []
 
-    def send_event(self, name: str, payload: Any, state_version: Any = None, drop_if_slow: bool = False) -> None:
+    def send_frame(self, frame: Any, drop_if_slow: bool = False) -> None:
         pass
 
     def close(self, code: int, reason: str = "") -> None:
@@ -216,8 +217,8 @@ class SeamTests(SynchronousTestCase):
         sent: list[tuple[str, Any, bool]] = []
 
         class Reader(FakeMember):
-            def send_event(self, name: str, payload: Any, state_version: Any = None, drop_if_slow: bool = False) -> None:
-                sent.append((name, payload, drop_if_slow))
+            def send_frame(self, frame: Any, drop_if_slow: bool = False) -> None:
+                sent.append((frame.name, frame.payload, drop_if_slow))
 
         reader = Reader("token")
         reader.scopes = ["operator.pairing"]
@@ -225,6 +226,33 @@ class SeamTests(SynchronousTestCase):
         core.events.emit("pairing", {"channel": "x"})
         core.events.emit("chat", {"hidden": True})  # needs operator.read
         self.assertEqual(sent, [("pairing", {"channel": "x"}, True)])
+
+    def test_broadcast_encodes_once(self):
+        """One broadcast to many connections encodes the payload once; each frame still carries that connection's own seq."""
+        core = GatewayCore(gateway_settings(home_of(self)), Clock())
+        encoded: list[Any] = []
+        real = frames.dumps
+        self.patch(frames, "dumps", lambda value: (encoded.append(value), real(value))[1])
+
+        class Numbered(FakeMember):
+            def __init__(self, seq: int) -> None:
+                super().__init__("token")
+                self.scopes = ["operator.read"]
+                self.seq, self.got = seq, []
+
+            def send_frame(self, frame: Any, drop_if_slow: bool = False) -> None:
+                self.seq += 1
+                self.got.append(frame.data(self.seq))
+
+        members = [Numbered(seq) for seq in (0, 7, 41)]
+        for m in members:
+            core.connections.add(m)
+        payload = {"runId": "r", "stream": "assistant", "data": {"text": "héllo", "delta": "o"}}
+        core.events.to_session("agent", payload, "agent:main:main")
+        self.assertEqual([e for e in encoded if e == payload], [payload])  # once, not once per connection
+        for m in members:
+            whole = {"type": "event", "event": "agent", "payload": payload, "seq": m.seq}
+            self.assertEqual(m.got, [json.dumps(whole, separators=(",", ":"), ensure_ascii=False).encode()])
 
     def test_heartbeat_report_source(self):
         """Health and status report heartbeats as disabled until a scheduler's summary is used."""

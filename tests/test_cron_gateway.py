@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from openclaw.agent import sessions
+from openclaw.agent.sessions import SessionStore, Syncer
 from openclaw.cron.heartbeat import DEFAULT_PROMPT
 from openclaw.cron.schedule import iso_ms
+from openclaw.cron.wiring import SessionDelivery
 from tests import schemas
 from tests.fakes import openai_text, openai_tool_call, start_fake
 from tests.helpers import REPO
@@ -29,6 +33,74 @@ async def until(predicate, timeout=15.0, step=0.05):
             raise AssertionError("timed out waiting")
         await deferLater(reactor, step, lambda: None)
         waited += step
+
+
+class _Stores:
+    """The agent port's C{store()} over one store."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def store(self, agent_id="main"):
+        return self._store
+
+
+class _Events:
+    def __init__(self):
+        self.sent = []
+
+    def to_session(self, name, payload, session_key, drop_if_slow=False):
+        self.sent.append((name, payload["state"], session_key))
+
+
+class SessionDeliveryTests(TestCase):
+    """An announced cron reply keeps the group commit's promise (issue 15): "final" only once it is on disk."""
+
+    async def test_final_after_the_fsync(self):
+        """The reply is in the transcript at once; its chat final and the delivery result wait for the fsync, which runs off the reactor."""
+        syncer = Syncer(reactor)
+        self.addCleanup(syncer.stop)
+        store = SessionStore(Path(self.mktemp()).resolve(), syncer=syncer)
+        store.resolve("agent:main:main")
+        await store.flushed()
+        events = _Events()
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        real = sessions._fsync_path
+
+        def held(path):
+            gate.wait(10)
+            real(path)
+
+        self.patch(sessions, "_fsync_path", held)
+        d = SessionDelivery(_Stores(store), events).deliver("the news", "last", None, "agent:main:main", "r1")
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertIn("the news", store.transcript(store.get("agent:main:main")["sessionId"]).path.read_text())
+        self.assertFalse(d.called)
+        self.assertEqual(events.sent, [])
+        gate.set()
+        result = await d
+        self.assertTrue(result.delivered)
+        self.assertEqual(events.sent, [("chat", "final", "agent:main:main")])
+
+    async def test_a_failed_commit_is_not_delivered(self):
+        """When the fsync fails the delivery says so, and no final goes out."""
+        syncer = Syncer(reactor)
+        self.addCleanup(syncer.stop)
+        store = SessionStore(Path(self.mktemp()).resolve(), syncer=syncer)
+        store.resolve("agent:main:main")
+        await store.flushed()
+        events = _Events()
+
+        def broken(path):
+            raise OSError(5, "Input/output error")
+
+        self.patch(sessions, "_fsync_path", broken)
+        result = await SessionDelivery(_Stores(store), events).deliver("the news", "last", None, "agent:main:main", "r1")
+        self.assertFalse(result.delivered)
+        self.assertIn("Input/output error", result.error)
+        self.assertEqual(events.sent, [])
+        self.flushLoggedErrors(OSError)
 
 
 class CronGatewayTests(GatewayMixin, TestCase):
@@ -89,6 +161,55 @@ class CronGatewayTests(GatewayMixin, TestCase):
             self.assertEqual(bad["error"]["code"], "INVALID_REQUEST")
             self.assertIn("invalid cron.add params: schedule", bad["error"]["message"])
         self.assertTrue(self.service.running)
+
+    async def test_scheduled_runs_use_the_group_commit(self):
+        """
+        A cron turn, its announced reply and a heartbeat write transcripts as
+        chat turns do (issue 15): fsynced by the Syncer off the reactor
+        thread, none inline on it; the run's log line and jobs file too.
+        """
+        self.fake.replies += [openai_text("cron says hi"), openai_text("HEARTBEAT_OK")]
+        await self.gateway(**model_config(self.url))
+        ws = await self.operator(4)
+        synced: list[tuple[str, bool]] = []
+        real = sessions._fsync_path
+        real_fsync = os.fsync
+
+        def recording(path):
+            synced.append((str(path), threading.current_thread() is threading.main_thread()))
+            real(path)
+
+        inline = []
+
+        def fsync(fd):
+            if threading.current_thread() is threading.main_thread():
+                inline.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        self.patch(sessions, "_fsync_path", recording)
+        self.patch(sessions.os, "fsync", fsync)
+        at = int(time.time() * 1000) + 3_600_000
+        params = {"name": "news", "schedule": {"kind": "at", "at": iso_ms(at)}, "sessionTarget": "isolated", "wakeMode": "next-heartbeat", "payload": {"kind": "agentTurn", "message": "the news"}, "delivery": {"mode": "announce"}}
+        job = await self.call(ws, "cron.add", params)  # an edit: written before the answer
+        del inline[:]
+        self.assertTrue((await self.call(ws, "cron.run", {"id": job["id"], "mode": "force"}))["enqueued"])
+        await until(lambda: not self.service.scheduled.cron.is_running(job["id"]))
+        self.assertEqual(await self.call(ws, "wake", {"mode": "now", "text": "check"}), {"ok": True})
+        await ws.event("heartbeat", timeout=10)
+        store = self.service.core.agent.store()
+        main = store.get("agent:main:main")
+        isolated = store.get(f"agent:main:cron:{job['id']}")
+        self.assertIn("cron says hi", store.transcript(main["sessionId"]).path.read_text())  # the announced reply
+        paths = {p for p, _ in synced}
+        for entry in (main, isolated):
+            self.assertIn(entry["sessionFile"], paths)
+        self.assertEqual([p for p, on_reactor in synced if on_reactor], [])
+        self.assertEqual(inline, [])  # neither transcripts nor the cron run log and jobs file
+        state = self.service.settings.state_dir
+        runs = (await self.call(ws, "cron.runs", {"id": job["id"]}))["entries"]
+        self.assertEqual([r["status"] for r in runs], ["ok"])
+        self.assertIn(str(state / "cron" / "runs" / f"{job['id']}.jsonl"), paths)
+        await until(lambda: json.loads((state / "cron" / "jobs.json").read_text())["jobs"][0]["state"].get("lastStatus") == "ok")
 
     async def test_scopes(self):
         """cron.list/status/runs need read; cron.add/update/remove/run need admin; wake needs write."""

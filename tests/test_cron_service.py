@@ -26,15 +26,33 @@ def reminder(at_ms, text="call mom", **extra):
     return {"name": "reminder", "schedule": {"kind": "at", "atMs": at_ms}, "sessionTarget": "main", "wakeMode": "now", "payload": {"kind": "systemEvent", "text": text}, **extra}
 
 
+class RecordingDisk:
+    """A DiskPort that notes what it is asked (replace_now writes at once)."""
+
+    def __init__(self):
+        self.fsyncs, self.later, self.now = [], {}, []
+
+    def fsync_later(self, path):
+        self.fsyncs.append(path)
+
+    def replace_later(self, path, render):
+        self.later[path] = render
+
+    def replace_now(self, path, data):
+        self.now.append(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
 class Harness:
     """One scheduler (and heartbeat runner) over fake ports, with a store in a temp dir."""
 
-    def __init__(self, testcase, clock, path=None, heartbeat=None, **settings):
+    def __init__(self, testcase, clock, path=None, heartbeat=None, disk=None, **settings):
         self.clock = clock
         self.path = path or Path(testcase.mktemp()) / "cron" / "jobs.json"
         self.agent, self.events, self.delivery = FakeAgent(clock, Path(testcase.mktemp())), FakeEvents(), FakeDelivery()
         self.heartbeat = HeartbeatRunner(heartbeat or HeartbeatConfig(), clock, self.agent, self.events, self.delivery)
-        self.cron = CronService(CronSettings(self.path, **settings), clock, self.agent, self.events, self.delivery, self.heartbeat)
+        self.cron = CronService(CronSettings(self.path, **settings), clock, self.agent, self.events, self.delivery, self.heartbeat, disk=disk)
         testcase.addCleanup(self.stop)
 
     def start(self):
@@ -382,6 +400,31 @@ class StoreTests(TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(folder / "j.jsonl").st_mode), 0o600)
         with self.assertRaises(ValueError):
             runs.path("../escape")
+
+    def test_runs_use_the_disk_port(self):
+        """
+        With a disk port (the runtime's group commit) a run's bookkeeping waits
+        for no disk on the reactor: the log line is written at once and its
+        fsync queued; the jobs file is rendered when the commit starts. Edits
+        are written through the port now.
+        """
+        disk = RecordingDisk()
+        t0 = epoch(2026, 6, 1, 8)
+        h = Harness(self, clock_at(t0), disk=disk).start()
+        fsyncs = []
+        self.patch(os, "fsync", lambda fd: fsyncs.append(fd))
+        del disk.now[:]  # the start's own write
+        job, _ = h.cron.add(isolated("x", {"kind": "every", "everyMs": 60_000}), 3)
+        self.assertEqual(disk.now, [h.path])  # the edit: written before add() returns
+        advance_to(h.clock, t0 + 61)
+        self.assertEqual(len(h.cron_turns()), 1)
+        log_path = h.path.parent / "runs" / f"{job.id}.jsonl"
+        self.assertEqual([e["status"] for e in h.cron.runs.entries(job.id)], ["ok"])  # in the file already
+        self.assertIn(log_path, disk.fsyncs)
+        self.assertEqual(fsyncs, [])
+        self.assertIn(h.path, disk.later)
+        rendered = json.loads(disk.later[h.path]())
+        self.assertEqual(rendered["jobs"][0]["state"]["lastStatus"], "ok")  # as it is when the commit starts
 
     def test_settings(self):
         """cron.enabled, OPENCLAW_SKIP_CRON, store, maxConcurrentRuns, missedRuns (bad values named, defaults used)."""

@@ -18,6 +18,7 @@ from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.approval_methods import APPROVAL_METHODS
 from openclaw.agent.methods import AGENT_METHODS
 from openclaw.agent.usage_methods import USAGE_METHODS
+from openclaw.skills.methods import SKILL_METHODS
 from openclaw.cron.methods import CRON_METHODS
 from openclaw.agent.chatview import CHAT_VIEW_METHODS
 from openclaw.gateway.absent import ABSENT_METHODS
@@ -30,7 +31,7 @@ from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
 ALL = {
-    **METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **CRON_METHODS,
+    **METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **SKILL_METHODS, **CRON_METHODS,
     **CHAT_VIEW_METHODS, **FEED_METHODS, **HOST_METHODS, **INVENTORY_METHODS, **ABSENT_METHODS,
 }
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name

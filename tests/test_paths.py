@@ -19,11 +19,23 @@ class LayoutTests(SynchronousTestCase):
         self.assertEqual(layout.log_file, Path("/home/u/.openclaw/logs/gateway.log"))
 
     def test_profile(self):
-        """--profile NAME moves state and config to ~/.openclaw-NAME."""
+        """--profile NAME moves state and config to ~/.openclaw-NAME and its base port to a slot of its own."""
         layout = resolve_layout(self.home, profile="work")
         self.assertEqual(layout.state_dir, Path("/home/u/.openclaw-work"))
         self.assertEqual(layout.config_path, Path("/home/u/.openclaw-work/openclaw.json"))
-        self.assertEqual(layout.default_port, 18789)
+        self.assertEqual(layout.default_port, 18929)
+        self.assertEqual(resolve_layout(self.home, profile="default").default_port, 18789)
+
+    def test_profile_ports_are_spaced(self):
+        """Every named profile's base port is 18789 + 20k: its derived ports never meet the default's or dev's."""
+        from openclaw.paths import profile_port
+
+        for name in ("a", "b", "work", "rescue", "main", "x" * 64):
+            port = profile_port(name)
+            self.assertEqual((port - 18789) % 20, 0)
+            self.assertTrue(18809 <= port <= 19769)
+            for other in (18789, 19001):
+                self.assertGreaterEqual(abs(port - other), 5)
 
     def test_profile_from_env(self):
         """OPENCLAW_PROFILE applies when no flag is given; the flag wins."""

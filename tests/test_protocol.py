@@ -233,3 +233,37 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(event["stateVersion"]["presence"], before + 1)
         cli, _ = self.ready("cli", "cli")
         self.assertEqual(self.core.versions.presence, before + 1)  # the CLI is not presence
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False, allow_infinity=False) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+class EventFrameTests(SynchronousTestCase):
+    """An event encoded once for many connections is byte for byte what encoding each frame whole gave."""
+
+    @settings(max_examples=300)
+    @given(
+        name=_TEXT.filter(bool),
+        payload=_JSON,
+        seqs=st.lists(st.none() | st.integers(0, 2**53), min_size=1, max_size=3),
+        state_version=st.none() | st.fixed_dictionaries({"presence": st.integers(0, 10**6), "health": st.integers(0, 10**6)}),
+    )
+    def test_same_bytes_as_the_whole_frame(self, name, payload, seqs, state_version):
+        """EventFrame(...).data(seq) == the whole frame dumped (key order type, event, payload, seq, stateVersion), per seq."""
+        shared = frames.EventFrame(name, payload, state_version)
+        for seq in seqs:
+            frame = {"type": "event", "event": name}
+            if payload is not None:
+                frame["payload"] = payload
+            if seq is not None:
+                frame["seq"] = seq
+            if state_version is not None:
+                frame["stateVersion"] = state_version
+            whole = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+            self.assertEqual(shared.data(seq), whole.encode("utf-8"))
+            self.assertEqual(frames.event(name, payload, seq, state_version), whole)

@@ -22,6 +22,7 @@ from tests.browser import Browser, Keys, missing
 from tests.fakes import Reply, openai_text, openai_tool_call, start_fake
 from tests.helpers import scratch_home, write_config
 from tests.test_agent import model_config
+from tests.test_skills import MISSING_BIN, make_skill
 from tests.wsclient import TOKEN, Device, GatewayMixin, connect_params, open_ws
 
 log = Logger(namespace="openclaw.test")
@@ -187,7 +188,7 @@ class WebChatTests(BrowserTestCase):
 
 class ControlUiTests(BrowserTestCase):
     async def test_tabs(self):
-        """/#token=…: connects and strips the token; approves a waiting device; Logs shows a logged line; Config names a bad key."""
+        """/#token=…: connects and strips the token; approves a waiting device; Skills says why one is left out; Logs shows a logged line; Config names a bad key."""
         await self.start()
         browser = await Browser.start(self)
         await browser.get(f"{self.base}/#token={TOKEN}")
@@ -221,6 +222,14 @@ class ControlUiTests(BrowserTestCase):
         params["device"] = device.block(params, again.challenge["payload"]["nonce"], again.challenge["payload"]["ts"], token=TOKEN)
         accepted = await again.request("connect", params)
         self.assertTrue(accepted["ok"], accepted)
+
+        # Skills: the bundled ones eligible; a workspace skill needing a missing bin says which
+        make_skill(self.service.settings.state_dir / "workspace" / "skills", "radar", f'name: radar\ndescription: Radar sweep.\nmetadata: {{"openclaw": {{"requires": {{"bins": ["{MISSING_BIN}"]}}}}}}')
+        await browser.click('#tabs a[data-tab="skills"]')
+        self.assertEqual(await browser.js("return location.pathname"), "/skills")
+        why = await browser.until("const s = document.querySelector('#skills-list [data-skill=radar]'); return s && s.closest('tr').querySelector('.skill-why').textContent", "the radar skill")
+        self.assertEqual(why, f"missing bin: {MISSING_BIN}")
+        self.assertEqual(await browser.js("return document.querySelector('#skills-list [data-skill=notes]').closest('tr').querySelector('.skill-why').textContent"), "")
 
         # Logs: a line the test logs shows up live; filters and pause work
         await browser.click('#tabs a[data-tab="logs"]')

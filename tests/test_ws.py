@@ -774,6 +774,21 @@ class SendTests(GatewayMixin, TestCase):
         await ws.closed
         self.assertEqual(log.failures(), [])
 
+    async def test_factory_options_reach_each_connection(self):
+        """Every autobahn option the factory sets is on each connection's protocol (copied by connectionMade, not by autobahn)."""
+        from autobahn.twisted.websocket import WebSocketServerProtocol
+
+        await self.gateway()
+        await self.connect()
+        proto = next(iter(self.service.core.connections)).transport
+        factory = proto.factory
+        for name in WebSocketServerProtocol.CONFIG_ATTRS:
+            self.assertTrue(hasattr(proto, name), name)
+            if name not in ("maxMessagePayloadSize", "maxFramePayloadSize", "failByDrop"):  # the protocol's own
+                self.assertEqual(getattr(proto, name), getattr(factory, name), name)
+        self.assertEqual((proto.openHandshakeTimeout, proto.closeHandshakeTimeout, proto.failByDrop), (10, 1, False))
+        self.assertEqual(proto.maxMessagePayloadSize, V3.max_payload)  # raised at hello, from the class's pre-auth cap
+
     async def test_large_response_is_sent(self):
         """A response larger than the client's own maxPayload is still sent (that limit is for what clients send)."""
         log = capture_log(self)

@@ -133,7 +133,8 @@ def agent(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     accepted = {"runId": run.run_id, "sessionKey": run.session_key, "agentId": run.agent_id, "status": "accepted", "acceptedAt": int(time.time() * 1000)}
     if not created and not run.outcome.done:
         accepted["status"] = "in_flight"
-    return TwoPhase(accepted, run.outcome.wait().addCallback(final_response))
+    # "accepted" once the message is on disk (see chat.send)
+    return TwoPhase(ad.runtime.durable().addCallback(lambda _: accepted), run.outcome.wait().addCallback(final_response))
 
 
 def final_response(summary: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +247,8 @@ def chat_send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
         params["sessionKey"], params["message"], params["idempotencyKey"], sender_of(caller), params.get("agentId"), timeout / 1000 if timeout else None, params.get("queueMode"), literal=bool(params.get("suppressCommandInterpretation"))
     )
     if created:
-        return {"runId": run.run_id, "status": "started"}
+        # acknowledged once the message is on disk (written already; the fsync runs off the reactor)
+        return ad.runtime.durable().addCallback(lambda _: {"runId": run.run_id, "status": "started"})
     if not run.outcome.done:
         return {"runId": run.run_id, "status": "in_flight"}
     return {"runId": run.run_id, "status": run.outcome.value.get("status", "ok")}

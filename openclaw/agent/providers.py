@@ -211,12 +211,13 @@ class QuietPool(HTTPConnectionPool):
 class HttpStreaming:
     """The shared HTTP part: POST JSON, retry before output, feed the body to a parser."""
 
-    def __init__(self, reactor: Any, http: Any = treq, timeout: float = DEFAULT_TIMEOUT, rng: random.Random | None = None) -> None:
+    def __init__(self, reactor: Any, http: Any = treq, timeout: float = DEFAULT_TIMEOUT, rng: random.Random | None = None, pool: HTTPConnectionPool | None = None) -> None:
         self.reactor = reactor
         self.http = http
         self.timeout = timeout
         self.rng = rng or random.Random()
-        self.pool = QuietPool(reactor, persistent=False)
+        # the runtime's persistent pool: no new connection (TCP, TLS) per model request
+        self.pool = pool if pool is not None else QuietPool(reactor, persistent=False)
 
     def stream(self, model: ModelRef, request: ModelRequest, on_text: Callable[[str], None]) -> Deferred:
         """IModelProvider.stream: each API implements C{_stream}; cancelling the Deferred stops it."""
@@ -611,8 +612,8 @@ class OllamaChat(HttpStreaming):
         return reply
 
 
-def provider_for(api: str, reactor: Any, http: Any = treq) -> IModelProvider:
+def provider_for(api: str, reactor: Any, http: Any = treq, pool: HTTPConnectionPool | None = None) -> IModelProvider:
     classes = {"openai-completions": OpenAICompletions, "anthropic-messages": AnthropicMessages, "ollama": OllamaChat}
     if api not in classes:
         raise ProviderError(f"unsupported model api {api!r}; use openai-completions, anthropic-messages or ollama")
-    return classes[api](reactor, http)
+    return classes[api](reactor, http, pool=pool)

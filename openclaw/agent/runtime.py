@@ -18,7 +18,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import attrs
 import treq
@@ -28,9 +28,11 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from openclaw.agent.approvals import ExecGate, NodeRunner
-from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRef, ModelRequest, ProviderError, provider_for, resolve_models, resolve_ref
+from openclaw.agent.memory import Memory, memory_prompt, memory_settings
+from openclaw.agent.memory.flush import flush_memory
+from openclaw.agent.providers import NO_PROVIDER_MESSAGE, ModelRef, ModelRequest, ProviderError, QuietPool, provider_for, resolve_models, resolve_ref
 from openclaw.agent.sandbox import sandbox_from_settings
-from openclaw.agent.sessions import SessionStore, agent_of, canonical_key, reset_due
+from openclaw.agent.sessions import SessionStore, Syncer, agent_of, canonical_key, reset_due, sync_capable
 from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
 from openclaw.agent.usage import UsageMeter, add, footer, prices_for, split_label, transcript_usage
 from openclaw.agent.webfetch import WebFetcher
@@ -39,6 +41,7 @@ from openclaw.interfaces import NoWatch, QueueFull, RunResult, SessionEvents, Se
 from openclaw.logs import Redactor, gateway_redactor
 from openclaw.nodes.registry import Outcome
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
+from openclaw.skills.loader import RunSkills, SkillScope, skill_scope
 
 log = Logger(namespace="openclaw.agent")
 
@@ -56,6 +59,7 @@ WORKSPACE_FILE_CAP = 20_000
 SILENT_REPLY = "NO_REPLY"
 RESET_COMMAND = ("/new", "/reset")
 TOOL_THREADS = 4  # file tools run here, never on the reactor
+HTTP_CONNECTIONS_PER_HOST = 16  # idle connections kept per model provider
 
 
 def is_reset(message: str) -> bool:
@@ -209,6 +213,9 @@ class AgentRuntime:
         self.exec_gate = exec_gate if exec_gate is not None else ExecGate(settings, reactor)
         self.nodes = nodes
         self._pool: ThreadPool | None = None
+        self._http: QuietPool | None = None  # model requests reuse their connections
+        # transcripts' fsyncs off the reactor thread (a test's Clock: inline, as the CLI does)
+        self.syncer: Syncer | None = Syncer(reactor) if sync_capable(reactor) else None
         self._stores: dict[str, SessionStore] = {}
         self.active: dict[str, Run] = {}  # session key → running run
         self.queued: dict[str, list[Run]] = {}
@@ -217,6 +224,9 @@ class AgentRuntime:
         self.fetcher = WebFetcher(reactor)
         self.pending_events: dict[str, list[str]] = {}  # session key → system events for its next run
         self.extra_tools: dict[str, Tool] = {}  # tools other parts add (add_tool)
+        # memory (files, index, tools) and skills, their settings read once; no file is read here
+        self.memory = Memory(memory_settings(settings.config, settings.env, settings.state_dir, self.workspace(), settings.agents.ids), reactor, http)
+        self.skills: SkillScope = skill_scope(settings.config, settings.env, self.workspace(), settings.state_dir)
 
     def now_ms(self) -> int:
         return int(self.reactor.seconds() * 1000)
@@ -238,8 +248,19 @@ class AgentRuntime:
     def store(self, agent_id: str = "main") -> SessionStore:
         self._known(agent_id)
         if agent_id not in self._stores:
-            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), watch=self.watch)
+            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), syncer=self.syncer, watch=self.watch)
         return self._stores[agent_id]
+
+    def http_pool(self) -> QuietPool:
+        """The persistent connection pool every model request goes through (closed at stop)."""
+        if self._http is None:
+            self._http = QuietPool(self.reactor, persistent=True)
+            self._http.maxPersistentPerHost = HTTP_CONNECTIONS_PER_HOST
+        return self._http
+
+    def durable(self) -> Deferred[None]:
+        """Fires once every session write so far is on disk: acknowledgements wait for it."""
+        return succeed(None) if self.syncer is None else self.syncer.barrier()
 
     def key(self, session_key: str | None, agent_id: str | None = None) -> str:
         """The canonical key; a key of an agent that is not configured is refused."""
@@ -401,7 +422,7 @@ class AgentRuntime:
 
     # -- the loop
 
-    def system_prompt(self, extra: str | None = None) -> str:
+    def system_prompt(self, extra: str | None = None, tools: Iterable[str] = (), skills: RunSkills | None = None) -> str:
         parts = ["You are OpenClaw, a personal assistant. Answer the user directly and concisely."]
         workspace = self.workspace()
         for name in WORKSPACE_FILES:
@@ -411,6 +432,8 @@ class AgentRuntime:
                 continue
             if text.strip():
                 parts.append(f"## {name}\n{text.strip()}")
+        parts += memory_prompt(tools, time.strftime("%Y-%m-%d"))
+        parts += skills.prompt if skills is not None else ()
         if extra:
             parts.append(extra)
         return "\n\n".join(parts)
@@ -435,7 +458,7 @@ class AgentRuntime:
                     self._finish(run, "ok")
                     return
             if reset_due(store.get(run.session_key), time.time(), self.settings.agents.session):
-                store.reset(run.session_key)
+                store.reset(run.session_key, now=False)  # the message below is appended, then waited for
             events = self.pending_events.pop(run.session_key, [])
             if events:
                 message = "\n".join(f"[System event] {e}" for e in events) + "\n\n" + message
@@ -491,11 +514,19 @@ class AgentRuntime:
             sandbox = sandbox_from_settings(self.settings.sandbox, hide=hide)
         return ToolContext(workspace, session_key, sandbox, self, self.reactor, self.tool_pool())
 
+    def tools(self, agent_id: str, context: ToolContext) -> list[Tool]:
+        """The tools a run of C{agent_id} gets in C{context} (C{tools.*}, the sandbox, C{memorySearch.enabled})."""
+        return tools_for(self.settings.agents.tools, context.sandbox, self.extra_tools, memory=self.memory.enabled(agent_id))
+
     async def _turns(self, run: Run, store: SessionStore, models: list[Any]) -> None:
         """Ask the model, run the tools it calls, repeat until it answers (or MAX_TURNS)."""
         context = attrs.evolve(self.tool_context(run.session_key), run=run)
-        tools = {t.spec.name: t for t in tools_for(self.settings.agents.tools, context.sandbox, self.extra_tools)}
-        system = self.system_prompt()
+        tools = {t.spec.name: t for t in self.tools(run.agent_id, context)}
+        skills = await context.in_thread(self.skills.for_run, context.confined)  # reads skill folders: off the reactor
+        context = attrs.evolve(context, env=skills.env)
+        system = self.system_prompt(tools=tools, skills=skills)
+        if "memory_search" in tools and len(store.messages(run.session_key, 2)) <= 1:
+            self.memory.manager(run.agent_id, context.workspace).warm()  # a new session: index in the background
         thinking = run.plan.thinking or (store.get(run.session_key) or {}).get("thinkingLevel")
         for _ in range(MAX_TURNS):
             request = ModelRequest(system=system, messages=store.messages(run.session_key, HISTORY_LIMIT), tools=[t.spec for t in tools.values()], thinking=thinking)
@@ -511,7 +542,9 @@ class AgentRuntime:
             provider, model_id = split_label(reply.model)
             store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "provider": provider, "model": model_id, "usage": usage, "stopReason": reply.stop_reason}, run.run_id)
             if not reply.tool_calls:
-                self._finish(run, "ok")
+                await store.flushed()  # the reply is on disk before anyone is told it is final
+                if run.status == "running":
+                    self._finish(run, "ok")
                 return
             for call in reply.tool_calls:
                 tool = tools.get(call["name"])
@@ -530,7 +563,7 @@ class AgentRuntime:
         """Try the primary model, then fallbacks, while nothing has been streamed yet."""
         last: ProviderError | None = None
         for model in models:
-            provider = provider_for(model.api, self.reactor, self.http)
+            provider = provider_for(model.api, self.reactor, self.http, self.http_pool())
             try:
                 return await provider.stream(model, request, lambda piece: self._delta(run, piece))
             except ProviderError as e:
@@ -628,7 +661,8 @@ class AgentRuntime:
     ) -> Run:
         if fresh:
             key = self.key(session_key, agent_id)
-            self.store(agent_of(key)).reset(key)
+            # durable with the run's first commit: a scheduled run's reset is not an fsync on the reactor
+            self.store(agent_of(key)).reset(key, now=False)
         run, _ = self.submit(session_key, message, run_id, agent_id, timeout, quiet=quiet, unattended=unattended)
         return run
 
@@ -695,13 +729,14 @@ class AgentRuntime:
         models = self.models(agent_of(session_key), model_override(store.get(session_key)))
         if not models:
             raise ProviderError(NO_PROVIDER_MESSAGE)
+        await flush_memory(self, session_key, models)  # the model writes durable notes first (memory/flush.py)
         older = store.messages(session_key)[: -keep or None]
         transcript = "\n".join(f"{m.get('role')}: " + "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict)) for m in older)
         request = ModelRequest(
             system="You write compact summaries of conversations for your own later use.",
             messages=[text_message("user", "Summarise this conversation: facts, decisions, open tasks. Be brief." + (f"\nAlso: {instructions.strip()[:2000]}" if instructions and instructions.strip() else "") + "\n\n" + transcript[-200_000:])],
         )
-        summary = await provider_for(models[0].api, self.reactor, self.http).stream(models[0], request, lambda piece: None)
+        summary = await provider_for(models[0].api, self.reactor, self.http, self.http_pool()).stream(models[0], request, lambda piece: None)
         self.meter.record(*split_label(summary.model), summary.usage, prices_for(self.settings.config, *split_label(summary.model)))
         first_kept = entries[-keep]["id"]
         store.append(session_key, {"type": "compaction", "summary": summary.text, "firstKeptEntryId": first_kept, "tokensBefore": sum(len(m.get("content") or []) for m in older)})
@@ -714,3 +749,9 @@ class AgentRuntime:
         if self._pool is not None:
             self._pool.stop()
             self._pool = None
+        self.memory.stop()
+        if self.syncer is not None:
+            self.syncer.stop()
+        if self._http is not None:
+            self._http.closeCachedConnections()
+            self._http = None

@@ -8,31 +8,50 @@ The transcripts are the truth: every append is fsynced; the index is derived
 and rebuilt from the transcript headers when it is missing, empty or broken,
 so no session is lost. A torn last line (a crash mid-append) is dropped when
 reading and cut off before the next append.
+
+With a L{Syncer} (the gateway's runtime has one) the reactor thread never
+waits for the disk: an append is written at once (one C{write}, so the line
+is in the page cache and survives the process being killed), and its fsync
+joins the next group commit in a small thread pool. L{SessionStore.flushed}
+fires when what was written so far is on disk; the runtime acknowledges a
+message, and reports a reply final, only then, so what a client was told is
+stored survives a power cut too. The index's C{updatedAt} bumps are written at
+most once a second; structural changes (a new session, a patch, a reset, a
+deletion) as soon as possible, never overtaken by an older snapshot.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import secrets
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import attrs
+from twisted.internet.defer import Deferred, DeferredList, FirstError, gatherResults, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from openclaw.config.settings import SessionPolicy
 from openclaw.interfaces import NoWatch, SessionWatch
 from openclaw.protocol.errors import InvalidInput
-from openclaw.store import FILE_MODE, ensure_dir, read_json, write_json
+from openclaw.store import FILE_MODE, atomic_write, ensure_dir, read_json
 
 log = Logger(namespace="openclaw.sessions")
 
 MAX_KEY_LENGTH = 512
 MAX_TRANSCRIPT_READ = 64 * 1024 * 1024
+INDEX_DELAY = 1.0  # seconds: updatedAt bumps reach sessions.json at most this late
+SYNC_THREADS = 4  # fsyncs of different files in one commit run side by side
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # fullmatch: "$" would let a "\n" through
 AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # an agent id names a folder
 
@@ -91,28 +110,232 @@ def kind_of(key: str) -> str:
     return "direct"
 
 
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file (or folder) by name: any descriptor flushes the inode's dirty pages."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # deleted (or renamed away) since it was written: nothing left to make durable
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Commit:
+    """One group commit: who waits for it, and how it ended (None: not yet)."""
+
+    def __init__(self) -> None:
+        self.waiters: list[Deferred[None]] = []
+        self.outcome: Failure | bool | None = None
+
+    def wait(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if self.outcome is None:
+            self.waiters.append(d)
+        elif isinstance(self.outcome, Failure):
+            d.errback(self.outcome)
+        else:
+            d.callback(None)
+        return d
+
+    def end(self, failure: Failure | None) -> None:
+        self.outcome = failure if failure is not None else True
+        waiters, self.waiters = self.waiters, []
+        for d in waiters:
+            if failure is not None:
+                d.errback(failure)
+            else:
+                d.callback(None)
+
+
+class Syncer:
+    """
+    Group commit for session files, off the reactor thread.
+
+    Callers write on their own thread; C{fsync_later(path)} and
+    C{replace_later(path, render)} queue the durable part, and everything
+    queued in one reactor turn goes to disk in one commit: the fsyncs of
+    different files side by side in a small thread pool. Commits overlap (a
+    write never waits for an earlier commit to end before its own starts).
+    C{barrier()} fires once everything queued so far is on disk.
+
+    Replacements (the index) are rendered on the reactor thread when their
+    commit starts, numbered, and written with L{openclaw.store.atomic_write};
+    C{replace_now} writes on the caller's thread. A per-file lock and the
+    numbers make sure an older snapshot never lands over a newer one.
+    """
+
+    def __init__(self, reactor: Any, threads: int = SYNC_THREADS) -> None:
+        self.reactor = reactor
+        self._pool = ThreadPool(0, threads, name="openclaw-sync")
+        self._started = False
+        self._trigger: Any = None
+        self._fsync: set[Path] = set()
+        self._replace: dict[Path, Callable[[], bytes]] = {}
+        self._soon: dict[Path, tuple[IDelayedCall, Callable[[], bytes]]] = {}
+        self._next: _Commit | None = None  # queued, starts at the end of this reactor turn
+        self._scheduled: IDelayedCall | None = None
+        self._running: set[_Commit] = set()
+        self._numbers = itertools.count(1)
+        self._locks: dict[Path, threading.Lock] = {}
+        self._landed: dict[Path, int] = {}  # path → number of the snapshot on disk
+        self.commits = 0
+
+    # -- queueing (reactor thread)
+
+    def fsync_later(self, path: Path) -> None:
+        self._fsync.add(path)
+        self._schedule()
+
+    def replace_later(self, path: Path, render: Callable[[], bytes]) -> None:
+        """Write C{render()} over C{path} crash-safely in the next commit."""
+        self._cancel_soon(path)
+        self._replace[path] = render
+        self._schedule()
+
+    def replace_soon(self, path: Path, render: Callable[[], bytes], delay: float) -> None:
+        """As L{replace_later}, but at most once per C{delay} seconds (and not waited for by C{barrier})."""
+        if path in self._replace or path in self._soon:
+            return
+        self._soon[path] = (self.reactor.callLater(delay, self._due, path), render)
+
+    def _due(self, path: Path) -> None:
+        _, render = self._soon.pop(path)
+        self.replace_later(path, render)
+
+    def _cancel_soon(self, path: Path) -> None:
+        soon = self._soon.pop(path, None)
+        if soon is not None and soon[0].active():
+            soon[0].cancel()
+
+    def replace_now(self, path: Path, data: bytes) -> None:
+        """Write C{data} over C{path} on this thread, now (rare, structural changes)."""
+        self._cancel_soon(path)
+        self._replace.pop(path, None)
+        self._write(path, data, next(self._numbers))
+
+    def barrier(self) -> Deferred[None]:
+        """Fires when everything queued so far is on disk (errbacks if a commit failed)."""
+        commits = [*self._running, *([self._next] if self._next is not None else [])]
+        if not commits:
+            return succeed(None)
+        if len(commits) == 1:
+            return commits[0].wait()
+        d: Deferred[Any] = gatherResults([c.wait() for c in commits], consumeErrors=True)
+        d.addErrback(lambda f: f.value.subFailure if isinstance(f.value, FirstError) else f)
+        return d.addCallback(lambda _: None)
+
+    # -- commits
+
+    def _schedule(self) -> None:
+        if self._next is None:
+            self._next = _Commit()
+            # at the end of this reactor turn: every write of the turn joins one commit
+            self._scheduled = self.reactor.callLater(0, self._commit)
+
+    def _commit(self) -> None:
+        commit, self._next, self._scheduled = self._next, None, None
+        assert commit is not None
+        paths, self._fsync = self._fsync, set()
+        renders, self._replace = self._replace, {}
+        self._start_pool()
+        jobs: list[Deferred[Any]] = [deferToThreadPool(self.reactor, self._pool, _fsync_path, p) for p in paths]
+        for path, render in renders.items():
+            jobs.append(deferToThreadPool(self.reactor, self._pool, self._write, path, render(), next(self._numbers)))
+        self.commits += 1
+        self._running.add(commit)
+        DeferredList(jobs, consumeErrors=True).addCallback(self._committed, commit)
+
+    def _committed(self, results: list[tuple[bool, Any]], commit: _Commit) -> None:
+        self._running.discard(commit)
+        failures = [value for ok, value in results if not ok]
+        for failure in failures:
+            log.failure("could not make session files durable", failure)
+        commit.end(failures[0] if failures else None)
+
+    def _write(self, path: Path, data: bytes, number: int) -> None:
+        lock = self._locks.setdefault(path, threading.Lock())
+        with lock:
+            if number <= self._landed.get(path, 0):
+                return  # a newer snapshot is already there
+            atomic_write(path, data)
+            self._landed[path] = number
+
+    def _start_pool(self) -> None:
+        if not self._started:
+            self._started = True
+            self._pool.start()
+            self._trigger = self.reactor.addSystemEventTrigger("during", "shutdown", self.stop)
+
+    def stop(self) -> None:
+        """Finish: wait for the commits in flight, then do what is queued on this thread."""
+        if self._scheduled is not None and self._scheduled.active():
+            self._scheduled.cancel()
+        self._scheduled = None
+        if self._started:
+            self._started = False
+            self._pool.stop()  # joins the threads: the running commits' files are on disk
+            if self._trigger is not None:
+                try:
+                    self.reactor.removeSystemEventTrigger(self._trigger)
+                except (ValueError, KeyError):
+                    pass  # it is the trigger being run
+                self._trigger = None
+        for path, (call, render) in list(self._soon.items()):
+            if call.active():
+                call.cancel()
+            self._replace.setdefault(path, render)
+        self._soon.clear()
+        paths, self._fsync = self._fsync, set()
+        renders, self._replace = self._replace, {}
+        failure = None
+        try:
+            for path in paths:
+                _fsync_path(path)
+            for path, render in renders.items():
+                self._write(path, render(), next(self._numbers))
+        except OSError:
+            failure = Failure()
+            log.failure("could not make session files durable at stop", failure)
+        commits = [*self._running, *([self._next] if self._next is not None else [])]
+        self._running, self._next = set(), None
+        for commit in commits:
+            commit.end(failure)
+
+
+def sync_capable(reactor: Any) -> bool:
+    """Whether C{reactor} can run the L{Syncer}'s threads (a test's Clock cannot: then writes fsync inline)."""
+    return callable(getattr(reactor, "callFromThread", None)) and callable(getattr(reactor, "addSystemEventTrigger", None))
+
+
 class Transcript:
     """One JSONL file: append entries, read them back (tolerating a torn tail)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def create(self, header: dict[str, Any]) -> None:
+    def create(self, header: dict[str, Any], sync: bool = True) -> None:
+        """The file with its header line; C{sync=False}: the caller makes it durable (file and folder)."""
         ensure_dir(self.path.parent)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         try:
             os.write(fd, (json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
-    def append(self, entry: dict[str, Any]) -> None:
+    def append(self, entry: dict[str, Any], sync: bool = True) -> None:
+        """One line in one C{write} (whole or not at all if the process dies); C{sync=False}: no fsync here."""
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         try:
             self._cut_torn_tail(fd)
             os.write(fd, line)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -168,10 +391,11 @@ class MessageRecord:
 class SessionStore:
     """The sessions of one agent: C{agents/<agentId>/sessions/}."""
 
-    def __init__(self, state_dir: Path, agent_id: str = "main", cwd: str | None = None, watch: SessionWatch | None = None) -> None:
+    def __init__(self, state_dir: Path, agent_id: str = "main", cwd: str | None = None, syncer: Syncer | None = None, watch: SessionWatch | None = None) -> None:
         if not isinstance(agent_id, str) or not AGENT_ID.fullmatch(agent_id):
             raise SessionError(f"invalid agent id: {_shown(agent_id)}")
         self.agent_id = agent_id
+        self.syncer = syncer  # None: every write is fsynced before it returns
         self.folder = Path(state_dir) / "agents" / agent_id / "sessions"
         self.index_path = self.folder / "sessions.json"
         self.cwd = cwd or str(Path(state_dir) / "workspace")
@@ -218,11 +442,36 @@ class SessionStore:
             if key not in index or updated >= index[key]["updatedAt"]:
                 index[key] = {"sessionId": path.stem, "updatedAt": updated, "sessionFile": str(path)}
         if index:
-            write_json(self.index_path, index)
+            self._save(index)
         return index
 
-    def _save(self) -> None:
-        write_json(self.index_path, self.index)
+    def _index_bytes(self, index: dict[str, dict[str, Any]] | None = None) -> bytes:
+        return (json.dumps(self.index if index is None else index, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def _save(self, index: dict[str, dict[str, Any]] | None = None) -> None:
+        """Write the index now (a patch, a reset, a deletion: the caller answers after it)."""
+        if self.syncer is None:
+            atomic_write(self.index_path, self._index_bytes(index))
+        else:
+            self.syncer.replace_now(self.index_path, self._index_bytes(index))
+
+    def _save_later(self) -> None:
+        """Write the index in the next commit (L{flushed} waits for it)."""
+        if self.syncer is None:
+            self._save()
+        else:
+            self.syncer.replace_later(self.index_path, self._index_bytes)
+
+    def _touched(self) -> None:
+        """Only C{updatedAt} changed: written within L{INDEX_DELAY} (not waited for)."""
+        if self.syncer is None:
+            self._save()
+        else:
+            self.syncer.replace_soon(self.index_path, self._index_bytes, INDEX_DELAY)
+
+    def flushed(self) -> Deferred[None]:
+        """Fires once every transcript line and index change written so far is on disk."""
+        return succeed(None) if self.syncer is None else self.syncer.barrier()
 
     # -- sessions
 
@@ -233,29 +482,45 @@ class SessionStore:
         return self.index.get(key)
 
     def resolve(self, key: str) -> dict[str, Any]:
-        """The session entry for a canonical key, starting a new session if none exists."""
+        """
+        The session entry for a canonical key, starting a new session if none
+        exists (durable at the next commit: a message's acknowledgement waits
+        for L{flushed} anyway).
+        """
         entry = self.index.get(key)
         if entry is not None and self.transcript(entry["sessionId"]).path.exists():
             return entry
-        return self._start(key, entry)
+        return self._start(key, entry, now=False)
 
-    def _start(self, key: str, previous: dict[str, Any] | None) -> dict[str, Any]:
+    def _start(self, key: str, previous: dict[str, Any] | None, now: bool = True) -> dict[str, Any]:
         session_id = str(uuid.uuid4())
         transcript = self.transcript(session_id)
         header: dict[str, Any] = {"type": "session", "id": session_id, "cwd": self.cwd, "timestamp": now_iso(), "sessionKey": key}
         if previous is not None:
             header["parentSession"] = previous.get("sessionId")
-        transcript.create(header)
+        lazy = self.syncer is not None and not now
+        transcript.create(header, sync=not lazy)
         kept = {k: v for k, v in (previous or {}).items() if k in ("label", "thinkingLevel", "verboseLevel", "modelOverride", "providerOverride", "displayName")}
         entry = {**kept, "sessionId": session_id, "updatedAt": int(time.time() * 1000), "sessionFile": str(transcript.path), "chatType": kind_of(key)}
         self.index[key] = entry
-        self._save()
+        if lazy:
+            assert self.syncer is not None
+            self.syncer.fsync_later(transcript.path)
+            self.syncer.fsync_later(self.folder)  # the new name in its folder
+            self._save_later()
+        else:
+            self._save()
         self.watch.changed(key, "create" if previous is None else "reset")
         return entry
 
-    def reset(self, key: str) -> dict[str, Any]:
-        """A new session id under the same key (/new, /reset, sessions.reset)."""
-        return self._start(key, self.index.get(key))
+    def reset(self, key: str, now: bool = True) -> dict[str, Any]:
+        """
+        A new session id under the same key (/new, /reset, sessions.reset); on
+        disk when it returns. C{now=False} (a run's own reset, whose message
+        is appended next and waited for): durable at the next commit, like
+        L{resolve}.
+        """
+        return self._start(key, self.index.get(key), now=now)
 
     def delete(self, key: str, delete_transcript: bool = False) -> bool:
         entry = self.index.pop(key, None)
@@ -303,10 +568,13 @@ class SessionStore:
             self._last_entry[session_id] = previous[-1].get("id") if previous else None
             self._messages[session_id] = sum(1 for e in previous if e.get("type") == "message")
         record = {"id": secrets.token_hex(4), "parentId": self._last_entry[session_id], "timestamp": now_iso(), **entry}
-        self.transcript(session_id).append(record)
+        transcript = self.transcript(session_id)
+        transcript.append(record, sync=self.syncer is None)
+        if self.syncer is not None:
+            self.syncer.fsync_later(transcript.path)
         self._last_entry[session_id] = record["id"]
         session["updatedAt"] = int(time.time() * 1000)
-        self._save()
+        self._touched()
         if record.get("type") == "message":
             self._messages[session_id] += 1
             self.watch.appended(key, record, self._messages[session_id])

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_tools -*-
 """
 The agent's tools: C{read}, C{write}, C{edit}, C{exec}, C{web_fetch},
-C{sessions_list}, C{sessions_send}.
+C{sessions_list}, C{sessions_send}, C{memory_search}, C{memory_get}
+(L{openclaw.agent.memory.tools}).
 
 Paths are relative to the workspace; a sandboxed session cannot leave it
 (see L{openclaw.agent.fsjail}). The main session runs C{exec} on the host;
@@ -27,6 +28,7 @@ from twisted.python.threadpool import ThreadPool
 
 from openclaw.agent.approvals import ExecCall, ExecDenied
 from openclaw.agent.fsjail import Jail, JailError
+from openclaw.agent.memory.tools import tool_memory_get, tool_memory_search
 from openclaw.agent.providers import ToolSpec
 from openclaw.agent.sandbox import ISandbox, Launch, SandboxUnavailable, inner_cwd
 from openclaw.agent.webfetch import FetchRefused
@@ -47,7 +49,7 @@ SEND_TIMEOUT = 120.0
 MAX_READ_LINES = 100_000
 # Never callable over HTTP /tools/invoke unless gateway.tools.allow names them:
 # spec §7's list, and every tool here that reads, writes or executes files.
-HTTP_DENY = frozenset({"exec", "spawn", "shell", "fs_write", "fs_delete", "fs_move", "apply_patch", "sessions_spawn", "sessions_send", "cron", "gateway", "nodes", "read", "write", "edit"})
+HTTP_DENY = frozenset({"exec", "spawn", "shell", "fs_write", "fs_delete", "fs_move", "apply_patch", "sessions_spawn", "sessions_send", "cron", "gateway", "nodes", "read", "write", "edit", "memory_search", "memory_get"})
 
 
 class ToolError(Exception):
@@ -63,6 +65,7 @@ class ToolContext:
     reactor: Any
     pool: ThreadPool | None = None  # the thread pool for file work (default: the reactor's)
     run: Run | None = None  # the run calling the tool (None: an HTTP tool call)
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # what eligible skills bring to host commands
 
     @property
     def confined(self) -> bool:
@@ -155,7 +158,7 @@ def _host_launch(ctx: ToolContext, argv: list[str], cwd: Any) -> Launch:
         if found is None:
             raise ToolError(f"command not found: {argv[0]}")
         argv = [found, *argv[1:]]
-    env = {"PATH": path, "HOME": os.environ.get("HOME", str(ctx.workspace)), "LANG": "C.UTF-8"}
+    env = {**ctx.env, "PATH": path, "HOME": os.environ.get("HOME", str(ctx.workspace)), "LANG": "C.UTF-8"}
     return Launch(argv, str(folder), env)
 
 
@@ -327,16 +330,21 @@ TOOLS = {
         Tool(_spec("web_fetch", "Fetch a public http(s) URL and return its text.", {"url": {"type": "string"}, "maxBytes": {"type": "integer"}}, ["url"]), tool_web_fetch),
         Tool(_spec("sessions_list", "List the agent's sessions.", {}, []), tool_sessions_list),
         Tool(_spec("sessions_send", "Send a message to another session and wait for its reply.", {"sessionKey": {"type": "string"}, "message": {"type": "string"}}, ["sessionKey", "message"]), tool_sessions_send),
+        Tool(_spec("memory_search", "Search your memory (MEMORY.md, memory/*.md) by keywords and meaning; returns snippets with file and line ranges.", {"query": {"type": "string"}, "maxResults": {"type": "integer"}, "minScore": {"type": "number"}}, ["query"]), tool_memory_search),
+        Tool(_spec("memory_get", "Read lines of a memory file (MEMORY.md or memory/*.md), from a line, for some lines.", {"path": {"type": "string"}, "from": {"type": "integer"}, "lines": {"type": "integer"}}, ["path"]), tool_memory_get),
     )
 }
 
 
-def tools_for(policy: ToolPolicy, sandbox: ISandbox | None = None, extra: Mapping[str, Tool] | None = None) -> list[Tool]:
+def tools_for(policy: ToolPolicy, sandbox: ISandbox | None = None, extra: Mapping[str, Tool] | None = None, memory: bool = True) -> list[Tool]:
     """The tools an agent gets (L{TOOLS} and the C{extra} ones other parts add): all, minus
-    C{tools.deny}, or only C{tools.allow} when set; a sandbox without network gets no C{web_fetch}."""
+    C{tools.deny}, or only C{tools.allow} when set; a sandbox without network gets no C{web_fetch};
+    an agent whose C{memorySearch.enabled} is false (C{memory}) no memory tools."""
     deny = set(policy.deny)
     if sandbox is not None and not sandbox.allow_network:
         deny.add("web_fetch")
+    if not memory:
+        deny |= {"memory_search", "memory_get"}
     return [t for name, t in {**TOOLS, **(extra or {})}.items() if name not in deny and (policy.allow is None or name in policy.allow)]
 
 

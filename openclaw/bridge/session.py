@@ -331,7 +331,8 @@ class BridgeSession:
         if not isinstance(req_id, str) or not req_id or not isinstance(method, str) or not method:
             self.error(INVALID_REQUEST, "id and method required")
             return
-        if method not in ALLOWED_METHODS or method not in self.env.methods:
+        handler = self.env.methods.handler(method) if method in ALLOWED_METHODS else None  # metered: the dispatch point
+        if handler is None:
             self._res(req_id, GatewayError(INVALID_REQUEST, f"method not allowed over the bridge: {method}"))
             return
         params: Any = {}
@@ -342,7 +343,7 @@ class BridgeSession:
             except ValueError as e:
                 self._res(req_id, GatewayError(INVALID_REQUEST, f"paramsJSON is not JSON: {e}"))
                 return
-        run(self.env.methods[method], self, params, lambda value: self._res(req_id, value), lambda f: self._failed(req_id, method, f))
+        run(handler, self, params, lambda value: self._res(req_id, value), lambda f: self._failed(req_id, method, f))
 
     def _failed(self, req_id: str, method: str, failure: Failure) -> None:
         error = failure.value

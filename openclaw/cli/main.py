@@ -9,10 +9,9 @@ traceback reach the user for an expected failure.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import IO, Any, Mapping
+from typing import IO, Mapping
 
 from twisted.python import usage
 
@@ -20,19 +19,39 @@ from openclaw import __version__
 from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.cli.agent import AgentOptions, ChatOptions, SessionsOptions
 from openclaw.cli.approvals import ApprovalsOptions
+from openclaw.cli.config import ConfigOptions
+from openclaw.cli.setup import OnboardOptions, SetupOptions
+from openclaw.cli.service import GatewayInstallOptions, GatewayResetOptions, GatewayRestartOptions, GatewayStartOptions, GatewayStopOptions, GatewayUninstallOptions
 from openclaw.cli.dashboard import DashboardOptions
+from openclaw.cli.memory import MemoryOptions
+from openclaw.cli.skills import SkillsOptions
+from openclaw.cli.doctor import DoctorOptions
 from openclaw.cli.cron import CronOptions, RemindOptions, SystemOptions
 from openclaw.cli.nodes import NodeOptions, NodesOptions
-from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions, StatusOptions
-from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_for, load_valid
+from openclaw.cli.remote import GATEWAY_CLIENT_COMMANDS, DevicesOptions, HealthOptions, LogsOptions
+from openclaw.cli.status import GatewayLogsOptions, GatewayStatusOptions, ProbeOptions, StatusOptions
+from openclaw.config import EX_CONFIG, ConfigError, GatewayRefused, load_for
 from openclaw.config.firstrun import needs_token, new_token, store_or_explain
+from openclaw.ops.tailscale import MODES as TAILSCALE_MODES
+from openclaw.ops.tailscale import TailscaleRefused, check_mode, tailscale_settings
 from openclaw.paths import ProfileError
 from openclaw.tap import Options as TapOptions
 from openclaw.tap import settings_from_options
 
+
 class GatewayRunOptions(TapOptions, CommandOptions):
     synopsis = "[options]"
     longdesc = "Run the gateway in the foreground (Ctrl-C stops it)."
+    optFlags = [
+        ["quiet", None, "No console log (the JSON-lines log file has everything)."],
+        ["tailscale-reset-on-exit", None, "Undo tailscale serve/funnel when the gateway stops."],
+    ]
+    optParameters = [["tailscale", None, None, "Expose through Tailscale: off|serve|funnel (default gateway.tailscale.mode)."]]
+
+    def opt_tailscale(self, value: str) -> None:
+        if value not in TAILSCALE_MODES:
+            raise usage.UsageError(f"--tailscale: one of {', '.join(TAILSCALE_MODES)}")
+        self["tailscale"] = value
 
     def __init__(self) -> None:
         super().__init__(env={})
@@ -63,116 +82,37 @@ class GatewayRunOptions(TapOptions, CommandOptions):
         except (GatewayRefused, ProfileError) as e:
             err.write(f"{e}\n")
             return 1
-        return run_gateway(settings, out, err)
+        tailscale = tailscale_settings(settings.config, self["tailscale"], self["tailscale-reset-on-exit"])
+        try:
+            check_mode(tailscale, settings.auth.mode, bool(settings.auth.password))
+        except TailscaleRefused as e:
+            err.write(f"{e}\n")
+            return 1
+        return run_gateway(settings, out, err, quiet=self["quiet"], tailscale=tailscale)
 
 
 class GatewayOptions(GatewayRunOptions):
     synopsis = "[run] [options]"
     longdesc = "Run the gateway in the foreground (same as `openclaw gateway run`)."
-    subCommands = [["run", None, GatewayRunOptions, "Run the gateway in the foreground."], *GATEWAY_CLIENT_COMMANDS]
+    subCommands = [
+        ["run", None, GatewayRunOptions, "Run the gateway in the foreground."],
+        ["start", None, GatewayStartOptions, "Start it (its service, else in the background)."],
+        ["stop", None, GatewayStopOptions, "Stop it (clean exit, SIGKILL after a bound)."],
+        ["restart", None, GatewayRestartOptions, "Restart it."],
+        ["install", None, GatewayInstallOptions, "Install the service (systemd unit / LaunchAgent)."],
+        ["uninstall", None, GatewayUninstallOptions, "Stop and remove the service."],
+        ["reset", None, GatewayResetOptions, "Clear runtime state (--state); keeps config and data."],
+        ["status", None, GatewayStatusOptions, "Service state, pid, ports, reachability (--deep: more)."],
+        ["probe", None, ProbeOptions, "Probe gateways (remote and local) with timings."],
+        ["logs", None, GatewayLogsOptions, "Read the log file (--tail N, -f)."],
+        *GATEWAY_CLIENT_COMMANDS,
+    ]
 
     def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
         sub = getattr(self, "subOptions", None)
         if sub is not None:
             return sub.run(env, out, err)
         return super().run(env, out, err)
-
-
-class ConfigValidateOptions(CommandOptions):
-    synopsis = "[--config PATH] [--json]"
-    optParameters = [["config", "c", None, "Config file to check."]]
-    optFlags = [["json", None, "Print the result as JSON."]]
-
-    def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
-        layout = self.layout(env)
-        path = layout.config_path
-        try:
-            loaded = load_valid(layout, env)
-        except ConfigError as e:
-            if self["json"]:
-                out.write(json.dumps({"valid": False, "path": str(path), "issues": [i.as_json() for i in e.issues]}) + "\n")
-            else:
-                err.write(e.describe() + "\n")
-            return EX_CONFIG
-        warnings = loaded.warnings
-        if self["json"]:
-            out.write(
-                json.dumps(
-                    {"valid": True, "path": str(path), "exists": loaded.exists, "warnings": [w.as_json() for w in warnings]}
-                )
-                + "\n"
-            )
-        else:
-            state = "" if loaded.exists else " (file missing: defaults apply)"
-            out.write(f"Config valid: {path}{state}\n")
-            for warning in warnings:
-                out.write(f"  warning: {warning}\n")
-        return 0
-
-
-class ConfigGetOptions(CommandOptions):
-    synopsis = "<path> [--config PATH] [--json]"
-    optParameters = [["config", "c", None, "Config file to read."]]
-    optFlags = [["json", None, "Always print JSON (strings quoted)."]]
-
-    def parseArgs(self, path: str) -> None:
-        self["path"] = path
-
-    def run(self, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
-        layout = self.layout(env)
-        try:
-            loaded = load_for(layout, env)
-        except ConfigError as e:
-            err.write(e.describe() + "\n")
-            return EX_CONFIG
-        try:
-            value = lookup(loaded.config, self["path"])
-        except KeyError:
-            err.write(f"Config path not found: {self['path']}\n")
-            return 1
-        if isinstance(value, str) and not self["json"]:
-            out.write(value + "\n")
-        else:
-            out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-        return 0
-
-
-def split_path(path: str) -> list[str | int]:
-    """C{"agents.list[0].id"} to C{["agents", "list", 0, "id"]}."""
-    parts: list[str | int] = []
-    for chunk in path.split("."):
-        name, _, rest = chunk.partition("[")
-        if name:
-            parts.append(name)
-        while rest:
-            index, _, rest = rest.partition("]")
-            if not index.isdigit():
-                raise KeyError(path)
-            parts.append(int(index))
-            rest = rest.removeprefix("[")
-    if not parts:
-        raise KeyError(path)
-    return parts
-
-
-def lookup(config: Any, path: str) -> Any:
-    node = config
-    for part in split_path(path):
-        if isinstance(part, int) and isinstance(node, list) and part < len(node):
-            node = node[part]
-        elif isinstance(part, str) and isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            raise KeyError(path)
-    return node
-
-
-class ConfigOptions(CommandOptions):
-    synopsis = "validate|get"
-    subCommands = [
-        ["validate", None, ConfigValidateOptions, "Check the config file (exit 78 when invalid)."],
-        ["get", None, ConfigGetOptions, "Print one config value by dotted path."],
-    ]
 
 
 class OpenClawOptions(CommandOptions):
@@ -182,9 +122,12 @@ class OpenClawOptions(CommandOptions):
     optFlags = [["dev", None, "Development profile (~/.openclaw-dev, port 19001)."]]
     subCommands = [
         ["gateway", None, GatewayOptions, "Run the gateway (and talk to it)."],
-        ["config", None, ConfigOptions, "Check and read the config file."],
+        ["setup", None, SetupOptions, "Write a minimal valid config (mode local, token, workspace)."],
+        ["onboard", None, OnboardOptions, "Set up this profile (--non-interactive for scripts)."],
+        ["config", None, ConfigOptions, "Check, read and edit the config file."],
+        ["doctor", None, DoctorOptions, "Check this machine's gateway setup and repair what is safe (--fix)."],
         ["health", None, HealthOptions, "Ask the running gateway for its health."],
-        ["status", None, StatusOptions, "Gateway status (--deep adds local checks)."],
+        ["status", None, StatusOptions, "Gateway status (--deep: more; --all: everything, redacted, for bug reports)."],
         ["logs", None, LogsOptions, "Read the gateway log (-f to follow)."],
         ["devices", None, DevicesOptions, "List, approve and manage paired devices."],
         ["nodes", None, NodesOptions, "List nodes and run commands on them."],
@@ -194,6 +137,8 @@ class OpenClawOptions(CommandOptions):
         ["sessions", None, SessionsOptions, "List sessions (local store)."],
         ["node", None, NodeOptions, "Run this machine as a node host."],
         ["dashboard", None, DashboardOptions, "Print (--open: open) the Control UI's address with your token."],
+        ["memory", None, MemoryOptions, "Memory search index: status, index, search."],
+        ["skills", None, SkillsOptions, "Skills: list, info, check."],
         ["cron", None, CronOptions, "Scheduled jobs: list, add, edit, run, history."],
         ["remind", None, RemindOptions, 'A one-shot reminder: remind "TEXT" --in 20m.'],
         ["system", None, SystemOptions, "System controls: heartbeat last|enable|disable."],

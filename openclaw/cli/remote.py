@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_client -*-
 """
-CLI commands that talk to a running gateway: C{gateway call|health|status|probe},
-C{health}, C{status}, C{logs}, C{devices ...}.
+CLI commands that talk to a running gateway: C{gateway call|health|discover},
+C{health}, C{logs}, C{devices ...} (status and probe: L{openclaw.cli.status}).
 
 Target: C{--url}, else C{OPENCLAW_GATEWAY_URL}, else the local gateway port.
 Credentials: C{--token}/C{--password}; without C{--url} also
@@ -14,8 +14,6 @@ command with exit 78.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import time
 from typing import IO, Any, Mapping
 
@@ -28,7 +26,6 @@ from openclaw.cli.base import EX_USAGE, CommandOptions
 from openclaw.client.core import CLI_SCOPES, GatewayClosed, RequestFailed, cli_params
 from openclaw.client.identity import DeviceIdentity, DeviceTokens
 from openclaw.config import EX_CONFIG, ConfigError, LoadedConfig, load_valid
-from openclaw.net.portowner import listeners
 
 LEVEL_ORDER = ["trace", "debug", "info", "warn", "error", "fatal"]
 
@@ -73,15 +70,16 @@ class RemoteOptions(CommandOptions):
         except ConfigError as e:
             raise Failed(e.describe(), EX_CONFIG)
 
-    def target(self, env: Mapping[str, str]) -> tuple[str, str | None, str | None]:
-        if self["url"]:
+    def target(self, env: Mapping[str, str], local: bool = False) -> tuple[str, str | None, str | None]:
+        """URL and credentials; C{local}: this machine's gateway even when a remote one is configured."""
+        if self["url"] and not local:
             return self["url"], self["token"], self["password"]
         layout = self.layout(env)
         loaded = self.local_config(env)
         env = loaded.env  # with the .env files
         gateway = loaded.config.get("gateway") or {}
-        url = env.get("OPENCLAW_GATEWAY_URL")
-        if not url and gateway.get("mode") == "remote" and isinstance((gateway.get("remote") or {}).get("url"), str):
+        url = None if local else env.get("OPENCLAW_GATEWAY_URL")
+        if not url and not local and gateway.get("mode") == "remote" and isinstance((gateway.get("remote") or {}).get("url"), str):
             url = gateway["remote"]["url"]
             remote = gateway["remote"]
             return url, self["token"] or remote.get("token"), self["password"] or remote.get("password")
@@ -113,10 +111,10 @@ class RemoteOptions(CommandOptions):
         """The command's work; a command without its own has nothing to do but show usage."""
         raise Failed(str(self), EX_USAGE)
 
-    async def connection(self, reactor: Any, env: Mapping[str, str], scopes: list[str] = CLI_SCOPES) -> Any:
+    async def connection(self, reactor: Any, env: Mapping[str, str], scopes: list[str] = CLI_SCOPES, local: bool = False) -> Any:
         from openclaw.client.ws import open_gateway
 
-        url, token, password = self.target(env)
+        url, token, password = self.target(env, local)
         state = self.layout(env).state_dir
         identity = DeviceIdentity.load_or_create(state)
         tokens = DeviceTokens(state)
@@ -208,80 +206,6 @@ class HealthOptions(TimedOptions):
             self.emit(out, health)
         else:
             out.write(f"Gateway OK ({self.url}) in {int((time.monotonic() - started) * 1000)} ms\n")
-
-
-class StatusOptions(TimedOptions):
-    optFlags = [["deep", None, "Also check the local port, config and state dir."]]
-
-    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
-        connection = await self.connection(reactor, env)
-        try:
-            status = await self.call(connection, "status")
-        finally:
-            connection.close()
-        report: dict[str, Any] = {"url": self.url, "protocol": connection.hello.get("protocol"), "status": status}
-        if self["deep"]:
-            report["local"] = local_checks(self.layout(env), env)
-        if self["json"]:
-            self.emit(out, report)
-        else:
-            out.write(f"Gateway {self.url}: protocol {report['protocol']}, up {status.get('uptimeMs', 0) // 1000} s\n")
-            for name, check in report.get("local", {}).items():
-                out.write(f"  {name}: {'ok' if check['ok'] else 'PROBLEM'} - {check['detail']}\n")
-
-
-def local_checks(layout: Any, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """What `status --deep` checks on this machine."""
-    checks: dict[str, dict[str, Any]] = {}
-    port: Any = env.get("OPENCLAW_GATEWAY_PORT")
-    try:
-        loaded = load_valid(layout, env)
-        checks["config"] = {"ok": True, "detail": f"{layout.config_path} valid ({len(loaded.warnings)} warnings)" if loaded.exists else "no config file (defaults)"}
-        port = loaded.env.get("OPENCLAW_GATEWAY_PORT") or (loaded.config.get("gateway") or {}).get("port")
-    except ConfigError as e:
-        checks["config"] = {"ok": False, "detail": e.describe()}
-    try:
-        mode = stat.S_IMODE(os.stat(layout.state_dir).st_mode)
-        checks["stateDir"] = {"ok": mode & 0o077 == 0, "detail": f"{layout.state_dir} mode {mode:o}"}
-    except FileNotFoundError:
-        checks["stateDir"] = {"ok": False, "detail": f"{layout.state_dir} missing"}
-    try:
-        port = int(port or layout.default_port)
-    except ValueError:
-        port = layout.default_port
-    owners = listeners(port)
-    checks["port"] = {"ok": bool(owners), "detail": f"port {port}: " + (", ".join(f"pid {p}" for p, _ in owners) or "nothing listening")}
-    return checks
-
-
-class ProbeOptions(TimedOptions):
-    async def go(self, reactor: Any, env: Mapping[str, str], out: IO[str]) -> None:
-        started = time.monotonic()
-        result: dict[str, Any] = {"ok": False}
-        try:
-            connection = await self.connection(reactor, env)
-        except Failed as e:
-            result.update(url=self.target(env)[0], error=str(e))
-            self.emit(out, result)
-            raise Failed("probe failed", 1)
-        latency = int((time.monotonic() - started) * 1000)
-        try:
-            health = await self.call(connection, "health")
-            status = await self.call(connection, "status")
-        finally:
-            connection.close()
-        hello = connection.hello
-        result = {
-            "ok": True,
-            "url": self.url,
-            "connectLatencyMs": latency,
-            "protocol": hello.get("protocol"),
-            "server": hello.get("server"),
-            "auth": {k: v for k, v in (hello.get("auth") or {}).items() if k != "deviceToken"},
-            "health": health,
-            "status": status,
-        }
-        self.emit(out, result)
 
 
 class LogsOptions(TimedOptions):
@@ -475,7 +399,5 @@ class DiscoverOptions(CommandOptions):
 GATEWAY_CLIENT_COMMANDS = [
     ["call", None, CallOptions, "Call one gateway method and print the result."],
     ["health", None, HealthOptions, "Ask the gateway for its health."],
-    ["status", None, StatusOptions, "Gateway status (--deep adds local checks)."],
-    ["probe", None, ProbeOptions, "Connect, then read health and status."],
     ["discover", None, DiscoverOptions, "Find gateways on the LAN (mDNS)."],
 ]

@@ -181,6 +181,16 @@ HEARTBEAT = Obj(
     },
     rest=Any_(),
 )
+MODEL = Obj(
+    {"id": Str(nonempty=True), "name": Str(), "alias": Str(), "contextWindow": Int(1), "maxTokens": Int(1), "reasoning": Bool(), "input": STRINGS},
+    rest=Any_(),
+)
+PROVIDER = Obj({"baseUrl": Str(), "apiKey": Str(), "api": Str(), "models": List(MODEL)}, rest=Any_())
+MODELS = Obj({"providers": Obj(rest=PROVIDER)}, rest=Any_())
+TOOLS = Obj({"allow": STRINGS, "deny": STRINGS, "agentToAgent": Obj({"enabled": Bool(), "allow": STRINGS}, rest=Any_())}, rest=Any_())
+SESSION = Obj({"idleMinutes": Num(0), "reset": Obj({"mode": Str(("daily", "off")), "atHour": Int(0, 23)}, rest=Any_())}, rest=Any_())
+CRON = Obj({"enabled": Bool(), "store": Str(), "maxConcurrentRuns": Int(1, 32), "missedRuns": Str(("run-once", "skip"))}, rest=Any_())
+CHANNELS = Obj(rest=Obj(rest=Any_()))  # channels.<id>: each channel's own section
 AGENT = Obj(
     {
         "id": Str(nonempty=True),
@@ -192,27 +202,68 @@ AGENT = Obj(
     },
     rest=Any_(),
 )
+
+# Memory search (openclaw/agent/memory/settings.py reads it; clamps weights to 0..1).
+MEMORY_SEARCH = Obj(
+    {
+        "enabled": Bool(),
+        "sources": STRINGS,
+        "extraPaths": STRINGS,
+        "experimental": FREE,
+        "provider": Str(("openai", "ollama", "local", "gemini", "voyage", "mistral")),
+        "remote": Obj({"baseUrl": Str(), "apiKey": Str(), "headers": Obj(rest=Str()), "batch": FREE}),
+        "fallback": Str(("openai", "ollama", "gemini", "local", "voyage", "mistral", "none")),
+        "model": Str(),
+        "local": FREE,
+        "store": Obj({"driver": Str(("sqlite",)), "path": Str(nonempty=True), "vector": FREE}),
+        "chunking": Obj({"tokens": Int(1), "overlap": Int(0)}),
+        "sync": Obj({"onSessionStart": Bool(), "onSearch": Bool(), "watch": Bool(), "watchDebounceMs": Int(0), "intervalMinutes": Int(0), "sessions": FREE}),
+        "query": Obj(
+            {
+                "maxResults": Int(1),
+                "minScore": Num(0),
+                "hybrid": Obj({"enabled": Bool(), "vectorWeight": Num(0), "textWeight": Num(0), "candidateMultiplier": Int(1), "mmr": FREE, "temporalDecay": FREE}),
+            }
+        ),
+        "cache": Obj({"enabled": Bool(), "maxEntries": Int(1)}),
+    }
+)
+
+MEMORY_FLUSH = Obj({"enabled": Bool(), "softThresholdTokens": Int(0), "prompt": Str(), "systemPrompt": Str()})
+
+# Only the keys interpreted here are checked (memory); the keys the agents, the
+# heartbeat and the catalog read fall back on values they cannot use (Lenient:
+# described for the form, never refused); the rest of agents.* is accepted as it is.
 AGENTS = Obj(
     {
-        "defaults": Obj({"model": MODEL_REF, "workspace": Str(), "userTimezone": Str(), "heartbeat": HEARTBEAT}, rest=Any_()),
-        "list": List(AGENT),
+        "defaults": Obj(
+            {
+                "memorySearch": MEMORY_SEARCH,
+                "compaction": Obj({"memoryFlush": MEMORY_FLUSH}, rest=Any_()),
+                "model": Lenient(MODEL_REF),
+                "workspace": Lenient(Str()),
+                "userTimezone": Lenient(Str()),
+                "heartbeat": Lenient(HEARTBEAT),
+            },
+            rest=Any_(),
+        ),
+        "list": List(Obj({"memorySearch": MEMORY_SEARCH, "skills": STRINGS, **{k: Lenient(v) for k, v in AGENT.fields.items()}}, rest=Any_())),
     },
     rest=Any_(),
 )
-MODEL = Obj(
-    {"id": Str(nonempty=True), "name": Str(), "alias": Str(), "contextWindow": Int(1), "maxTokens": Int(1), "reasoning": Bool(), "input": STRINGS},
-    rest=Any_(),
+
+SKILLS = Obj(
+    {
+        "allowBundled": STRINGS,
+        "load": Obj({"extraDirs": STRINGS, "watch": Bool(), "watchDebounceMs": Int(0)}),
+        "install": FREE,
+        "entries": Obj(rest=Obj({"enabled": Bool(), "apiKey": Str(), "env": Obj(rest=Str()), "config": FREE})),
+    }
 )
-PROVIDER = Obj({"baseUrl": Str(), "apiKey": Str(), "api": Str(), "models": List(MODEL)}, rest=Any_())
-MODELS = Obj({"providers": Obj(rest=PROVIDER)}, rest=Any_())
-TOOLS = Obj({"allow": STRINGS, "deny": STRINGS, "agentToAgent": Obj({"enabled": Bool(), "allow": STRINGS}, rest=Any_())}, rest=Any_())
-SESSION = Obj({"idleMinutes": Num(0), "reset": Obj({"mode": Str(("daily", "off")), "atHour": Int(0, 23)}, rest=Any_())}, rest=Any_())
-CRON = Obj({"enabled": Bool(), "store": Str(), "maxConcurrentRuns": Int(1, 32), "missedRuns": Str(("run-once", "skip"))}, rest=Any_())
-CHANNELS = Obj(rest=Obj(rest=Any_()))  # channels.<id>: each channel's own section
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
-    "meta wizard auth messages commands web talk skills "
+    "meta wizard auth messages commands web talk "
     "plugins browser ui hooks broadcast diagnostics update audio approvals routing "
     "identity whatsapp telegram discord slack signal imessage memory secrets"
 ).split()
@@ -227,7 +278,8 @@ ROOT = Obj(
         "canvasHost": CANVAS_HOST,
         "bridge": BRIDGE,
         "discovery": DISCOVERY,
-        "agents": Lenient(AGENTS),
+        "agents": AGENTS,
+        "skills": SKILLS,
         "models": Lenient(MODELS),
         "tools": Lenient(TOOLS),
         "session": Lenient(SESSION),

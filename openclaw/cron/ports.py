@@ -14,7 +14,7 @@ but the wiring imports the gateway.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -83,3 +83,17 @@ class DeliveryPort(Protocol):
         C{in_transcript}: the turn that wrote it ran in C{session_key} already.
         """
         ...
+
+
+class DiskPort(Protocol):
+    """
+    Durable writes off the reactor thread: the agent runtime's group commit
+    (L{openclaw.agent.sessions.Syncer}). Without one, cron writes and fsyncs
+    on the caller's thread.
+    """
+
+    def fsync_later(self, path: Path) -> None: ...
+
+    def replace_later(self, path: Path, render: Callable[[], bytes]) -> None: ...
+
+    def replace_now(self, path: Path, data: bytes) -> None: ...

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from openclaw.cron import schedule as sched
 from openclaw.cron.heartbeat import HeartbeatRunner, strip_token
 from openclaw.cron.jobs import CronInputError, Job, apply_patch, new_job
-from openclaw.cron.ports import KEY_ERRORS, AgentPort, DeliveryPort, EventPort
+from openclaw.cron.ports import KEY_ERRORS, AgentPort, DeliveryPort, DiskPort, EventPort
 from openclaw.cron.store import JobStore, RunLog
 
 log = Logger(namespace="openclaw.cron")
@@ -96,7 +96,17 @@ def run_usage(usage: Mapping[str, int]) -> dict[str, int]:
 
 
 class CronService:
-    def __init__(self, settings: CronSettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort, heartbeat: HeartbeatRunner | None = None, agent_id: str = "main") -> None:
+    def __init__(
+        self,
+        settings: CronSettings,
+        clock: IReactorTime,
+        agent: AgentPort,
+        events: EventPort,
+        delivery: DeliveryPort,
+        heartbeat: HeartbeatRunner | None = None,
+        agent_id: str = "main",
+        disk: DiskPort | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.agent = agent
@@ -104,8 +114,8 @@ class CronService:
         self.delivery = delivery
         self.heartbeat = heartbeat
         self.default_agent = agent_id
-        self.store = JobStore(settings.store_path)
-        self.runs = RunLog(settings.store_path.parent / "runs")
+        self.store = JobStore(settings.store_path, disk)
+        self.runs = RunLog(settings.store_path.parent / "runs", disk=disk)
         self.jobs: dict[str, Job] = {}
         self.running = False
         self._timer: IDelayedCall | None = None
@@ -114,6 +124,7 @@ class CronService:
         self._waiters: dict[str, list[Deferred[dict[str, Any]]]] = {}  # run id → who waits for its log entry
         self._loaded = False
         self.on_change: Callable[[], None] = lambda: None
+        self.finished: dict[str, int] = {}  # runs recorded since start, by status (ok, error, skipped): for /metrics
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)
@@ -254,7 +265,7 @@ class CronService:
     async def _execute(self, job: Job, run_id: str) -> None:
         started = self.now_ms()
         job.state.running_ms = started
-        self._save()
+        self._save_soon()
         self._emit(job.id, "started", runAtMs=started, runId=run_id)
         try:
             outcome = await self._perform(job, run_id)
@@ -364,7 +375,7 @@ class CronService:
             self._record_entry(job_id, job.name, run_id, started, ended, outcome, None if deleted else state.next_run_ms)
             if deleted:
                 self._emit(job_id, "removed")
-        self._save()
+        self._save_soon()
         self._pump()
         self._arm()
 
@@ -379,6 +390,7 @@ class CronService:
 
     def _record_entry(self, job_id: str, name: str | None, run_id: str, started: int, ended: int, outcome: Outcome, next_run: int | None) -> None:
         entry: dict[str, Any] = {"ts": ended, "jobId": job_id, "action": "finished", "status": outcome.status}
+        self.finished[outcome.status] = self.finished.get(outcome.status, 0) + 1
         if outcome.error:
             entry["error"] = outcome.error
         if outcome.summary:
@@ -416,6 +428,14 @@ class CronService:
 
     def _emit(self, job_id: str, action: str, **fields: Any) -> None:
         self.events.emit("cron", {"jobId": job_id, "action": action, **{k: v for k, v in fields.items() if v is not None}})
+
+    def _save_soon(self) -> None:
+        """A run's bookkeeping: the jobs file in the next group commit (no disk wait on the reactor thread)."""
+        if self.store.disk is None:
+            self._save()
+            return
+        self.store.save_later(lambda: list(self.jobs.values()))
+        self.on_change()
 
     def _save(self) -> None:
         try:

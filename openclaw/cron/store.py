@@ -8,6 +8,13 @@ starts empty; a job in it that cannot be read is kept, untouched, in the file.
 Run logs are appended with fsync; a torn last line (a crash mid-append) is
 skipped on reading and cut off before the next append; a log past its size
 bound is cut to its newest lines.
+
+With a L{DiskPort} (the gateway passes the runtime's group commit) the
+bookkeeping of a run never waits for the disk on the reactor thread: a run
+log line is written at once and fsynced in the next commit, and the jobs file
+after a run is rendered and replaced there. Edits (C{cron.add} and the like)
+still write the jobs file before they are answered, through the same port so
+that an older snapshot never lands over a newer one.
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from twisted.logger import Logger
 
 from openclaw.cron.jobs import JOB_ID, CronInputError, Job, from_stored, to_stored
-from openclaw.store import FILE_MODE, atomic_write, ensure_dir, write_json
+from openclaw.cron.ports import DiskPort
+from openclaw.store import FILE_MODE, atomic_write, ensure_dir
 
 log = Logger(namespace="openclaw.cron")
 
@@ -36,8 +44,9 @@ ORPHAN_LOG_AGE = 30 * 86_400  # seconds a removed job's run log is kept
 class JobStore:
     """The jobs file: read once at start, rewritten whole on every change."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, disk: DiskPort | None = None) -> None:
         self.path = Path(path)
+        self.disk = disk
         self.unreadable: list[Any] = []  # raw entries we could not read: written back as they were
 
     def load(self) -> list[Job]:
@@ -72,15 +81,31 @@ class JobStore:
             jobs.append(job)
         return jobs
 
+    def _render(self, jobs: list[Job]) -> bytes:
+        document = {"version": STORE_VERSION, "jobs": [to_stored(j) for j in jobs] + self.unreadable}
+        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
     def save(self, jobs: list[Job]) -> None:
-        write_json(self.path, {"version": STORE_VERSION, "jobs": [to_stored(j) for j in jobs] + self.unreadable})
+        """Write the jobs now, crash-safe (raises OSError)."""
+        if self.disk is None:
+            atomic_write(self.path, self._render(jobs))
+        else:
+            self.disk.replace_now(self.path, self._render(jobs))
+
+    def save_later(self, jobs: Callable[[], list[Job]]) -> None:
+        """Write the jobs as they are when the next commit starts (without a port: now)."""
+        if self.disk is None:
+            self.save(jobs())
+        else:
+            self.disk.replace_later(self.path, lambda: self._render(jobs()))
 
 
 class RunLog:
     """C{runs/<jobId>.jsonl}: one C{CronRunLogEntry} per line."""
 
-    def __init__(self, folder: Path, max_bytes: int = RUNLOG_MAX_BYTES, keep_lines: int = RUNLOG_KEEP_LINES) -> None:
+    def __init__(self, folder: Path, max_bytes: int = RUNLOG_MAX_BYTES, keep_lines: int = RUNLOG_KEEP_LINES, disk: DiskPort | None = None) -> None:
         self.folder = Path(folder)
+        self.disk = disk  # None: each append is fsynced before it returns
         self.max_bytes = max_bytes
         self.keep_lines = keep_lines
 
@@ -96,11 +121,14 @@ class RunLog:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             _cut_torn_tail(fd)
-            os.write(fd, line)
-            os.fsync(fd)
+            os.write(fd, line)  # one write: whole or not at all if the process dies
+            if self.disk is None:
+                os.fsync(fd)
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
+        if self.disk is not None:
+            self.disk.fsync_later(path)
         if size > self.max_bytes:
             self._prune(path)
 

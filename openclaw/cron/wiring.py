@@ -12,6 +12,8 @@ gateway has no messaging channels.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application.service import IServiceCollection, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -22,7 +24,7 @@ from openclaw.agent.sessions import SessionError, agent_of
 from openclaw.config.settings import GatewaySettings
 from openclaw.cron.heartbeat import HeartbeatRunner, heartbeat_config
 from openclaw.cron.methods import CRON_METHODS, CronDeps
-from openclaw.cron.ports import AgentPort, DeliveryPort, DeliveryResult, EventPort
+from openclaw.cron.ports import AgentPort, DeliveryPort, DeliveryResult, DiskPort, EventPort
 from openclaw.cron.service import CronService, cron_settings
 from openclaw.cron.tool import cron_tool
 from openclaw.gateway.core import GatewayCore
@@ -48,13 +50,20 @@ class SessionDelivery:
         if channel not in INTERNAL_CHANNELS:
             return succeed(DeliveryResult(False, channel, to, f"channel {channel!r} is not available (no messaging channels are configured in this gateway)"))
         message = text_message("assistant", text)
-        if not in_transcript:
-            try:
-                self.agent.store(agent_of(session_key)).append_message(session_key, message)
-            except (OSError, SessionError) as e:
-                return succeed(DeliveryResult(False, "webchat", session_key, f"could not write to {session_key}: {e}"))
+        if in_transcript:
+            return succeed(self._announce(message, session_key, run_id))
+        try:
+            store = self.agent.store(agent_of(session_key))
+            store.append_message(session_key, message)
+        except (OSError, SessionError) as e:
+            return succeed(DeliveryResult(False, "webchat", session_key, f"could not write to {session_key}: {e}"))
+        # "final" (and "delivered") only once the line is on disk, as for a chat reply (the fsync runs off the reactor)
+        d: Deferred[DeliveryResult] = store.flushed().addCallback(lambda _: self._announce(message, session_key, run_id))
+        return d.addErrback(lambda f: DeliveryResult(False, "webchat", session_key, f"could not write to {session_key}: {f.getErrorMessage()}"))
+
+    def _announce(self, message: dict[str, Any], session_key: str, run_id: str) -> DeliveryResult:
         self.events.to_session("chat", {"runId": run_id, "sessionKey": session_key, "seq": 0, "state": "final", "message": message}, session_key)
-        return succeed(DeliveryResult(True, "webchat", session_key))
+        return DeliveryResult(True, "webchat", session_key)
 
 
 class ScheduledWork(Service):
@@ -62,10 +71,10 @@ class ScheduledWork(Service):
 
     name = "scheduled-work"
 
-    def __init__(self, settings: GatewaySettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort) -> None:
+    def __init__(self, settings: GatewaySettings, clock: IReactorTime, agent: AgentPort, events: EventPort, delivery: DeliveryPort, disk: DiskPort | None = None) -> None:
         config = settings.config
         self.heartbeat = HeartbeatRunner(heartbeat_config(config), clock, agent, events, delivery)
-        self.cron = CronService(cron_settings(config, settings.state_dir, settings.env), clock, agent, events, delivery, self.heartbeat)
+        self.cron = CronService(cron_settings(config, settings.state_dir, settings.env), clock, agent, events, delivery, self.heartbeat, disk=disk)
 
     def startService(self) -> None:
         # A child of the gateway service: it starts with the state dir locked.
@@ -90,7 +99,8 @@ def install(core: GatewayCore, parent: IServiceCollection) -> ScheduledWork:
     C{tools.allow}/C{deny} like every tool), and its service under C{parent}.
     Call while building the gateway, before any client connects.
     """
-    work = ScheduledWork(core.settings, core.clock, core.agent, core.events, SessionDelivery(core.agent, core.events))
+    # the runtime's group commit: a run's bookkeeping is not an fsync on the reactor thread
+    work = ScheduledWork(core.settings, core.clock, core.agent, core.events, SessionDelivery(core.agent, core.events), core.agent.syncer)
     core.serve(CRON_METHODS.bind(CronDeps(work.cron, work.heartbeat)))
     core.heartbeats.use(work.heartbeat.summary)
     core.agent.add_tool(cron_tool(work.cron))

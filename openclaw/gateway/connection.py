@@ -28,7 +28,7 @@ from openclaw.gateway.roster import Roster
 from openclaw.gateway.scopes import RoleError, authorize
 from openclaw.nodes.registry import NodeInfo
 from openclaw.protocol import frames
-from openclaw.protocol.dispatch import Methods, run
+from openclaw.protocol.dispatch import Handler, Methods, run
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError, HandshakeFailed, InvalidInput
 from openclaw.protocol.versions import CHALLENGE_CAPABILITIES, HANDSHAKE_TIMEOUT, PREAUTH_MAX_PAYLOAD, V3, Version, truncate_reason
 
@@ -47,8 +47,8 @@ class State(enum.StrEnum):
 
 
 class Transport(Protocol):
-    def send(self, text: str) -> bool:
-        """Write one message; False (never an exception) once the socket is closing or closed."""
+    def send(self, text: str | bytes) -> bool:
+        """Write one text message (bytes: already UTF-8); False (never an exception) once the socket is closing or closed."""
         ...
 
     def close(self, code: int, reason: str) -> None: ...
@@ -63,7 +63,7 @@ class Transport(Protocol):
 class _Gone:
     """The transport of a closed connection: drops everything, holds nothing."""
 
-    def send(self, text: str) -> bool:
+    def send(self, text: str | bytes) -> bool:
         return False
 
     def close(self, code: int, reason: str) -> None:
@@ -162,18 +162,22 @@ class Connection:
         self._write(frames.response(id, False, error.payload, error.shape()))
 
     def send_event(self, name: str, payload: Any, state_version: dict[str, int] | None = None, drop_if_slow: bool = False) -> None:
-        """A broadcast: numbered per connection; a slow consumer is dropped or closed."""
+        """An event for this connection (numbered like a broadcast)."""
+        self.send_frame(frames.EventFrame(name, payload, state_version), drop_if_slow)
+
+    def send_frame(self, frame: frames.EventFrame, drop_if_slow: bool = False) -> None:
+        """A broadcast (encoded once for all): numbered per connection; a slow consumer is dropped or closed."""
         if self.state != State.READY:
             return
         self.seq += 1
-        self._write(frames.event(name, payload, self.seq, state_version), drop_if_slow)
+        self._write(frame.data(self.seq), drop_if_slow)
 
     def send_direct(self, name: str, payload: Any) -> None:
         """An event for this socket only: no C{seq}."""
         if self.state == State.READY:
             self._write(frames.event(name, payload))
 
-    def _write(self, text: str, drop_if_slow: bool = False) -> None:
+    def _write(self, text: str | bytes, drop_if_slow: bool = False) -> None:
         """
         Everything sent to the peer goes through here, and nothing here raises:
         sending is fire-and-forget for every caller (broadcasts, responses,
@@ -197,7 +201,9 @@ class Connection:
         except Exception:
             log.failure("sending to {ip} failed", ip=self.peer.ip)
             sent = False
-        if not sent:
+        if sent:
+            stats.sent += 1
+        else:
             stats.dropped += 1
 
     def _slow_consumer(self) -> None:
@@ -323,14 +329,14 @@ class Connection:
             self.fail(request.id, e)
             return
         self.role_failures = 0
-        handler = self.gate.methods.get(request.method)
+        handler = self.gate.methods.handler(request.method)  # metered: the dispatch point
         if handler is None:
             self.fail(request.id, GatewayError(INVALID_REQUEST, f"unknown method: {request.method}"))
             return
         params = request.params if request.params is not None else {}
         self._run(request, handler, params)
 
-    def _run(self, request: frames.Request, handler: Any, params: Any) -> None:
+    def _run(self, request: frames.Request, handler: Handler, params: Any) -> None:
         # e.g. `agent` answers twice under the same id: "accepted" now, the final payload later
         run(handler, self, params, lambda value: self.respond(request.id, value), lambda f: self._failed(request, f))
 

@@ -6,15 +6,18 @@ of open sockets (authenticated or not), and what was not delivered.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import attrs
+
+from openclaw.protocol.frames import EventFrame
 
 
 @attrs.define
 class SendStats:
-    """What the gateway did not deliver, for diagnostics."""
+    """What the gateway delivered and did not, for diagnostics and metrics."""
 
+    sent: int = 0  # frames written to a socket
     dropped: int = 0  # frames for a socket already closing or closed
     dropped_slow: int = 0  # droppable events skipped for a slow reader
     slow_consumers: int = 0  # connections closed 1008 "slow consumer"
@@ -44,7 +47,9 @@ class Member(Protocol):
     @property
     def auth_method(self) -> str | None: ...
 
-    def send_event(self, name: str, payload: Any, state_version: dict[str, int] | None = None, drop_if_slow: bool = False) -> None: ...
+    def send_frame(self, frame: EventFrame, drop_if_slow: bool = False) -> None:
+        """An event frame shared by every recipient (encoded once); the member adds its C{seq}."""
+        ...
 
     def close(self, code: int, reason: str = "") -> None: ...
 

@@ -61,6 +61,7 @@ from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
 from openclaw.protocol.connect import APPROVALS
 from openclaw.protocol.dispatch import Bound, Caller, Methods, Params
+from openclaw.skills.methods import SKILL_METHODS, SkillDeps
 
 log = Logger(namespace="openclaw.gateway")
 
@@ -112,6 +113,7 @@ class GatewayCore:
         self.serve(AGENT_METHODS.bind(AgentDeps(self.agent, self.events, clock, self.commands)))
         self.serve(APPROVAL_METHODS.bind(ApprovalDeps(settings, self.exec_gate.file, self.approvals, self.nodes, self.approver_besides)))
         self.serve(USAGE_METHODS.bind(UsageDeps(self.agent)))
+        self.serve(SKILL_METHODS.bind(SkillDeps(self.agent.skills, settings.agents.ids, clock)))
         # what the Control UIs read besides: chat views, session feeds, this host, the inventory, absent features
         self.serve(CHAT_VIEW_METHODS.bind(ChatViewDeps(self.agent)))
         self.serve(FEED_METHODS.bind(FeedDeps(self.feeds, self.agent.key, self._list_sessions, self.boot.now_ms)))

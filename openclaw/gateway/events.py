@@ -3,9 +3,10 @@
 Events to connections: scope-gated, numbered per connection (C{seq}),
 versioned for C{presence}/C{health}, and the 30 s C{tick}.
 
-Broadcasts are fire-and-forget: a connection's C{send_event} never raises,
+Broadcasts are fire-and-forget: a connection's C{send_frame} never raises,
 and a bug in one connection still cannot stop the others from getting the
-event (it is counted as dropped).
+event (it is counted as dropped). An event is encoded once
+(L{openclaw.protocol.frames.EventFrame}); each connection only adds its C{seq}.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from twisted.logger import Logger
 from openclaw.gateway.connections import Connections, Member
 from openclaw.gateway.scopes import has_scope
 from openclaw.protocol.connect import APPROVALS, PAIRING, READ
+from openclaw.protocol.frames import EventFrame
 from openclaw.protocol.versions import TICK_INTERVAL_MS
 
 log = Logger(namespace="openclaw.gateway")
@@ -66,49 +68,56 @@ class Broadcaster:
         self._tick = LoopingCall(self._send_tick)
         self._tick.clock = clock
 
-    def _send(self, conn: Member, name: str, payload: Any, versioned: dict[str, int] | None, drop_if_slow: bool) -> None:
+    def _send(self, conn: Member, frame: EventFrame, drop_if_slow: bool) -> None:
         try:
-            conn.send_event(name, payload, versioned, drop_if_slow)
+            conn.send_frame(frame, drop_if_slow)
         except Exception:
             self.connections.stats.dropped += 1
-            log.failure("{event} event to {conn} failed", event=name, conn=conn.conn_id)
+            log.failure("{event} event to {conn} failed", event=frame.name, conn=conn.conn_id)
 
     def broadcast(self, name: str, payload: Any, drop_if_slow: bool = False) -> None:
-        """Send an event to every authenticated socket allowed to see it."""
+        """Send an event to every authenticated socket allowed to see it (encoded once for all)."""
         scope = event_scope(name)
         versioned = self.versions.snapshot() if name in ("presence", "health") else None
+        frame = EventFrame(name, payload, versioned)
         for conn in self.connections:
             if scope is not None and not (conn.role == "operator" and has_scope(conn.scopes, scope)):
                 continue
-            self._send(conn, name, payload, versioned, drop_if_slow)
+            self._send(conn, frame, drop_if_slow)
 
     def emit(self, name: str, payload: Mapping[str, Any]) -> None:
         """A subsystem's event (scheduled work, channels): broadcast, skipped for readers that are behind."""
         self.broadcast(name, dict(payload), drop_if_slow=True)
 
     def to_members(self, name: str, payload: Any, wanted: Callable[[Member], bool], drop_if_slow: bool = False) -> None:
-        """Send an event to the authenticated sockets C{wanted} picks, among those allowed to see it."""
+        """Send an event to the authenticated sockets C{wanted} picks, among those allowed to see it (encoded once for all)."""
         scope = event_scope(name)
+        frame = EventFrame(name, payload)
         for conn in self.connections:
             if scope is not None and not (conn.role == "operator" and has_scope(conn.scopes, scope)):
                 continue
             if wanted(conn):
-                self._send(conn, name, payload, None, drop_if_slow)
+                self._send(conn, frame, drop_if_slow)
 
     def to_session(self, name: str, payload: Any, session_key: str, drop_if_slow: bool = False) -> None:
-        """A session's chat/agent event: to readers, and to nodes subscribed to that session."""
-        self.broadcast(name, payload, drop_if_slow)
+        """A session's chat/agent event: to readers, and to nodes subscribed to that session (one pass, one encoding)."""
+        scope = event_scope(name)
+        frame = EventFrame(name, payload, self.versions.snapshot() if name in ("presence", "health") else None)
+        node_frame = frame if frame.state_version is None else EventFrame(name, payload)
         for conn in self.connections:
+            if scope is None or (conn.role == "operator" and has_scope(conn.scopes, scope)):
+                self._send(conn, frame, drop_if_slow)
             if conn.role == "node" and session_key in conn.subscriptions:
-                self._send(conn, name, payload, None, drop_if_slow)
+                self._send(conn, node_frame, drop_if_slow)
 
     def tool_event(self, payload: Any, session_key: str, verbose: bool) -> None:
         """Tool events: to readers that advertised cap "tool-events", or to all when the session is verbose."""
+        frame = EventFrame("agent", payload)
         for conn in self.connections:
             if conn.role == "operator" and has_scope(conn.scopes, READ) and (verbose or "tool-events" in conn.caps):
-                self._send(conn, "agent", payload, None, False)
+                self._send(conn, frame, False)
             elif conn.role == "node" and session_key in conn.subscriptions:
-                self._send(conn, "agent", payload, None, False)
+                self._send(conn, frame, False)
 
     # -- the tick
 

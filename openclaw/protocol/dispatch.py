@@ -16,7 +16,8 @@ The result is a JSON value, a Deferred or coroutine that gives one, or a
 L{TwoPhase}. A handler raises L{GatewayError} (or L{InvalidInput}) to refuse.
 
 Handler modules each keep their own L{MethodTable}; the gateway binds every
-table to its collaborators and serves the union (L{Methods}). Nothing here
+table to its collaborators and serves the union (L{Methods}), whose
+L{RequestMeter} sees every request the transports dispatch. Nothing here
 imports a handler module.
 """
 
@@ -70,7 +71,7 @@ class Caller(Protocol):
 class TwoPhase:
     """A method result answered twice under the same id: C{accepted} at once, then C{final}."""
 
-    accepted: JSON
+    accepted: JSON | Deferred[JSON]  # a Deferred: answered when it fires
     final: Deferred[JSON]
 
 
@@ -173,11 +174,31 @@ class Bound:
         return self.method(self.deps, caller, params)
 
 
+Handler = Callable[[Caller, Any], Any]  # what a transport calls: a Bound, or a Bound wrapped by a meter
+
+
+class RequestMeter(Protocol):
+    """Counts and times the requests dispatched to methods (L{openclaw.ops.metrics.Meter})."""
+
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """C{handler} as it is to be called for one request to C{method}."""
+        ...
+
+
+class _Unmetered:
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        return handler
+
+
+UNMETERED: RequestMeter = _Unmetered()
+
+
 class Methods(Mapping[str, Bound]):
     """Every method a gateway serves; a name bound twice is a wiring mistake."""
 
     def __init__(self, *tables: Mapping[str, Bound]) -> None:
         self._all: dict[str, Bound] = {}
+        self.meter: RequestMeter = UNMETERED  # the dispatch point's one hook (GET /metrics installs its meter)
         for table in tables:
             self.add(table)
 
@@ -196,6 +217,11 @@ class Methods(Mapping[str, Bound]):
     def __len__(self) -> int:
         return len(self._all)
 
+    def handler(self, name: str) -> Handler | None:
+        """What a transport calls for one request to C{name} (through the meter); None if not served."""
+        bound = self._all.get(name)
+        return self.meter.wrap(name, bound) if bound is not None else None
+
 
 def run(method: Callable[[Caller, Any], Any], caller: Caller, params: Any, respond: Callable[[JSON], object], fail: Callable[[Failure], object]) -> None:
     """
@@ -209,8 +235,13 @@ def run(method: Callable[[Caller, Any], Any], caller: Caller, params: Any, respo
         fail(Failure())
         return
     if isinstance(result, TwoPhase):
-        respond(result.accepted)
-        result.final.addCallbacks(respond, fail)
+        final = result.final
+        if isinstance(result.accepted, Deferred):
+            # the final answer never overtakes the first
+            result.accepted.addCallback(respond).addCallback(lambda _: final).addCallbacks(respond, fail)
+        else:
+            respond(result.accepted)
+            final.addCallbacks(respond, fail)
         return
     if inspect.iscoroutine(result):
         result = Deferred.fromCoroutine(result)

@@ -88,8 +88,12 @@ def parse_request(value: Any, allow_traceparent: bool = True) -> Request:
     return Request(frame_id, method, value.get("params"))
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, non-ASCII kept (one encoder object for every frame)."""
+    return _ENCODE(value)
 
 
 def response(id: str, ok: bool, payload: Any = None, error: dict[str, Any] | None = None) -> str:
@@ -103,11 +107,41 @@ def response(id: str, ok: bool, payload: Any = None, error: dict[str, Any] | Non
 
 
 def event(name: str, payload: Any = None, seq: int | None = None, state_version: dict[str, int] | None = None) -> str:
-    frame: dict[str, Any] = {"type": "event", "event": name}
-    if payload is not None:
-        frame["payload"] = payload
-    if seq is not None:
-        frame["seq"] = seq
-    if state_version is not None:
-        frame["stateVersion"] = state_version
-    return dumps(frame)
+    return EventFrame(name, payload, state_version).text(seq)
+
+
+class EventFrame:
+    """
+    One C{event} for many connections: the name, payload and C{stateVersion}
+    are encoded once, the first time a connection asks; each connection only
+    adds its own C{seq}. The text is what C{dumps} of the whole frame gives
+    (upstream's key order: type, event, payload, seq, stateVersion).
+    """
+
+    __slots__ = ("name", "payload", "state_version", "_head", "_tail")
+
+    def __init__(self, name: str, payload: Any = None, state_version: dict[str, int] | None = None) -> None:
+        self.name = name
+        self.payload = payload
+        self.state_version = state_version
+        self._head: bytes | None = None
+        self._tail = b"}"
+
+    def _encode(self) -> bytes:
+        head = '{"type":"event","event":' + dumps(self.name)
+        if self.payload is not None:
+            head += ',"payload":' + dumps(self.payload)
+        if self.state_version is not None:
+            self._tail = (',"stateVersion":' + dumps(self.state_version) + "}").encode("utf-8")
+        self._head = head.encode("utf-8")
+        return self._head
+
+    def data(self, seq: int | None = None) -> bytes:
+        """The frame as UTF-8, with C{seq} when given."""
+        head = self._head if self._head is not None else self._encode()
+        if seq is None:
+            return head + self._tail
+        return b"".join((head, b',"seq":%d' % seq, self._tail))
+
+    def text(self, seq: int | None = None) -> str:
+        return self.data(seq).decode("utf-8")

@@ -34,7 +34,7 @@ from openclaw.web.jsonpage import JsonError, not_found
 log = Logger(namespace="openclaw.controlui")
 
 # Path routes of the two pages (history.pushState in the browser); a reload keeps the tab.
-CONTROL_TABS = ("overview", "channels", "sessions", "approvals", "nodes", "cron", "logs", "config")
+CONTROL_TABS = ("overview", "channels", "sessions", "approvals", "nodes", "cron", "skills", "logs", "config")
 SHELLS = {"": "index.html", **{tab: "index.html" for tab in CONTROL_TABS}, "chat": "chat.html"}
 ASSETS = "assets"
 MAX_FILES = 500

@@ -8,15 +8,21 @@ Origins are checked before the 101 (C{Origin: null} too: 403, not
 autobahn's 400). Sending never raises: a closing socket drops the frame.
 On close every link between the socket, the protocol and the L{Connection}
 is cut, so a closed connection's buffers are freed at once, not at the
-next garbage collection.
+next garbage collection. Outgoing text frames are built here and written
+straight to the socket (docs/performance.md says why).
+With C{gateway.auth.allowTailscale}, a connect that
+came through Tailscale Serve waits (in C{onConnect}) for its L{IdentityCheck}
+and carries the confirmed login in its L{Peer}.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Sequence, cast
+import struct
+from typing import Any, Callable, Mapping, Sequence, cast
 from urllib.parse import urlsplit
 
+import attrs
 import txaio
 
 txaio.use_twisted()
@@ -26,7 +32,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny  # noqa: E402
 from twisted.logger import Logger  # noqa: E402
 from zope.interface import implementer  # noqa: E402
-from twisted.internet.defer import succeed  # noqa: E402
+from twisted.internet.defer import Deferred, succeed  # noqa: E402
 from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport  # noqa: E402
 from twisted.internet.protocol import connectionDone  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
@@ -40,6 +46,10 @@ log = Logger(namespace="openclaw.ws")
 
 # Twisted pauses producers once its send buffer passes 64 KiB; past that we count.
 _TCP_BUFFER = 65536
+
+# (socket peer address, lower-cased headers) → None when the request makes no
+# identity claim, else a Deferred firing with the login it confirmed (or None).
+IdentityCheck = Callable[[str, Mapping[str, str]], "Deferred[str | None] | None"]
 
 
 def _is_loopback(ip: str) -> bool:
@@ -97,8 +107,21 @@ class GatewayWebSocket(WebSocketServerProtocol):
     maxFramePayloadSize = 0
     failByDrop = False
     connection: Connection | None = None
+    # autobahn copies the factory's options listed here onto each protocol,
+    # and pformats the whole list for a debug line whether or not debug logs
+    # are on (a third of a connection's CPU). connectionMade copies them
+    # instead, and autobahn gets an empty list.
+    CONFIG_ATTRS: list[str] = []
+    _OPTIONS = tuple(WebSocketServerProtocol.CONFIG_ATTRS)
 
-    def onConnect(self, request: Any) -> None:
+    def connectionMade(self) -> None:
+        factory = self.factory
+        for name in self._OPTIONS:
+            if not hasattr(self, name):
+                setattr(self, name, getattr(factory, name))
+        super().connectionMade()
+
+    def onConnect(self, request: Any) -> Deferred[None] | None:  # type: ignore[override]  # autobahn takes a Deferred too (txaio.as_future)
         try:
             factory = self.factory
             headers = {k.lower(): v for k, v in request.headers.items()}
@@ -112,11 +135,20 @@ class GatewayWebSocket(WebSocketServerProtocol):
             self._peer = Peer(ip=ip, local=local, origin=origin)
             self._paused = False
             self._paused_bytes = 0
+            verify: IdentityCheck | None = factory.identity  # gateway.auth.allowTailscale
+            claim = verify(peer_ip, headers) if verify is not None else None
+            if claim is not None:
+                return claim.addCallback(self._identified)
+            return None
         except ConnectionDeny:
             raise
         except Exception:
             log.failure("websocket onConnect failed")
             raise ConnectionDeny(500, "internal error")
+
+    def _identified(self, login: str | None) -> None:
+        if login:
+            self._peer = attrs.evolve(self._peer, tailscale_user=login)
 
     def onOpen(self) -> None:
         try:
@@ -215,16 +247,27 @@ class GatewayWebSocket(WebSocketServerProtocol):
 
     # -- Transport for Connection
 
-    def send(self, text: str) -> bool:
+    def send(self, text: str | bytes) -> bool:
         """One text message; False once the socket is closing or closed (dropped, never raised)."""
         if self.state != self.STATE_OPEN:
             return False
-        data = text.encode("utf-8")
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        size = len(data)
         if self._paused:
-            self._paused_bytes += len(data)
-        # Not sendMessage: it applies maxMessagePayloadSize, our limit for what
-        # clients send, to what we send (a large chat.history would raise).
-        self.sendFrame(opcode=1, payload=data)
+            self._paused_bytes += size
+        # One final, unmasked text frame (RFC 6455 5.2), as sendFrame(opcode=1)
+        # would write it but without its per-frame debug formatting; both parts
+        # go to the socket's buffer without being joined. Not sendMessage: it
+        # applies maxMessagePayloadSize, our limit for what clients send, to what
+        # we send (a large chat.history would raise).
+        if size < 126:
+            head = bytes((0x81, size))
+        elif size < 65536:
+            head = struct.pack("!BBH", 0x81, 126, size)
+        else:
+            head = struct.pack("!BBQ", 0x81, 127, size)
+        assert self.transport is not None
+        self.transport.writeSequence((head, data))
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -254,12 +297,13 @@ class GatewayWebSocket(WebSocketServerProtocol):
 class GatewayWebSocketFactory(WebSocketServerFactory):
     protocol = GatewayWebSocket
 
-    def __init__(self, gate: Gate, sockets: Connections, trusted_proxies: Sequence[str] = (), allowed_origins: Sequence[str] = ()) -> None:
+    def __init__(self, gate: Gate, sockets: Connections, trusted_proxies: Sequence[str] = (), allowed_origins: Sequence[str] = (), identity: IdentityCheck | None = None) -> None:
         super().__init__()
         self.gate = gate  # what each Connection is wired to
         self.sockets = sockets  # counts open sockets (the service waits for them at stop)
         self.trusted_proxies = list(trusted_proxies)
         self.allowed_origins = list(allowed_origins)
+        self.identity = identity  # confirms an identity a proxy forwards (ops/tailscale.py)
         # Every setProtocolOptions call resets allowNullOrigin; pass it each time.
         # "Allowed" here only means autobahn lets it through to onConnect, which
         # refuses it with our 403 (autobahn's own refusal is a 400).
@@ -283,5 +327,5 @@ class GatewayWebSocketResource(WebSocketResource):
         return result
 
 
-def websocket_resource(gate: Gate, sockets: Connections, trusted_proxies: Sequence[str] = (), allowed_origins: Sequence[str] = ()) -> WebSocketResource:
-    return GatewayWebSocketResource(GatewayWebSocketFactory(gate, sockets, trusted_proxies, allowed_origins))
+def websocket_resource(gate: Gate, sockets: Connections, trusted_proxies: Sequence[str] = (), allowed_origins: Sequence[str] = (), identity: IdentityCheck | None = None) -> WebSocketResource:
+    return GatewayWebSocketResource(GatewayWebSocketFactory(gate, sockets, trusted_proxies, allowed_origins, identity))

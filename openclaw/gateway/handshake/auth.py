@@ -2,8 +2,9 @@
 """
 Handshake step: who may connect. The failure limiter first (a locked-out
 address is refused before its secret is looked at), then the shared secret
-(token or password), else the device's own token; and the scopes a client
-without a device identity gets.
+(token or password), else a Tailscale Serve identity the transport confirmed
+(C{gateway.auth.allowTailscale}), else the device's own token; and the scopes
+a client without a device identity gets.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import attrs
 
 from openclaw.config.settings import AuthSettings
-from openclaw.gateway.auth import FailureLimiter, auth_failure, check_shared_secret
+from openclaw.gateway.auth import FailureLimiter, SecretCheck, auth_failure, check_shared_secret
 from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.handshake.peer import Peer
 from openclaw.protocol.connect import CONTROL_UI_CLIENTS, ROLE_OPERATOR
@@ -31,8 +32,8 @@ def authenticate(
     pairing: PairingStore,
 ) -> str:
     """
-    The auth method that let the client in: C{none}, C{token}, C{password}
-    or C{device-token}. Failures count against the client's address.
+    The auth method that let the client in: C{none}, C{token}, C{password},
+    C{tailscale} or C{device-token}. Failures count against the client's address.
 
     @raise HandshakeFailed: with upstream's C{AUTH_*} details.
     """
@@ -43,6 +44,8 @@ def authenticate(
         if wait is not None:
             raise auth_failure("rate_limited", retry_after_ms=int(wait * 1000))
     secret = check_shared_secret(auth, given)
+    if not secret.ok and peer.tailscale_user:
+        secret = SecretCheck(True, "tailscale")  # whois confirmed it (ops/tailscale.py)
     method = secret.method
     if not secret.ok and device is not None:
         candidate = given.get("deviceToken") or given.get("token")

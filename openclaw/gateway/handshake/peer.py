@@ -11,3 +11,4 @@ class Peer:
     ip: str  # the client's address (behind a trusted proxy: the one it forwarded)
     local: bool  # direct from loopback, with a local Host
     origin: str | None = None  # a browser's Origin
+    tailscale_user: str | None = None  # a login `tailscale whois` confirmed for a connect through Serve (allowTailscale)

@@ -7,10 +7,11 @@ import * as sessions from "./tabs/sessions.js";
 import * as approvals from "./tabs/approvals.js";
 import * as nodes from "./tabs/nodes.js";
 import * as cron from "./tabs/cron.js";
+import * as skills from "./tabs/skills.js";
 import * as logs from "./tabs/logs.js";
 import * as config from "./tabs/config.js";
 
-const TABS = [overview, channels, sessions, approvals, nodes, cron, logs, config];
+const TABS = [overview, channels, sessions, approvals, nodes, cron, skills, logs, config];
 let client = null;
 let hello = null;
 let current = null;
