@@ -86,7 +86,8 @@ SPY = r"""
 })();
 """
 # Every request so far, from index `arguments[0]` (payloads only for connect).
-REQUESTS = "return window.__rpc.slice(arguments[0]).map(r => ({method: r.method, ok: r.ok, error: r.error, done: r.done, payload: r.method === 'connect' ? r.payload : undefined}))"
+REQUESTS = "return window.__rpc.slice(arguments[0]).map(r => ({method: r.method, ok: r.ok, error: r.error, done: r.done, age: Date.now() - r.sent}))"
+UNANSWERED_MS = 10_000  # a request older than this without its answer is a problem; younger ones are looked at next time
 SETTLED = "const r = window.__rpc || []; return r.length > 0 && r.every(x => x.done !== undefined) && Date.now() - Math.max(...r.map(x => Math.max(x.sent, x.done || 0))) > 2000"
 # The text a user sees: every visible text node, shadow roots included.
 VISIBLE_TEXT = r"""
@@ -223,8 +224,8 @@ class UpstreamControlUiMixin(GatewayMixin):
         element = await browser.run(lambda: browser.driver.switch_to.active_element)
         await browser.run(element.send_keys, *keys)
 
-    async def settle(self, browser: Browser, timeout: float = 25.0) -> None:
-        """Until every request the page sent is answered and it has been quiet a moment."""
+    async def settle(self, browser: Browser, timeout: float = 12.0) -> None:
+        """Until every request the page sent is answered and it has been quiet a moment (a page that polls never is: then the timeout)."""
         waited = 0.0
         while waited < timeout and not await browser.js(SETTLED):
             await deferLater(reactor, 0.25, lambda: None)
@@ -258,10 +259,11 @@ class UpstreamControlUiMixin(GatewayMixin):
         name = re.sub(r"[^a-z0-9]+", "-", where.lower()).strip("-")
         await browser.run(browser.driver.save_screenshot, str(self.shots / f"{index:02d}-{name}.png"))
         requests = await browser.js(REQUESTS, self.seen)
-        self.seen += len(requests)
-        for r in requests:
+        in_flight = next((i for i, r in enumerate(requests) if r["done"] is None and r["age"] < UNANSWERED_MS), len(requests))
+        self.seen += in_flight
+        for r in requests[:in_flight]:
             if r["done"] is None:
-                self.problems.append(f"{where}: {r['method']} never answered")
+                self.problems.append(f"{where}: {r['method']} not answered in {UNANSWERED_MS // 1000} s")
             elif not r["ok"]:
                 error = r["error"] or {}
                 self.judge(where, f"{r['method']} refused: {error.get('code')} {error.get('message')}")
