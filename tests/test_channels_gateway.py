@@ -230,7 +230,7 @@ class CLITests(TelegramMixin, TestCase):
         self.assertIn("- telegram default: running, connected, mode:polling, bot:@claw_test_bot, dm:pairing", out)
         code, out, err = await self.cli("status")
         self.assertEqual(code, 0, err)
-        self.assertIn("Channels:\n  Telegram: configured\n    - default (dm:pairing, token:config, ", out)
+        self.assertIn("  channels:\n    Telegram: configured\n      - default (dm:pairing, token:config, ", out)
         code, out, err = await self.cli("channels", "status", "--probe", "--json")
         self.assertEqual(json.loads(out)["channelAccounts"]["telegram"][0]["probe"]["ok"], True)
         code, out, err = await self.cli("message", "send", "--channel", "telegram", "--to", "5", "--message", "hello from the CLI")

@@ -81,13 +81,14 @@ class _Run:
 class RuntimeAgent:
     """L{openclaw.channels.ports.AgentPort} over the gateway's L{AgentRunner}."""
 
-    def __init__(self, runner: AgentRunner, commands: ChatCommands) -> None:
+    def __init__(self, runner: AgentRunner, commands: ChatCommands | None = None) -> None:
+        # without commands (a runner alone) every message is plain text for the model
         self._runner = runner
         self._commands = commands
 
     def start(self, session_key: str, message: str, run_id: str, agent_id: str, sender: Sender | None = None) -> _Run:
         try:
-            if sender is None:
+            if sender is None or self._commands is None:
                 run: RunHandle = self._runner.start(session_key, message, run_id, agent_id=agent_id)
             else:  # a person's text: chat commands and directives first, as on WebChat
                 who = CommandSender(authorized=sender.commands, id=sender.id, name=sender.name, surface=sender.channel)
