@@ -45,6 +45,18 @@ class SessionEvents(Protocol):
         """An C{agent} tool event: to readers that asked for C{tool-events}, or all readers when verbose."""
 
 
+class ChannelAccess(Protocol):
+    """Who may connect as an out-of-process channel adapter (L{openclaw.channels.adapter.registry.Adapters})."""
+
+    def adapter_channels(self) -> frozenset[str]:
+        """The channel ids configured to be served by an adapter (C{adapter: true})."""
+        ...
+
+    def token_grants(self, token: str) -> frozenset[str]:
+        """The adapter channels whose C{adapterToken} C{token} is (compared in constant time)."""
+        ...
+
+
 class PresenceSink(Protocol):
     """The presence list (L{openclaw.gateway.presence.Presence})."""
 

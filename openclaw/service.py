@@ -3,8 +3,8 @@
 L{GatewayService}: the MultiService one gateway process runs.
 
 It owns the state directory (lock, stray temp cleanup), the JSON-lines log
-file, and the listeners. Later subsystems (bridge, canvas, channels) are
-added as siblings of the HTTP listener.
+file, and the listeners. Subsystems (bridge, canvas, channels) are
+siblings of the HTTP listener.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from twisted.web.server import NOT_DONE_YET, Request, Site, UnsupportedMethod
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.core import GatewayCore
-from openclaw.cron.wiring import install as install_scheduled_work
+from openclaw.channels.wiring import ChannelDelivery, install as install_channels
+from openclaw.cron.wiring import SessionDelivery, install as install_scheduled_work
 from openclaw.bridge.protocol import BridgeFactory, BridgeProtocol
 from openclaw.bridge.session import BridgeEnv
 from openclaw.net.listen import ABORT_GRACE, LISTEN_BACKLOG, OPEN, PENDING, TRUSTED, Admission, AdmissionProtocol, ListenService, StartupError, bridge_endpoint
@@ -249,8 +250,10 @@ class GatewayService(MultiService):
         self.from_proxy = _matcher(list(settings.trusted_proxies))  # proxies share one address among many clients
         # Every collaborator, built in one place; listeners and HTTP routes get the parts they use.
         self.core = core = GatewayCore(settings, reactor, redactor=self.redactor, canvas_url=self.canvas_url)
-        self.scheduled = install_scheduled_work(core, self)  # cron jobs and heartbeats (openclaw/cron)
         self.root = GatewayRoot(websocket_resource(core.gate, core.connections, settings.trusted_proxies, settings.allowed_origins, identity))
+        self.channels = install_channels(core, self.root, reactor)  # one child service per channel account (added below)
+        # Cron jobs and heartbeats (openclaw/cron) deliver through the channels, or into the session itself.
+        self.scheduled = install_scheduled_work(core, self, ChannelDelivery(self.channels, SessionDelivery(core.agent, core.events)))
         bearer = BearerAuth(core.auth, core.limiter, settings.rate_limit.exempt_loopback, settings.trusted_proxies)
         self.root.putChild(b"v1", OpenAIApi(bearer, core.agent, settings.http.chat_completions, core.boot.started_ms))
         tools = Resource()
@@ -293,6 +296,8 @@ class GatewayService(MultiService):
                 listener.setName(f"bridge:{host}")
                 listener.setServiceParent(self)
                 self.bridge.append(listener)
+
+        self.channels.setServiceParent(self)
 
         if settings.mdns_enabled:
             # Last child: it starts after every listener is bound, and stops first.
@@ -441,6 +446,7 @@ class GatewayService(MultiService):
             # Nothing scheduled may start while the core aborts the runs in flight.
             self.scheduled.quiesce()
             # Listeners do not close upgraded sockets: say goodbye (1012) and wait a little.
+            self.channels.shutting_down()  # runs aborted next stay journaled for the next start
             self.core.stop()
             await self._drain(CLOSE_GRACE)
             await super().stopService()

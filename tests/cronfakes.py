@@ -130,8 +130,9 @@ class FakeDelivery:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def deliver(self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False) -> Deferred[DeliveryResult]:
+    def deliver(self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False, account_id: str | None = None, thread_id: str | None = None) -> Deferred[DeliveryResult]:
         self.sent.append({"text": text, "channel": channel, "to": to, "sessionKey": session_key, "inTranscript": in_transcript})
+        self.sent[-1].update({k: v for k, v in (("accountId", account_id), ("threadId", thread_id)) if v is not None})
         if channel not in ("last", "webchat"):
             return succeed(DeliveryResult(False, channel, to, f"channel {channel!r} is not available"))
         return succeed(DeliveryResult(True, "webchat", session_key))

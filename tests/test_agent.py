@@ -338,8 +338,8 @@ class MoreMethodTests(GatewayMixin, TestCase):
         await self.gateway()
         ws, _ = await self.connect()
         error = (await ws.request("send", {"to": "+15551234", "message": "hi", "channel": "whatsapp", "idempotencyKey": "s"}))["error"]
-        self.assertEqual(error["code"], "UNAVAILABLE")
-        self.assertIn("'whatsapp' is not available", error["message"])
+        self.assertEqual(error["code"], "INVALID_REQUEST")
+        self.assertIn("channel 'whatsapp' is not configured (set channels.whatsapp)", error["message"])
 
     async def test_compact(self):
         """sessions.compact summarises older messages with the model; history then starts with the summary."""

@@ -143,6 +143,17 @@ class ScheduleKindsTests(TestCase):
         [entry] = h.cron.entries(job.id)
         self.assertEqual((entry["status"], entry["deliveryStatus"], entry["delivered"], entry["sessionKey"]), ("ok", "delivered", True, f"agent:main:cron:{job.id}"))
 
+    def test_delivery_names_account_and_thread(self):
+        """A v4 delivery's accountId and threadId reach the delivery port (a channel needs them to pick the account and thread)."""
+        h = Harness(self, clock_at(epoch(2026, 6, 1, 8)), heartbeat=HeartbeatConfig(every="0m", every_ms=0)).start()
+        h.agent.replies.append(("ok", "standup"))
+        delivery = {"mode": "announce", "channel": "last", "to": "-100123", "accountId": "work", "threadId": 42}
+        job, _ = h.cron.add({**isolated("thread", {"kind": "every", "everyMs": 3_600_000}), "delivery": delivery}, 4)
+        advance_to(h.clock, h.clock.seconds() + HOUR)
+        [sent] = h.delivery.sent
+        self.assertEqual((sent["channel"], sent["to"], sent["accountId"], sent["threadId"]), ("last", "-100123", "work", "42"))
+        self.assertEqual(h.cron.entries(job.id)[0]["deliveryStatus"], "delivered")
+
     def test_delivery_to_missing_channel_fails_the_run(self):
         """Delivery to a channel this gateway does not have: the run is an error (unless bestEffort)."""
         h = Harness(self, clock_at(epoch(2026, 6, 1, 8))).start()

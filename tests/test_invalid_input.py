@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from openclaw.gateway.scopes import NODE_METHODS
+from openclaw.gateway.scopes import CHANNEL_METHODS, NODE_METHODS
 from openclaw.shape import Any_, Bool, Int, Kind, List, Obj, Str
 from tests.helpers import capture_log
 from tests.wsclient import GatewayMixin, connect_params
@@ -35,7 +35,6 @@ HOSTILE_INTS = [-1, 0, 2**63, 10**40]
 
 # Methods whose UNAVAILABLE is about the gateway's state, not the input.
 EXPECTED_UNAVAILABLE = {
-    "send": "is not available",  # no messaging channels in this gateway
     "node.invoke": "node not connected",
     "exec.approvals.node.get": "node not connected",
     "exec.approvals.node.set": "node not connected",
@@ -96,9 +95,12 @@ class HostileParamsTests(GatewayMixin, TestCase):
     async def test_every_method(self):
         """Every method × every field × hostile values: ok, INVALID_REQUEST or FORBIDDEN; never an unexpected UNAVAILABLE; no failure logged."""
         log = capture_log(self)
-        await self.gateway()
+        # Two adapter channels: a send or poll that names none is refused (which one?) instead of waiting for an answer.
+        await self.gateway(channels={"hostile": {"adapter": True, "dmPolicy": "disabled"}, "spare": {"adapter": True}})
         operator, _ = await self.connect(connect_params(protocol=4, scopes=["operator.admin"]))
         node, _ = await self.connect({**connect_params(protocol=4, client_id="node-host", mode="node", scopes=[]), "role": "node"})
+        adapter, _ = await self.connect({**connect_params(protocol=4, client_id="gateway-client", mode="backend", scopes=[]), "role": "channel"})
+        self.assertTrue((await adapter.request("channel.register", {"channel": "hostile"}))["ok"])  # then inbound and sent reach their handlers
         methods = self.service.core.methods
         self.assertGreater(len(methods), 40)
         problems = []
@@ -106,7 +108,7 @@ class HostileParamsTests(GatewayMixin, TestCase):
         for name in sorted(methods):
             shape = getattr(methods[name], "shape", None)
             self.assertIsInstance(shape, Obj, f"{name} has no params shape")
-            ws = node if name in NODE_METHODS else operator
+            ws = node if name in NODE_METHODS else adapter if name in CHANNEL_METHODS else operator
             for params in cases(shape):
                 calls += 1
                 res = await ws.request(name, params)
@@ -122,4 +124,4 @@ class HostileParamsTests(GatewayMixin, TestCase):
         self.assertEqual(problems, [], "\n".join(problems))
         self.assertGreater(calls, 500)
         self.assertEqual(log.failures(), [])
-        self.assertFalse(operator.closed.called or node.closed.called)
+        self.assertFalse(operator.closed.called or node.closed.called or adapter.closed.called)

@@ -17,6 +17,9 @@ from openclaw.gateway.scopes import NODE_METHODS as NODE_ROLE_METHODS
 from openclaw.nodes.methods import NODE_METHODS
 from openclaw.agent.approval_methods import APPROVAL_METHODS
 from openclaw.agent.methods import AGENT_METHODS
+from openclaw.channels.adapter.methods import ADAPTER_METHODS
+from openclaw.channels.methods import CHANNEL_METHODS
+from openclaw.channels.whatsapp.login import LOGIN_METHODS
 from openclaw.agent.usage_methods import USAGE_METHODS
 from openclaw.skills.methods import SKILL_METHODS
 from openclaw.cron.methods import CRON_METHODS
@@ -25,7 +28,7 @@ from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **SKILL_METHODS, **CRON_METHODS}
+ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **SKILL_METHODS, **CHANNEL_METHODS, **LOGIN_METHODS, **CRON_METHODS, **ADAPTER_METHODS}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 
@@ -69,7 +72,11 @@ def maximal(schema: dict[str, Any], defs: dict[str, Any], branch: int = 0, depth
         count = max(1, schema.get("minItems", 1))
         return [maximal(schema.get("items") or {}, defs, branch, depth + 1) for _ in range(count)][: schema.get("maxItems", count)]
     if kind == "string":
-        return "x" * max(1, schema.get("minLength", 1))
+        pattern = schema.get("pattern", "^")
+        prefix = re.fullmatch(r"\^([^\\\[\]().*+?{}|$]*)", pattern)  # a literal prefix, e.g. ^data:image/png;base64,
+        value = (prefix.group(1) if prefix else "") + "x" * max(1, schema.get("minLength", 1))
+        assert re.search(pattern, value), f"no value for the pattern {pattern!r}"
+        return value
     if kind in ("integer", "number"):
         low = schema.get("minimum", 1)
         return low if schema.get("maximum") is None else min(low, schema["maximum"])

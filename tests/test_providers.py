@@ -178,6 +178,55 @@ class OpenAITests(TestCase):
             await d
 
 
+    async def test_cancel_before_the_answer_is_not_retried(self):
+        """Cancelling while the provider has not answered yet stops there: CancelledError, and no retry (no second connection)."""
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+        from twisted.internet.protocol import Factory, Protocol
+
+        connections = []
+
+        class Silent(Protocol):
+            def connectionMade(self):
+                connections.append(self)
+
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory.forProtocol(Silent))
+        self.addCleanup(port.stopListening)
+        self.addCleanup(lambda: [c.transport.abortConnection() for c in connections])
+        model = ModelRef("local", "m1", "openai-completions", f"http://127.0.0.1:{port.getHost().port}/v1", KEY)
+        d = self.provider.stream(model, request(), lambda delta: None)
+        while not connections:
+            await deferLater(reactor, 0.01, lambda: None)
+        d.cancel()
+        with self.assertRaises(CancelledError):
+            await d
+        await deferLater(reactor, 0.8, lambda: None)
+        self.assertEqual(len(connections), 1)
+
+    test_cancel_before_the_answer_is_not_retried.timeout = 15  # type: ignore[attr-defined]  # unfixed, it retries until the timeout
+
+    async def test_cancel_while_connecting_is_not_retried(self):
+        """Cancelling while the connection is being made (the endpoint fails it with ConnectingCancelledError) stops there: CancelledError, no retry."""
+        from twisted.internet.defer import Deferred
+        from twisted.internet.error import ConnectingCancelledError
+
+        calls = []
+
+        class Connecting:
+            def request(self, *args, **kwargs):
+                calls.append(args)
+                return Deferred(lambda d: d.errback(ConnectingCancelledError(None)))
+
+        provider = OpenAICompletions(reactor, http=Connecting())
+        d = provider.stream(self.model, request(), lambda delta: None)
+        d.cancel()
+        with self.assertRaises(CancelledError):
+            await d
+        await deferLater(reactor, 0.8, lambda: None)
+        self.assertEqual(len(calls), 1)
+
+    test_cancel_while_connecting_is_not_retried.timeout = 15  # type: ignore[attr-defined]
+
+
 class AnthropicTests(TestCase):
     async def test_text_and_tool_use(self):
         """message_start … message_stop: text deltas, a tool_use with streamed JSON input, usage."""

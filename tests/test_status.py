@@ -19,7 +19,7 @@ from tests.wsclient import GatewayMixin, connect_params
 
 KEYS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 # Calls whose first argument is an event name the gateway sends to clients.
-EMITTERS = {"broadcast", "to_session", "send_event", "send_direct", "event"}
+EMITTERS = {"broadcast", "to_session", "send_event", "send_direct", "event", "emit"}
 # Client-side code (our CLI, the node host) sends events *to* a gateway; they are not ours to advertise.
 CLIENT_SIDE = ("openclaw/client", "openclaw/nodehost", "openclaw/cli")
 
@@ -54,7 +54,9 @@ class EventListTests(SynchronousTestCase):
         emitted = emitted_events()
         self.assertTrue(any("events.py" in where for where in emitted["tick"]))
         self.assertTrue(any("connection.py" in where for where in emitted["connect.challenge"]))
-        self.assertNotIn("heartbeat", emitted)
+        self.assertTrue(any("heartbeat.py" in where for where in emitted["heartbeat"]))  # subsystems' emit()
+        self.assertTrue(any("channels/service.py" in where for where in emitted["pairing"]))
+        self.assertNotIn("talk.mode", emitted)
 
 
 class StatusTests(GatewayMixin, TestCase):
@@ -108,7 +110,7 @@ class StatusTests(GatewayMixin, TestCase):
 
     async def test_status_cli_params(self):
         """The v4 CLI's status params are accepted and honoured: channel summary off, CLI projection on."""
-        await self.gateway(channels={"telegram": {"botToken": "t"}, "discord": {"enabled": False}}, agents={"list": [{"id": "main", "name": "Main"}, {"id": "ops"}]})
+        await self.gateway(channels={"nostr": {"relays": ["wss://relay.example"]}, "discord": {"enabled": False}}, agents={"list": [{"id": "main", "name": "Main"}, {"id": "ops"}]})
         ws, _ = await self.connect(connect_params(protocol=4, client_id="gateway-client", mode="backend", scopes=["operator.read"]))
         res = await ws.request("status", {"includeChannelSummary": False, "includeCliProjection": True})
         self.assertTrue(res["ok"], res)
@@ -118,7 +120,7 @@ class StatusTests(GatewayMixin, TestCase):
         self.assertEqual([a["agentId"] for a in status["sessions"]["byAgent"]], ["main", "ops"])
         default = (await ws.request("status"))["payload"]
         self.assertNotIn("cliProjection", default)
-        self.assertEqual(default["channelSummary"], ["telegram: configured, not running (this gateway has no telegram channel yet)"])
+        self.assertEqual(default["channelSummary"], ["Discord: disabled", "nostr: configured, not running (this gateway has no nostr channel yet)"])
         self.assertEqual((default["runtimeVersion"], default["pid"] > 0), (__version__, True))
         self.assertGreater(default["processMemory"]["rssBytes"], 0)
 
@@ -141,6 +143,6 @@ class FeatureTests(GatewayMixin, TestCase):
 
     def test_no_unemitted_families(self):
         """The events upstream lists but nothing here emits are not advertised."""
-        for name in ("cron", "heartbeat", "talk.mode"):
+        for name in ("talk.mode", "session.typing", "task"):
             self.assertNotIn(name, EVENTS)
 

@@ -50,7 +50,7 @@ def _maybe(kind: Any) -> Either:
     return Either((kind, Null()))
 
 
-_NO_CHANNELS = "no messaging channels in this gateway: nothing to route or deliver to"
+_NO_CHANNELS = "operator runs are not routed to or delivered through a channel here: channels start their own runs and deliver their replies"
 
 
 def key_of(params: dict[str, Any], field: str = "sessionKey") -> str:
@@ -530,36 +530,3 @@ async def sessions_compact(ad: AgentDeps, caller: Caller, params: Params) -> JSO
     return {"ok": True, "key": key, **result}
 
 
-_SEND = Obj(
-    {
-        "to": Str(nonempty=True),
-        "idempotencyKey": _ID,
-        "message": Str(),
-        "mediaUrl": Str(),
-        "mediaUrls": List(Str()),
-        "channel": Str(),
-        "accountId": Str(),
-        "agentId": Str(),
-        "replyToId": Str(),
-        "threadId": Str(),
-        "silent": Bool(),
-        "sessionKey": Str(),
-        "gifPlayback": Bool(),
-    },
-    required=("to", "idempotencyKey"),
-    closed=True,
-)
-
-
-_SEND_IGNORED = (
-    Ignored(
-        _NO_CHANNELS + " (send always answers UNAVAILABLE)",
-        {"buffer": _TEXT, "filename": _TEXT, "contentType": _TEXT, "asVoice": Bool(), "forceDocument": Bool(), "parseMode": Str(("HTML",))},
-    ),
-)
-
-
-@AGENT_METHODS.method("send", _SEND, ignored=_SEND_IGNORED)
-def send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
-    channel = params.get("channel") or "last"
-    raise GatewayError(UNAVAILABLE, f"cannot send to {params['to']}: channel {channel!r} is not available (no messaging channels are configured in this gateway)", {"channel": channel})

@@ -10,7 +10,7 @@ from twisted.logger import globalLogBeginner, globalLogPublisher
 
 from openclaw.config.settings import GatewaySettings
 from openclaw.net.listen import StartupError
-from openclaw.logs import console_observer, gateway_redactor
+from openclaw.logs import console_observer
 from openclaw.ops.sdnotify import NotifyService
 from openclaw.ops.tailscale import TailscaleService, TailscaleSettings, cli_runner, identity_verifier
 from openclaw.store import StateLocked
@@ -33,16 +33,15 @@ def run_gateway(settings: GatewaySettings, out: IO[str], err: IO[str], quiet: bo
 
     from openclaw.service import GatewayService
 
-    observers = []
-    if not quiet:
-        redactor = gateway_redactor(settings)
-        observers.append(console_observer(redactor, settings.logging.console_level, settings.logging.console_style, out))
-    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
-
     notify_env = {k: os.environ.pop(k) for k in _NOTIFY_VARS if k in os.environ}
     run = cli_runner(reactor, settings.env)
     identity = identity_verifier(run) if tailscale.mode != "off" and tailscale.allow_identity else None
     service = GatewayService(settings, reactor, globalLogPublisher, identity=identity)
+    observers = []
+    if not quiet:
+        # the service's redactor: it learns secrets later (rotated auth, channel tokens)
+        observers.append(console_observer(service.redactor, settings.logging.console_level, settings.logging.console_style, out))
+    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
     if tailscale.mode != "off":
         TailscaleService(tailscale, lambda: service.port, run).setServiceParent(service)
     notify = NotifyService.from_env(notify_env, reactor, lambda: f"listening on port {service.port}")

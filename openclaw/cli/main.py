@@ -23,6 +23,7 @@ from openclaw.cli.config import ConfigOptions
 from openclaw.cli.setup import OnboardOptions, SetupOptions
 from openclaw.cli.service import GatewayInstallOptions, GatewayResetOptions, GatewayRestartOptions, GatewayStartOptions, GatewayStopOptions, GatewayUninstallOptions
 from openclaw.cli.dashboard import DashboardOptions
+from openclaw.cli.channels import ChannelsOptions, MessageOptions, PairingOptions
 from openclaw.cli.memory import MemoryOptions
 from openclaw.cli.skills import SkillsOptions
 from openclaw.cli.doctor import DoctorOptions
@@ -137,6 +138,9 @@ class OpenClawOptions(CommandOptions):
         ["sessions", None, SessionsOptions, "List sessions (local store)."],
         ["node", None, NodeOptions, "Run this machine as a node host."],
         ["dashboard", None, DashboardOptions, "Print (--open: open) the Control UI's address with your token."],
+        ["channels", None, ChannelsOptions, "Messaging channels: status, login, logout."],
+        ["pairing", None, PairingOptions, "Approve who may DM the assistant (DM pairing)."],
+        ["message", None, MessageOptions, "Send a message through a channel."],
         ["memory", None, MemoryOptions, "Memory search index: status, index, search."],
         ["skills", None, SkillsOptions, "Skills: list, info, check."],
         ["cron", None, CronOptions, "Scheduled jobs: list, add, edit, run, history."],

@@ -167,7 +167,11 @@ def render(report: Mapping[str, Any]) -> str:
     if probe and probe.get("ok"):
         lines.append(f"  sessions: {probe.get('sessions', 0)}; connections: {probe.get('connections', 0)}; runs active: {probe.get('runsActive', 0)}")
     channels = (probe or {}).get("channels") or [f"{c}: configured" for c in report["channels"]]
-    lines.append("  channels: " + ("; ".join(channels) if channels else "none configured"))
+    if channels:  # the gateway's summary lines (a platform, then its accounts indented)
+        lines.append("  channels:")
+        lines += [f"    {line}" for line in channels]
+    else:
+        lines.append("  channels: none configured")
     lines.append(f"  memory:   RSS {_mib((report.get('memory') or {}).get('rssBytes'))}")
     config = report["config"]
     state = "valid" if config["ok"] else "INVALID: " + "; ".join(config["issues"][:3])

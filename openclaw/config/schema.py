@@ -159,6 +159,168 @@ DISCOVERY = Obj(
     }
 )
 
+# channels.<id>: the keys every channel shares, then each platform's own.
+ALLOW_LIST = List(Either((Str(), Int())))
+TOPIC = Obj({"requireMention": Bool(), "enabled": Bool(), "allowFrom": ALLOW_LIST, "systemPrompt": Str(), "skills": Any_()})
+GROUP = Obj({**TOPIC.fields, "topics": Obj(rest=TOPIC)})
+CHANNEL_COMMON = {
+    "enabled": Bool(),
+    "name": Str(),
+    "dmPolicy": Str(("pairing", "allowlist", "open", "disabled")),
+    "allowFrom": ALLOW_LIST,
+    "groupPolicy": Str(("allowlist", "open", "disabled")),
+    "groupAllowFrom": ALLOW_LIST,
+    "groups": Obj(rest=GROUP),
+    "textChunkLimit": Int(64, 100_000),
+    "replyToMode": Str(("off", "first", "all")),
+}
+TELEGRAM_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "botToken": Str(),
+        "tokenFile": Str(),
+        "apiRoot": Str(nonempty=True),
+        "linkPreview": Bool(),
+        "pollTimeoutSeconds": Int(0, 50),
+        "timeoutSeconds": Int(1, 600),
+        "deleteWebhookOnStart": Bool(),
+        "webhookUrl": Str(),
+        "webhookSecret": Str(),
+        "webhookPath": Str(nonempty=True),
+    }
+)
+TELEGRAM = Obj({**TELEGRAM_ACCOUNT.fields, "accounts": Obj(rest=TELEGRAM_ACCOUNT)})
+SLACK_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "mode": Str(("socket", "http")),
+        "botToken": Str(),
+        "appToken": Str(),
+        "signingSecret": Str(),
+        "webhookPath": Str(nonempty=True),
+        "apiBase": Str(nonempty=True),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+SLACK = Obj({**SLACK_ACCOUNT.fields, "accounts": Obj(rest=SLACK_ACCOUNT)})
+WHATSAPP_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "transport": Str(("web", "cloud")),
+        # web: a linked device through a helper process
+        "bridgeCommand": Either((Str(nonempty=True), List(Str(nonempty=True)))),
+        "authDir": Str(nonempty=True),
+        "selfChatMode": Bool(),
+        "sendReadReceipts": Bool(),
+        "pingSeconds": Int(1, 3600),
+        "pingTimeoutSeconds": Int(1, 600),
+        # cloud: the Cloud API (Graph API + webhook)
+        "accessToken": Str(),
+        "accessTokenFile": Str(),
+        "phoneNumberId": Either((Str(), Int())),
+        "appSecret": Str(),
+        "verifyToken": Str(),
+        "webhookPath": Str(nonempty=True),
+        "graphBase": Str(nonempty=True),
+        "graphVersion": Str(nonempty=True),
+        "timeoutSeconds": Int(1, 600),
+        # upstream keys this gateway accepts and does not act on yet
+        "configWrites": Bool(),
+        "mediaMaxMb": Any_(),
+        "ackReaction": Any_(),
+        "historyLimit": Any_(),
+        "dmHistoryLimit": Any_(),
+        "dms": Any_(),
+        "actions": Any_(),
+        "messagePrefix": Any_(),
+        "chunkMode": Any_(),
+    }
+)
+WHATSAPP = Obj({**WHATSAPP_ACCOUNT.fields, "accounts": Obj(rest=WHATSAPP_ACCOUNT)})
+IMESSAGE_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "cliPath": Str(nonempty=True),
+        "dbPath": Str(nonempty=True),
+        "service": Str(("imessage", "sms", "auto")),
+        "region": Str(nonempty=True),
+        "includeAttachments": Bool(),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+IMESSAGE = Obj({**IMESSAGE_ACCOUNT.fields, "accounts": Obj(rest=IMESSAGE_ACCOUNT)})
+SIGNAL_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "account": Str(nonempty=True),
+        "httpUrl": Str(nonempty=True),
+        "httpHost": Str(nonempty=True),
+        "httpPort": PORT,
+        "timeoutSeconds": Int(1, 600),
+        "idleTimeoutSeconds": Int(1, 3600),
+        "mediaMaxMb": Int(1, 100),
+    }
+)
+SIGNAL = Obj({**SIGNAL_ACCOUNT.fields, "accounts": Obj(rest=SIGNAL_ACCOUNT)})
+DISCORD_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "token": Str(),
+        "tokenFile": Str(),
+        "apiBase": Str(nonempty=True),
+        "intents": Obj({"messageContent": Bool()}),
+        "allowBots": Bool(),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+DISCORD = Obj({**DISCORD_ACCOUNT.fields, "accounts": Obj(rest=DISCORD_ACCOUNT)})
+MATRIX_GROUP = Obj({**GROUP.fields, "allow": Bool(), "users": ALLOW_LIST})  # upstream's room spellings
+MATRIX_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "groups": Obj(rest=MATRIX_GROUP),
+        "rooms": Obj(rest=MATRIX_GROUP),
+        "dm": Obj({"policy": Str(("pairing", "allowlist", "open", "disabled")), "allowFrom": ALLOW_LIST, "enabled": Bool()}),
+        "homeserver": Str(nonempty=True),
+        "userId": Str(),
+        "accessToken": Str(),
+        "password": Str(),
+        "deviceName": Str(),
+        "encryption": Bool(),  # accepted so upstream configs load; E2EE is not supported (status says so)
+        "threadReplies": Str(("off", "inbound", "always")),
+        "autoJoin": Str(("always", "allowlist", "off")),
+        "autoJoinAllowlist": ALLOW_LIST,
+        "syncTimeoutSeconds": Int(0, 120),
+        "timeoutSeconds": Int(1, 600),
+    }
+)
+MATRIX = Obj({**MATRIX_ACCOUNT.fields, "accounts": Obj(rest=MATRIX_ACCOUNT)})
+IRC_ACCOUNT = Obj(
+    {
+        **CHANNEL_COMMON,
+        "host": Str(nonempty=True),
+        "port": PORT,
+        "tls": Bool(),
+        "tlsCaFile": Str(),
+        "nick": Str(nonempty=True),
+        "username": Str(),
+        "realname": Str(),
+        "password": Str(),
+        "passwordFile": Str(),
+        "channels": STRINGS,
+        "nickserv": Obj({"enabled": Bool(), "service": Str(), "password": Str(), "passwordFile": Str(), "register": Bool(), "registerEmail": Str()}),
+        "sasl": Obj({"username": Str(), "password": Str(), "passwordFile": Str()}),
+        "mentionPatterns": STRINGS,
+        "dangerouslyAllowNameMatching": Bool(),
+        "lineRate": Any_(),  # seconds between lines after a burst (a number; 0 turns pacing off)
+        "pingIntervalSeconds": Int(1, 3600),
+        "pingTimeoutSeconds": Int(1, 600),
+        "connectTimeoutSeconds": Int(1, 300),
+    }
+)
+IRC = Obj({**IRC_ACCOUNT.fields, "accounts": Obj(rest=IRC_ACCOUNT)})
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD, "matrix": MATRIX, "irc": IRC}, rest=Any_())  # other platforms check their own sections
+
 # Memory search (openclaw/agent/memory/settings.py reads it; clamps weights to 0..1).
 MEMORY_SEARCH = Obj(
     {
@@ -207,7 +369,7 @@ SKILLS = Obj(
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
-    "meta wizard auth channels tools messages commands web talk models session "
+    "meta wizard auth tools messages commands web talk models session "
     "plugins browser ui hooks cron broadcast diagnostics update audio approvals routing "
     "identity whatsapp telegram discord slack signal imessage memory secrets"
 ).split()
@@ -222,6 +384,7 @@ ROOT = Obj(
         "canvasHost": CANVAS_HOST,
         "bridge": BRIDGE,
         "discovery": DISCOVERY,
+        "channels": CHANNELS,
         "agents": AGENTS,
         "skills": SKILLS,
         **{name: Any_() for name in _OTHER_SECTIONS},

@@ -77,10 +77,15 @@ class EventPort(Protocol):
 
 
 class DeliveryPort(Protocol):
-    def deliver(self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False) -> Deferred[DeliveryResult]:
+    def deliver(
+        self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False, account_id: str | None = None, thread_id: str | None = None
+    ) -> Deferred[DeliveryResult]:
         """
-        Send C{text} to C{channel} (C{last}: where the session last talked).
-        C{in_transcript}: the turn that wrote it ran in C{session_key} already.
+        Send C{text} to C{channel} (C{last}: where the session last talked),
+        recipient C{to} (None: the session's own chat there), through the
+        channel account C{account_id}, in thread C{thread_id}. C{in_transcript}:
+        the turn that wrote it ran in C{session_key} already. Never fails: a
+        delivery that did not happen is a result with its C{error}.
         """
         ...
 

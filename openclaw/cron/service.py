@@ -315,7 +315,10 @@ class CronService:
             outcome.delivered = False
             return
         main = self.agent.session_key(None, job.agent_id or self.default_agent)
-        result = await self.delivery.deliver(cleaned, delivery.get("channel") or "last", delivery.get("to"), main, run_id)
+        thread = delivery.get("threadId")
+        result = await self.delivery.deliver(
+            cleaned, delivery.get("channel") or "last", delivery.get("to"), main, run_id, account_id=delivery.get("accountId"), thread_id=str(thread) if thread is not None else None
+        )
         outcome.delivered = result.delivered
         outcome.delivery_status = "delivered" if result.delivered else "not-delivered"
         if not result.delivered and not delivery.get("bestEffort"):

@@ -6,8 +6,10 @@ it over the core's collaborators and hooks it in.
 
 The ports of L{openclaw.cron.ports} are the core's own parts: the agent
 runtime (C{core.agent}) is the agent port, the broadcaster (C{core.events})
-the event port. Delivery has an adapter here, L{SessionDelivery}, while the
-gateway has no messaging channels.
+the event port. Delivery into the session itself is L{SessionDelivery}; the
+gateway wraps it in the channels' delivery
+(L{openclaw.channels.wiring.ChannelDelivery}) so that C{last} and channel
+ids reach chats.
 """
 
 from __future__ import annotations
@@ -37,16 +39,19 @@ INTERNAL_CHANNELS = ("last", "webchat")
 
 class SessionDelivery:
     """
-    L{openclaw.cron.ports.DeliveryPort} while the gateway has no messaging
-    channels: C{last} (and C{webchat}) means the session itself — its
-    transcript and its C{chat} events; any other channel is not available.
+    L{openclaw.cron.ports.DeliveryPort} into the session itself: C{last}
+    (and C{webchat}) means its transcript and its C{chat} events; any other
+    channel is not available. With channels, it is what
+    L{openclaw.channels.wiring.ChannelDelivery} falls back to.
     """
 
     def __init__(self, agent: AgentRuntime, events: SessionEvents) -> None:
         self.agent = agent
         self.events = events
 
-    def deliver(self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False) -> Deferred[DeliveryResult]:
+    def deliver(
+        self, text: str, channel: str, to: str | None, session_key: str, run_id: str, in_transcript: bool = False, account_id: str | None = None, thread_id: str | None = None
+    ) -> Deferred[DeliveryResult]:
         if channel not in INTERNAL_CHANNELS:
             return succeed(DeliveryResult(False, channel, to, f"channel {channel!r} is not available (no messaging channels are configured in this gateway)"))
         message = text_message("assistant", text)
@@ -92,15 +97,17 @@ class ScheduledWork(Service):
         super().stopService()
 
 
-def install(core: GatewayCore, parent: IServiceCollection) -> ScheduledWork:
+def install(core: GatewayCore, parent: IServiceCollection, delivery: DeliveryPort | None = None) -> ScheduledWork:
     """
     Build scheduled work over C{core} and plug it in: its methods, the
     heartbeat health and status report, the agent's C{cron} tool (subject to
     C{tools.allow}/C{deny} like every tool), and its service under C{parent}.
-    Call while building the gateway, before any client connects.
+    C{delivery}: where replies go (default: the session itself, see
+    L{SessionDelivery}; the gateway passes the channels'). Call while
+    building the gateway, before any client connects.
     """
     # the runtime's group commit: a run's bookkeeping is not an fsync on the reactor thread
-    work = ScheduledWork(core.settings, core.clock, core.agent, core.events, SessionDelivery(core.agent, core.events), core.agent.syncer)
+    work = ScheduledWork(core.settings, core.clock, core.agent, core.events, delivery or SessionDelivery(core.agent, core.events), core.agent.syncer)
     core.serve(CRON_METHODS.bind(CronDeps(work.cron, work.heartbeat)))
     core.heartbeats.use(work.heartbeat.summary)
     core.agent.add_tool(cron_tool(work.cron))

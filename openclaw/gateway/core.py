@@ -41,8 +41,9 @@ from openclaw.gateway.connections import Connections
 from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.events import Broadcaster, StateVersion
 from openclaw.gateway.handshake import Handshake
+from openclaw.gateway.handshake.channel import ChannelAdmission
 from openclaw.gateway.handshake.hello import Hello
-from openclaw.gateway.health import Health, HeartbeatReport
+from openclaw.gateway.health import ChannelReport, Health, HeartbeatReport
 from openclaw.gateway.methods import METHODS, GatewayDeps
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.roster import Roster
@@ -98,7 +99,7 @@ class GatewayCore:
         # what the gateway says about itself
         self.stability = Stability(clock, self.vitals)
         self.heartbeats = HeartbeatReport(settings.agents.heartbeat)
-        self.health = Health(settings.agents, self.heartbeats, self.boot, self.events, self.versions, self.agent, self.stability, clock)
+        self.health = Health(settings.agents, self.heartbeats, self.boot, self.events, self.versions, self.agent, self.stability, clock, ChannelReport(settings.channels))
 
         # methods, and what a connection is wired to
         self.methods = Methods()
@@ -109,7 +110,8 @@ class GatewayCore:
         self.serve(USAGE_METHODS.bind(UsageDeps(self.agent)))
         self.serve(SKILL_METHODS.bind(SkillDeps(self.agent.skills, settings.agents.ids, clock)))
         hello = Hello(self.boot, self.presence, self.health, self.versions, self.methods, settings.layout.config_path, settings.state_dir, canvas_url)
-        handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local)
+        self.channel_admission = ChannelAdmission()  # role channel: the channels plug their access in
+        handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local, self.channel_admission)
         self.roster = Roster(self.connections, self.presence, self.nodes, self.voicewake)
         self.gate = Gate(clock, self.boot, handshake, hello, self.roster, self.methods, self.connections.stats)
 

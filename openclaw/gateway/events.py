@@ -27,14 +27,19 @@ from openclaw.protocol.versions import TICK_INTERVAL_MS
 log = Logger(namespace="openclaw.gateway")
 
 # Events this gateway emits, in upstream's order (tests.test_status checks that
-# each one has an emitter and that nothing else is emitted).
+# each one has an emitter and that nothing else is emitted); ours come last:
+# `pairing` (DM pairing requests, for the web UI), and `channel.send` and
+# `channel.typing` (to an out-of-process channel adapter only).
 EVENTS = [
-    "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "node.pair.requested",
-    "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved", "voicewake.changed",
+    "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "heartbeat", "cron",
+    "node.pair.requested", "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved",
+    "voicewake.changed", "pairing", "channel.send", "channel.typing",
     "exec.approval.requested", "exec.approval.resolved",
 ]
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "pairing": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
+# A channel adapter's credential may be narrower than the gateway's: it hears the tick and the goodbye only.
+_CHANNEL_ROLE_EVENTS = {"tick", "shutdown"}
 
 
 def event_scope(name: str) -> str | None:
@@ -82,6 +87,8 @@ class Broadcaster:
         frame = EventFrame(name, payload, versioned)
         for conn in self.connections:
             if scope is not None and not (conn.role == "operator" and has_scope(conn.scopes, scope)):
+                continue
+            if conn.role == "channel" and name not in _CHANNEL_ROLE_EVENTS:
                 continue
             self._send(conn, frame, drop_if_slow)
 

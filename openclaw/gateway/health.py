@@ -7,7 +7,7 @@ each refresh broadcast with its C{stateVersion}.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -46,10 +46,47 @@ class HeartbeatReport:
         return every // 1000 if summary.get("enabled") and isinstance(every, int) else 0
 
 
+class ChannelSummary(Protocol):
+    """What the channels say about their accounts (L{openclaw.channels.service.ChannelsService})."""
+
+    def health_summary(self) -> dict[str, Any]:
+        """C{channels} (per channel: the default account's row and C{accounts}), C{channelOrder}, C{channelLabels}."""
+        ...
+
+    def summary_lines(self) -> list[str]:
+        """C{status}'s C{channelSummary}: a line per channel, then one per configured account."""
+        ...
+
+
+class ChannelReport:
+    """
+    What health and status say about channels: the configured ones, none
+    running, until the channels report their accounts with L{use}.
+    """
+
+    def __init__(self, configured: tuple[str, ...]) -> None:
+        self._configured = configured
+        self._source: ChannelSummary | None = None
+
+    def use(self, source: ChannelSummary) -> None:
+        self._source = source
+
+    def health(self) -> dict[str, Any]:
+        if self._source is not None:
+            return self._source.health_summary()
+        return {"channels": {}, "channelOrder": [], "channelLabels": {}}
+
+    def lines(self) -> list[str]:
+        if self._source is not None:
+            return self._source.summary_lines()
+        return [f"{name}: configured, not running (this gateway has no {name} channel yet)" for name in self._configured]
+
+
 class Health:
-    def __init__(self, agents: AgentSettings, heartbeats: HeartbeatReport, boot: Boot, events: EventSink, versions: StateVersion, stores: SessionStores, stability: Stability, clock: IReactorTime) -> None:
+    def __init__(self, agents: AgentSettings, heartbeats: HeartbeatReport, boot: Boot, events: EventSink, versions: StateVersion, stores: SessionStores, stability: Stability, clock: IReactorTime, channels: ChannelReport | None = None) -> None:
         self.agents = agents
         self.heartbeats = heartbeats
+        self.channels = channels if channels is not None else ChannelReport(())
         self.boot = boot
         self.events = events
         self.versions = versions
@@ -60,10 +97,10 @@ class Health:
         self._loop.clock = clock
 
     def snapshot(self) -> dict[str, Any]:
-        """The last snapshot (a fresh one if there is none yet)."""
+        """The last snapshot (a fresh one if there is none yet), with the channels as they are now (in memory: cheap)."""
         if self._cache is None:
             return self.refresh()
-        return self._cache
+        return {**self._cache, **self.channels.health()}
 
     def refresh(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -86,9 +123,7 @@ class Health:
             "ts": now,
             "durationMs": int((time.monotonic() - started) * 1000),
             "eventLoop": self.stability.event_loop(),
-            "channels": {},
-            "channelOrder": [],
-            "channelLabels": {},
+            **self.channels.health(),
             "heartbeatSeconds": self.heartbeats.seconds(),
             "defaultAgentId": default_id,
             "agents": agents,

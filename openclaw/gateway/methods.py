@@ -45,7 +45,7 @@ from openclaw.shape import Any_, Bool, Int, List, Obj, Str
 from openclaw.store import atomic_write
 
 MASK = "__OPENCLAW_REDACTED__"
-_SECRET_KEYS = {"token", "password", "apikey", "api_key", "secret", "bottoken", "apptoken", "signingsecret", "webhooksecret"}
+_SECRET_KEYS = {"token", "password", "apikey", "api_key", "secret", "bottoken", "apptoken", "signingsecret", "webhooksecret", "accesstoken", "appsecret", "verifytoken", "adaptertoken"}
 LOGS_DEFAULT_LIMIT = 500
 LOGS_DEFAULT_MAX_BYTES = 250_000
 
@@ -89,11 +89,6 @@ _STATUS = Obj(
 )
 
 
-def channel_summary(channels: tuple[str, ...]) -> list[str]:
-    """One line per configured channel; none runs in this gateway yet, and the lines say so."""
-    return [f"{name}: configured, not running (this gateway has no {name} channel yet)" for name in channels]
-
-
 @method("status", _STATUS)
 def status(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     default_id, agents = gw.settings.agents.default_id, agent_rows(gw.settings.agents)
@@ -104,7 +99,7 @@ def status(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     summary: dict[str, Any] = {
         "runtimeVersion": __version__,
         "heartbeat": {"defaultAgentId": default_id, "agents": [{"agentId": a["id"], **{k: heartbeat.get(k) for k in ("enabled", "every", "everyMs")}} for a in agents]},
-        "channelSummary": channel_summary(gw.settings.channels) if params.get("includeChannelSummary", True) else [],
+        "channelSummary": gw.health.channels.lines() if params.get("includeChannelSummary", True) else [],
         "queuedSystemEvents": list(gw.agent.pending_events.get(main_key, [])),
         "sessions": status_sessions(gw.settings.agents, gw.agent, gw.boot.now_ms(), sensitive),
         "eventLoop": live["eventLoop"],
@@ -451,7 +446,7 @@ def device_token_revoke(gw: GatewayDeps, caller: Caller, params: Params) -> JSON
     return {"deviceId": params["deviceId"], "role": params["role"], "revokedAtMs": token["revokedAtMs"]}
 
 
-# -- models, agents, channels, voicewake
+# -- models, agents, voicewake
 
 
 _MODELS = Obj(
@@ -489,11 +484,6 @@ def models_list(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
 @method("agents.list")
 def agents_list(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     return {"defaultId": gw.settings.agents.default_id, "mainKey": "main", "scope": "per-sender", "agents": agent_rows(gw.settings.agents)}
-
-
-@method("channels.status", Obj({"probe": Bool(), "timeoutMs": Int(0), "channel": Str()}, closed=True))
-def channels_status(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
-    return {"ts": gw.boot.now_ms(), "channelOrder": [], "channelLabels": {}, "channels": {}, "channelAccounts": {}, "channelDefaultAccountId": {}}
 
 
 @method("voicewake.get")

@@ -7,12 +7,16 @@ node, the node registry; it leaves all three when it closes.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
+
+from twisted.logger import Logger
 
 from openclaw.gateway.connections import Connections, Member
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.voicewake import VoiceWake
 from openclaw.nodes.registry import NodeInfo, NodeLink, NodeRegistry
+
+log = Logger(namespace="openclaw.gateway")
 
 
 class Joiner(Member, NodeLink, Protocol):
@@ -38,6 +42,11 @@ class Roster:
         self.presence = presence
         self.nodes = nodes
         self.voicewake = voicewake
+        self._leaving: list[Callable[[object], None]] = []
+
+    def on_leave(self, listener: Callable[[object], None]) -> None:
+        """Tell C{listener} about each connection that leaves (once; a subsystem's own connections: channel adapters)."""
+        self._leaving.append(listener)
 
     def join(self, conn: Joiner) -> None:
         self.connections.add(conn)
@@ -49,7 +58,14 @@ class Roster:
             conn.send_direct("voicewake.changed", {"triggers": self.voicewake.triggers()})
 
     def leave(self, conn: Joiner) -> None:
-        if self.connections.remove(conn) and conn.presence_key is not None:
+        joined = self.connections.remove(conn)
+        if joined and conn.presence_key is not None:
             self.presence.leave(conn.presence_key)
         if conn.node_id is not None:
             self.nodes.detach(conn.node_id, conn)
+        if joined:
+            for listener in self._leaving:
+                try:
+                    listener(conn)
+                except Exception:
+                    log.failure("a leave listener failed for {conn}", conn=conn.conn_id)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from openclaw.protocol.connect import ADMIN, APPROVALS, PAIRING, READ, ROLE_NODE, ROLE_OPERATOR, WRITE
+from openclaw.protocol.connect import ADMIN, APPROVALS, PAIRING, READ, ROLE_CHANNEL, ROLE_NODE, ROLE_OPERATOR, WRITE
 from openclaw.protocol.errors import FORBIDDEN, INVALID_REQUEST, GatewayError
 from openclaw.protocol.versions import Version
 
 NODE_METHODS = frozenset({"node.invoke.result", "node.event", "skills.bins"})
+# An out-of-process channel adapter calls these, and nothing else (not even health).
+CHANNEL_METHODS = frozenset({"channel.register", "channel.inbound", "channel.sent"})
 
 _READ = {
     "health", "logs.tail", "channels.status", "status", "usage.status", "usage.cost", "tts.status",
@@ -20,10 +22,10 @@ _READ = {
 _READ_SINCE_V4 = {"config.get", "config.schema"}  # admin in v3
 _WRITE = {
     "send", "agent", "agent.wait", "wake", "talk.mode", "tts.enable", "tts.disable", "tts.convert",
-    "tts.setProvider", "voicewake.set", "node.invoke", "chat.send", "chat.abort", "browser.request",
+    "tts.setProvider", "voicewake.set", "node.invoke", "chat.send", "chat.abort", "browser.request", "poll",
 }
 _APPROVALS = {"exec.approval.request", "exec.approval.resolve", "exec.approval.list", "exec.approval.get"}
-_PAIRING_PREFIXES = ("node.pair.", "device.pair.", "device.token.")
+_PAIRING_PREFIXES = ("node.pair.", "device.pair.", "device.token.", "channels.pairing.")
 _ADMIN_PREFIXES = ("config.", "wizard.", "update.", "exec.approvals.")
 
 # What each scope also grants.
@@ -68,6 +70,10 @@ def authorize(method: str, role: str, scopes: Iterable[str], version: Version) -
     @raise RoleError: wrong role for the method.
     @raise GatewayError: missing scope (v3: INVALID_REQUEST; v4: FORBIDDEN + details).
     """
+    if method in CHANNEL_METHODS or role == ROLE_CHANNEL:
+        if role != ROLE_CHANNEL or method not in CHANNEL_METHODS:
+            raise RoleError(INVALID_REQUEST, f"unauthorized role: {role}")
+        return
     if method == "health":
         return
     if method in NODE_METHODS:

@@ -81,7 +81,7 @@ _INVOKE = Obj(
 
 _INVOKE_IGNORED = (
     Ignored(
-        "no messaging channels in this gateway: there is no turn source to route to",
+        "node invokes are not tied to a channel turn here: there is no turn source to route back to",
         {"turnSourceChannel": Str(), "turnSourceTo": Str(), "turnSourceAccountId": Str(), "turnSourceThreadId": Either((Str(), Num()))},
     ),
 )

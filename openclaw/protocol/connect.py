@@ -35,6 +35,7 @@ CONTROL_UI_CLIENTS = ("webchat-ui", "openclaw-control-ui", "clawdbot-control-ui"
 
 ROLE_OPERATOR = "operator"
 ROLE_NODE = "node"
+ROLE_CHANNEL = "channel"  # an out-of-process channel adapter (ours: upstream knows operator, node, worker)
 
 READ = "operator.read"
 WRITE = "operator.write"

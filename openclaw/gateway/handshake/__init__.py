@@ -10,6 +10,10 @@ The C{connect} handshake as steps, each in its own module:
   5. scopes, presence key and node description (here), then
      L{hello.Hello} builds the answer.
 
+Role C{channel} (an out-of-process channel adapter) authenticates with the
+shared secret or a channel's adapter token and gets C{channel:<id>} scopes
+from L{channel.ChannelAdmission}; it has no device pairing.
+
 Every refusal is a L{HandshakeFailed}: the connection answers it (unless
 told not to) and closes with its code. Nothing here touches a socket.
 """
@@ -24,12 +28,13 @@ from openclaw.gateway.auth import AuthState, FailureLimiter
 from openclaw.gateway.boot import Boot
 from openclaw.gateway.devices import PairingStore
 from openclaw.gateway.handshake.auth import authenticate, scopes_without_device
+from openclaw.gateway.handshake.channel import ChannelAdmission
 from openclaw.gateway.handshake.device import prove_device
 from openclaw.gateway.handshake.pairing import pair
 from openclaw.gateway.handshake.peer import Peer
 from openclaw.interfaces import EventSink
 from openclaw.nodes.registry import NodeInfo
-from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, ROLE_NODE, ROLE_OPERATOR
+from openclaw.protocol.connect import BROWSER_CLIENTS, CONNECT_PARAMS, ROLE_CHANNEL, ROLE_NODE, ROLE_OPERATOR
 from openclaw.protocol.errors import INVALID_REQUEST, HandshakeFailed
 from openclaw.protocol.versions import Version, negotiate
 from openclaw.shape import check
@@ -58,7 +63,18 @@ def _strings(value: Any) -> list[str]:
 
 
 class Handshake:
-    def __init__(self, boot: Boot, auth: AuthState, limiter: FailureLimiter, pairing: PairingStore, events: EventSink, exempt_loopback: bool = True, auto_approve_local: bool = True) -> None:
+    def __init__(
+        self,
+        boot: Boot,
+        auth: AuthState,
+        limiter: FailureLimiter,
+        pairing: PairingStore,
+        events: EventSink,
+        exempt_loopback: bool = True,
+        auto_approve_local: bool = True,
+        channels: ChannelAdmission | None = None,
+    ) -> None:
+        self.channels = channels if channels is not None else ChannelAdmission()
         self.boot = boot
         self.auth = auth
         self.limiter = limiter
@@ -82,7 +98,7 @@ class Handshake:
         if role == "worker" or client["id"] == "openclaw-worker" or client["mode"] == "worker":
             raise HandshakeFailed(INVALID_REQUEST, "invalid-handshake", respond=False)
         version = self._version(params)
-        if role not in (ROLE_OPERATOR, ROLE_NODE):
+        if role not in (ROLE_OPERATOR, ROLE_NODE, ROLE_CHANNEL):
             raise HandshakeFailed(INVALID_REQUEST, "invalid role")
         if client["id"] in BROWSER_CLIENTS and peer.origin is None and client["mode"] in ("webchat", "ui"):
             # Browser clients always send an Origin; one without is not a browser we served.
@@ -97,11 +113,17 @@ class Handshake:
         requested = _strings(params.get("scopes"))
         now = self.boot.now_ms()
         auth = self.auth.current
-        method = authenticate(auth, given, device, role, peer, self.limiter, self.exempt_loopback, self.pairing)
+        adapter_token = self.channels.token_method if role == ROLE_CHANNEL else None
+        method = authenticate(auth, given, device, role, peer, self.limiter, self.exempt_loopback, self.pairing, adapter_token)
 
         device_id: str | None = None
         device_token: dict[str, Any] | None = None
-        if device is None:
+        if role == ROLE_CHANNEL:
+            # Its credential is the token; a device identity it shows must still prove itself.
+            if device is not None:
+                device_id = prove_device(device, client, role, requested, given, nonce, now, version, peer)
+            scopes = self.channels.scopes(method, given, requested)
+        elif device is None:
             scopes = scopes_without_device(client, role, requested, method, peer, auth.allow_insecure)
         else:
             device_id = prove_device(device, client, role, requested, given, nonce, now, version, peer)

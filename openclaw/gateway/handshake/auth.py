@@ -9,7 +9,7 @@ a client without a device identity gets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 
@@ -30,10 +30,13 @@ def authenticate(
     limiter: FailureLimiter,
     exempt_loopback: bool,
     pairing: PairingStore,
+    other: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> str:
     """
     The auth method that let the client in: C{none}, C{token}, C{password},
-    C{tailscale} or C{device-token}. Failures count against the client's address.
+    C{tailscale} or C{device-token}; or what C{other} (a credential of the role
+    asked for: a channel adapter's token) names. Failures count against the
+    client's address.
 
     @raise HandshakeFailed: with upstream's C{AUTH_*} details.
     """
@@ -47,7 +50,9 @@ def authenticate(
     if not secret.ok and peer.tailscale_user:
         secret = SecretCheck(True, "tailscale")  # whois confirmed it (ops/tailscale.py)
     method = secret.method
-    if not secret.ok and device is not None:
+    if not secret.ok and other is not None:
+        method = other(given)
+    if method is None and device is not None:
         candidate = given.get("deviceToken") or given.get("token")
         if candidate and pairing.check_token(device.get("id", ""), role, candidate):
             method = "device-token"

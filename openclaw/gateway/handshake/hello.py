@@ -38,9 +38,10 @@ class Hello:
     canvas_url: Callable[[], str | None] = lambda: None
 
     def build(self, conn_id: str, version: Version, role: str, scopes: list[str], device_token: dict[str, Any] | None) -> dict[str, Any]:
+        adapter = role == "channel"  # a channel adapter learns nothing about the gateway's clients or sessions
         snapshot: dict[str, Any] = {
-            "presence": self.presence.list(),
-            "health": self.health.snapshot(),
+            "presence": [] if adapter else self.presence.list(),
+            "health": {} if adapter else self.health.snapshot(),
             "stateVersion": self.versions.snapshot(),
             "uptimeMs": self.boot.uptime_ms(),
             "sessionDefaults": dict(SESSION_DEFAULTS),

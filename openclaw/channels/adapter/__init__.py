@@ -1,0 +1,1 @@
+"""Out-of-process channel adapters: a WebSocket client with role C{channel} serves a channel (see docs/channels.md, "Adapters")."""

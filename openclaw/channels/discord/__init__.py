@@ -1,0 +1,1 @@
+"""Discord: gateway v10 on autobahn, REST on treq (hand-written)."""

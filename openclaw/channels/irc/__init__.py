@@ -1,0 +1,1 @@
+"""IRC: twisted.words' IRCClient with CAP/SASL, keepalive and paced sends."""

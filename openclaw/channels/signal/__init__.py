@@ -1,0 +1,1 @@
+"""Signal: a signal-cli daemon's HTTP JSON-RPC and Server-Sent Events, on treq."""

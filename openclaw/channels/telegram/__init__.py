@@ -1,0 +1,1 @@
+"""Telegram: the Bot API, hand-written on treq (long polling or webhook)."""
