@@ -324,7 +324,7 @@ IRC_ACCOUNT = Obj(
     }
 )
 IRC = Obj({**IRC_ACCOUNT.fields, "accounts": Obj(rest=IRC_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD, "matrix": MATRIX, "irc": IRC}, rest=Any_())  # other platforms check their own sections
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD, "matrix": MATRIX, "irc": IRC}, rest=Obj(rest=Any_()))  # other platforms (adapters, upstream-only ones) check their own sections
 # Sections whose readers check them themselves and fall back from values they
 # cannot use (saying so): never refused, described for the Control UI's form.
 # Keys not named here are kept as they are (upstream's, other subsystems').
