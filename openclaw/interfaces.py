@@ -57,6 +57,30 @@ class ChannelAccess(Protocol):
         ...
 
 
+class SessionWatch(Protocol):
+    """
+    What happens to sessions, for whoever follows them
+    (L{openclaw.gateway.subscriptions.SessionFeeds}): told by the session
+    stores and the agent runtime, after the change. Never raises.
+    """
+
+    def appended(self, session_key: str, record: Mapping[str, Any], seq: int) -> None:
+        """A message entry (C{record}: C{id}, C{message}, ...) was appended; C{seq}: its number among the session's messages."""
+
+    def changed(self, session_key: str, reason: str, run_id: str | None = None) -> None:
+        """The session's row changed: C{reason} is C{create}, C{patch}, C{reset}, C{delete}, C{agent.run.started}, C{agent.run.ended}."""
+
+
+class NoWatch:
+    """Nobody follows sessions (a runtime or store built alone)."""
+
+    def appended(self, session_key: str, record: Mapping[str, Any], seq: int) -> None:
+        return None
+
+    def changed(self, session_key: str, reason: str, run_id: str | None = None) -> None:
+        return None
+
+
 class PresenceSink(Protocol):
     """The presence list (L{openclaw.gateway.presence.Presence})."""
 

@@ -43,6 +43,7 @@ from openclaw.ops.metrics import install_metrics
 from openclaw.protocol.versions import HANDSHAKE_TIMEOUT
 from openclaw.web.canvas_host import CanvasHost
 from openclaw.web.controlui import ControlUi
+from openclaw.web.uiconfig import UiConfig
 from openclaw.web.jsonpage import JsonError, write_json
 from openclaw.web.openai_api import MAX_BODY as OPENAI_MAX_BODY, OpenAIApi
 from openclaw.web.reload import ReloadProtocol
@@ -262,7 +263,7 @@ class GatewayService(MultiService):
         self.metrics = install_metrics(self, self.root, core, bearer, settings.hosts, self.scheduled.cron)  # GET /metrics, the request meter, run counts
         self.control_ui: ControlUi | None = None
         if settings.control_ui_enabled:
-            self.control_ui = ControlUi(settings.control_ui_base_path, settings.control_ui_root)
+            self.control_ui = ControlUi(settings.control_ui_base_path, settings.control_ui_root, ui_config=UiConfig(bearer, settings, core.config.config))
             self.root.mount_ui(self.control_ui)
         self.site = GatewaySite(self.root, timeout=HTTP_IDLE_TIMEOUT, reactor=reactor)
         self.http: list[ListenService] = []

@@ -74,6 +74,28 @@ class Any_(Kind):
 
 
 @attrs.frozen
+class Lenient(Kind):
+    """
+    A part whose reader checks it itself, falling back from values it cannot
+    use and saying so (the scheduler, the agents): never refused here, but
+    described by C{shape}, which is what its JSON Schema (and so the
+    Control UI's config form) shows.
+    """
+
+    shape: Kind
+
+    @property
+    def description(self) -> str:
+        return self.shape.description
+
+    def check(self, value: Any, path: str, errors: list[Issue], warnings: list[Issue]) -> None:
+        return None
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.shape.json_schema()
+
+
+@attrs.frozen
 class Bool(Kind):
     description = "true or false"
 
@@ -199,6 +221,8 @@ class Duration(Kind):
 @attrs.frozen
 class List(Kind):
     item: Kind
+    min_items: int = 0
+    max_items: int | None = None
 
     @property
     def description(self) -> str:
@@ -208,11 +232,21 @@ class List(Kind):
         if not isinstance(value, list):
             errors.append(Issue(path, f"expected {self.description}, got {_show(value)}"))
             return
+        if len(value) < self.min_items:
+            errors.append(Issue(path, f"must have at least {self.min_items} item{'s' if self.min_items > 1 else ''}"))
+        if self.max_items is not None and len(value) > self.max_items:
+            errors.append(Issue(path, f"must have at most {self.max_items} items"))
+            return
         for i, v in enumerate(value):
             self.item.check(v, f"{path}[{i}]", errors, warnings)
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": self.item.json_schema()}
+        schema: dict[str, Any] = {"type": "array", "items": self.item.json_schema()}
+        if self.min_items:
+            schema["minItems"] = self.min_items
+        if self.max_items is not None:
+            schema["maxItems"] = self.max_items
+        return schema
 
 
 @attrs.frozen

@@ -23,12 +23,21 @@ from openclaw.channels.whatsapp.login import LOGIN_METHODS
 from openclaw.agent.usage_methods import USAGE_METHODS
 from openclaw.skills.methods import SKILL_METHODS
 from openclaw.cron.methods import CRON_METHODS
+from openclaw.agent.chatview import CHAT_VIEW_METHODS
+from openclaw.gateway.absent import ABSENT_METHODS
+from openclaw.gateway.hostinfo import HOST_METHODS
+from openclaw.gateway.inventory import INVENTORY_METHODS
+from openclaw.gateway.subscriptions import FEED_METHODS
 from openclaw.shape import check
 from tests import schemas
 from tests.helpers import REPO
 from tests.wsclient import GatewayMixin, connect_params
 
-ALL = {**METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **SKILL_METHODS, **CHANNEL_METHODS, **LOGIN_METHODS, **CRON_METHODS, **ADAPTER_METHODS}
+ALL = {
+    **METHODS, **NODE_METHODS, **AGENT_METHODS, **APPROVAL_METHODS, **USAGE_METHODS, **SKILL_METHODS, **CRON_METHODS,
+    **CHANNEL_METHODS, **LOGIN_METHODS, **ADAPTER_METHODS,
+    **CHAT_VIEW_METHODS, **FEED_METHODS, **HOST_METHODS, **INVENTORY_METHODS, **ABSENT_METHODS,
+}
 ALIASES = {"agent.identity.get": "AgentIdentityParams"}  # upstream's one irregular name
 EXTRA = "x-undeclared"
 

@@ -19,7 +19,7 @@ from tests.wsclient import GatewayMixin, connect_params
 
 KEYS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 # Calls whose first argument is an event name the gateway sends to clients.
-EMITTERS = {"broadcast", "to_session", "send_event", "send_direct", "event", "emit"}
+EMITTERS = {"broadcast", "to_session", "to_members", "send_event", "send_direct", "event", "emit"}
 # Client-side code (our CLI, the node host) sends events *to* a gateway; they are not ours to advertise.
 CLIENT_SIDE = ("openclaw/client", "openclaw/nodehost", "openclaw/cli")
 

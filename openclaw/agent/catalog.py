@@ -105,3 +105,35 @@ V3_FIELDS = ("id", "name", "provider", "contextWindow", "reasoning")
 def v3_row(row: dict[str, Any]) -> dict[str, Any]:
     """v3's ModelChoice is closed: id, name, provider, contextWindow, reasoning."""
     return {k: row[k] for k in V3_FIELDS if k in row}
+
+
+def auth_status(config: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """
+    C{models.authStatus}: each provider the config or the environment keys,
+    where its key comes from (C{config} or C{env}; C{static}: a key that does
+    not expire), or C{missing} for a configured provider without one; and
+    which providers take an API key (all but Ollama). No sign-in profiles
+    or OAuth here, so C{profiles} is always empty.
+    """
+    rows: list[dict[str, Any]] = []
+    providers = _providers(config)
+    for provider_id, settings in providers.items():
+        builtin = BUILTIN.get(provider_id)
+        if settings.get("apiKey"):
+            source: str | None = "config"
+        elif builtin and env.get(builtin["env"]):
+            source = "env"
+        else:
+            source = None
+        keyless = settings.get("api") == "ollama"
+        row: dict[str, Any] = {"provider": provider_id, "authProvider": provider_id, "displayName": provider_id, "profiles": []}
+        row["status"] = "static" if source or keyless else "missing"
+        if source:
+            row["apiKey"] = {"source": source}
+        rows.append(row)
+    for provider_id, builtin in BUILTIN.items():
+        if provider_id not in providers and env.get(builtin["env"]):
+            rows.append({"provider": provider_id, "authProvider": provider_id, "displayName": provider_id, "profiles": [], "status": "static", "apiKey": {"source": "env"}})
+    capabilities = [{"provider": p, "apiKeySupported": True, "quickApiKeySetup": False} for p in sorted({*BUILTIN, *providers}) if (providers.get(p) or {}).get("api") != "ollama"]
+    capabilities += [{"provider": p, "apiKeySupported": False, "quickApiKeySetup": False} for p in sorted(providers) if providers[p].get("api") == "ollama"]
+    return {"providers": rows, "providerCapabilities": capabilities}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ from twisted.internet.interfaces import IReactorTime
 from openclaw.agent.commands import ChatCommands, Sender
 from openclaw.agent.runtime import AgentRuntime, Run, is_reset, text_message
 from openclaw.interfaces import SessionEvents
-from openclaw.agent.sessions import SessionError, canonical_key, kind_of
+from openclaw.agent.sessions import MessageRecord, SessionError, canonical_key, kind_of
 from openclaw.protocol.dispatch import JSON, Caller, Ignored, MethodTable, Params, TwoPhase
 from openclaw.agent.providers import ProviderError
 from openclaw.protocol.errors import INVALID_REQUEST, UNAVAILABLE, GatewayError
@@ -253,38 +254,117 @@ def chat_send(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
     return {"runId": run.run_id, "status": run.outcome.value.get("status", "ok")}
 
 
-_HISTORY = Obj({"sessionKey": _KEY, "agentId": Str(), "limit": Int(1, 1000), "sessionId": Str(), "maxChars": Int(1)}, required=("sessionKey",), closed=True)
+_HISTORY = Obj(
+    {"sessionKey": _KEY, "agentId": Str(), "limit": Int(1, 1000), "sessionId": Str(), "maxChars": Int(1), "maxBytes": Int(1024), "inputRunIds": List(Str(nonempty=True, max_length=256), min_items=1, max_items=50)},
+    required=("sessionKey",),
+    closed=True,
+)
 
 
 def display_messages(messages: list[dict[str, Any]], max_chars: int | None = None) -> list[dict[str, Any]]:
     """History as clients show it: silent replies dropped, long texts cut."""
+    return [m for m in (_shown(m, max_chars) for m in messages) if m is not None]
+
+
+def _shown(m: dict[str, Any], max_chars: int | None) -> dict[str, Any] | None:
+    text = "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict) and p.get("type") == "text")
+    if m.get("role") == "assistant" and text.strip() == "NO_REPLY":
+        return None
+    if max_chars and len(text) > max_chars:
+        m = {**m, "content": [{"type": "text", "text": text[:max_chars]}]}
+    return m
+
+
+def annotate(message: dict[str, Any], entry_id: str | None, seq: int | None, run_id: str | None) -> dict[str, Any]:
+    """
+    A transcript message with its identity under C{__openclaw} (as upstream
+    sends it): C{id} (the entry), C{seq} (its number among the session's
+    messages), and the run it belongs to: C{idempotencyKey} C{<runId>:user}
+    on the message that started it, C{runId} on its output. The v4 UI
+    matches a message it sent against these.
+    """
+    meta: dict[str, Any] = {}
+    if entry_id:
+        meta["id"] = entry_id
+    if seq is not None:
+        meta["seq"] = seq
+    if run_id:
+        if message.get("role") == "user":
+            meta["idempotencyKey"] = f"{run_id}:user"
+        else:
+            meta["runId"] = run_id
+    return {**message, "__openclaw": meta} if meta else message
+
+
+def shown_records(records: list[MessageRecord], max_chars: int | None = None) -> list[dict[str, Any]]:
+    """The conversation as clients show it (L{display_messages}), each message with its identity (L{annotate})."""
     out = []
-    for m in messages:
-        text = "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict) and p.get("type") == "text")
-        if m.get("role") == "assistant" and text.strip() == "NO_REPLY":
-            continue
-        if max_chars and len(text) > max_chars:
-            m = {**m, "content": [{"type": "text", "text": text[:max_chars]}]}
-        out.append(m)
+    for record in records:
+        m = _shown(record.message, max_chars)
+        if m is not None:
+            out.append(annotate(m, record.entry_id, record.seq, record.run_id))
     return out
+
+
+def within_bytes(messages: list[dict[str, Any]], max_bytes: int | None) -> list[dict[str, Any]]:
+    """The newest messages whose JSON fits in C{max_bytes} (all when there is no budget)."""
+    if max_bytes is None:
+        return messages
+    kept: list[dict[str, Any]] = []
+    used = 2  # the brackets
+    for message in reversed(messages):
+        size = len(json.dumps(message, separators=(",", ":")).encode()) + 1
+        if used + size > max_bytes:
+            break
+        kept.append(message)
+        used += size
+    kept.reverse()
+    return kept
+
+
+def input_receipts(runtime: AgentRuntime, records: list[MessageRecord], run_ids: list[str]) -> list[dict[str, Any]]:
+    """
+    For each run id asked about: C{consumed} (with the entry of its message)
+    once its message is in the transcript, C{pending} while it waits its turn.
+    Runs this gateway does not know are left out.
+    """
+    consumed = {r.run_id: r.entry_id for r in records if r.run_id and r.entry_id and r.message.get("role") == "user"}
+    receipts = []
+    for run_id in run_ids:
+        if run_id in consumed:
+            receipts.append({"runId": run_id, "state": "consumed", "consumedByEventId": consumed[run_id]})
+        elif runtime.lookup(run_id) is not None:
+            receipts.append({"runId": run_id, "state": "pending"})
+    return receipts
 
 
 _HISTORY_IGNORED = (
     Ignored(
         "no history paging or lookup: the newest `limit` messages are returned",
-        {"cursor": _TEXT, "offset": Int(0), "pendingBefore": Int(1), "inputRunIds": List(Str(nonempty=True, max_length=256)), "messageId": _NONEMPTY},
+        {"cursor": _TEXT, "offset": Int(0), "pendingBefore": Int(1), "messageId": _NONEMPTY},
     ),
 )
 
 
+def history(runtime: AgentRuntime, params: Params) -> tuple[dict[str, Any], int]:
+    """C{chat.history}'s answer: the newest C{limit} messages (within C{maxBytes}), and receipts for C{inputRunIds}; and how many messages there are."""
+    key = key_of(params)
+    store = runtime.store(key.split(":", 2)[1])
+    entry = store.get(key) or {}
+    records = store.message_records(key) if entry else []
+    messages = shown_records(records, params.get("maxChars"))
+    page = within_bytes(messages[-params.get("limit", 200) :], params.get("maxBytes"))
+    result: dict[str, Any] = {"sessionKey": key, "sessionId": entry.get("sessionId"), "messages": page, "thinkingLevel": entry.get("thinkingLevel")}
+    if "inputRunIds" in params:
+        receipts = input_receipts(runtime, records, params["inputRunIds"])
+        result["inputReceipts"] = receipts
+        result["inputConsumptions"] = [{"runId": r["runId"], "consumedByEventId": r["consumedByEventId"]} for r in receipts if r["state"] == "consumed"]
+    return result, len(messages)
+
+
 @AGENT_METHODS.method("chat.history", _HISTORY, ignored=_HISTORY_IGNORED)
 def chat_history(ad: AgentDeps, caller: Caller, params: Params) -> JSON:
-    key = key_of(params)
-    store = ad.runtime.store(key.split(":", 2)[1])
-    entry = store.get(key) or {}
-    messages = display_messages(store.messages(key), params.get("maxChars"))
-    limit = params.get("limit", 200)
-    return {"sessionKey": key, "sessionId": entry.get("sessionId"), "messages": messages[-limit:], "thinkingLevel": entry.get("thinkingLevel")}
+    return history(ad.runtime, params)[0]
 
 
 @AGENT_METHODS.method("chat.abort", Obj({"sessionKey": _KEY, "agentId": Str(), "runId": Str(), "preserveSideRuns": Bool()}, required=("sessionKey",), closed=True))
@@ -319,6 +399,7 @@ def _row(key: str, entry: dict[str, Any], runtime: AgentRuntime) -> dict[str, An
     row = {
         "key": key,
         "kind": kind_of(key),
+        "agentId": key.split(":", 2)[1],
         "displayName": entry.get("label") or entry.get("displayName") or key.split(":", 2)[2],
         "updatedAt": entry.get("updatedAt", 0),
         "sessionId": entry.get("sessionId"),
@@ -355,6 +436,7 @@ _LIST_IGNORED = (
             "includePeople": Bool(),
             "spawnedBy": _NONEMPTY,
             "archived": Either((Bool(), Str(("all",)))),
+            "hasBoard": Bool(),  # 2026.9.6's Control UI (Dashboards: sessions with a board; none here)
         },
     ),
 )

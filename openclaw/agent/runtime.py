@@ -37,7 +37,7 @@ from openclaw.agent.tools import Tool, ToolContext, run_tool, tools_for
 from openclaw.agent.usage import UsageMeter, add, footer, prices_for, split_label, transcript_usage
 from openclaw.agent.webfetch import WebFetcher
 from openclaw.config.settings import GatewaySettings
-from openclaw.interfaces import QueueFull, RunResult, SessionEvents
+from openclaw.interfaces import NoWatch, QueueFull, RunResult, SessionEvents, SessionWatch
 from openclaw.logs import Redactor, gateway_redactor
 from openclaw.nodes.registry import Outcome
 from openclaw.protocol.errors import INVALID_REQUEST, GatewayError
@@ -201,10 +201,12 @@ class AgentRuntime:
         redactor: Redactor | None = None,
         exec_gate: ExecGate | None = None,
         nodes: NodeRunner | None = None,
+        watch: SessionWatch | None = None,
     ) -> None:
         self.settings = settings
         self.reactor = reactor
         self.events = events
+        self.watch: SessionWatch = watch if watch is not None else NoWatch()  # who follows sessions (rows, messages)
         self.http = http
         self.redactor = redactor if redactor is not None else gateway_redactor(settings)
         # exec on the gateway host and on nodes, behind exec approvals (no approver: askFallback)
@@ -246,7 +248,7 @@ class AgentRuntime:
     def store(self, agent_id: str = "main") -> SessionStore:
         self._known(agent_id)
         if agent_id not in self._stores:
-            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), syncer=self.syncer)
+            self._stores[agent_id] = SessionStore(self.settings.state_dir, agent_id, cwd=str(self.workspace()), syncer=self.syncer, watch=self.watch)
         return self._stores[agent_id]
 
     def http_pool(self) -> QuietPool:
@@ -336,6 +338,7 @@ class AgentRuntime:
         run.status = "running"
         run.started_at = self.now_ms()
         run.timer = self.reactor.callLater(run.timeout, self._timed_out, run)
+        self.watch.changed(run.session_key, "agent.run.started", run.run_id)
         run.current = Deferred.fromCoroutine(self._execute(run))
         run.current.addErrback(self._crashed, run)
 
@@ -366,7 +369,7 @@ class AgentRuntime:
         queue = self.queued.get(run.session_key) or []
         for waiting in [r for r in queue if r.status == "queued" and r.queue_mode == "steer" and mergeable(r)]:
             queue.remove(waiting)
-            store.append_message(run.session_key, text_message("user", waiting.message))
+            store.append_message(run.session_key, text_message("user", waiting.message), waiting.run_id)
             self._merged(waiting, run)
 
     def _merged(self, run: Run, into: Run) -> None:
@@ -461,9 +464,9 @@ class AgentRuntime:
                 message = "\n".join(f"[System event] {e}" for e in events) + "\n\n" + message
             if run.source is not None:
                 provenance = {"kind": "inter_session", "sourceSessionKey": run.source.get("sessionKey"), "untrusted": bool(run.source.get("sandboxed"))}
-                store.append_message(run.session_key, text_message("user", inter_session_text(message, run.source), provenance=provenance))
+                store.append_message(run.session_key, text_message("user", inter_session_text(message, run.source), provenance=provenance), run.run_id)
             else:
-                store.append_message(run.session_key, text_message("user", message))
+                store.append_message(run.session_key, text_message("user", message), run.run_id)
             models = self.models(run.agent_id, run.plan.model or model_override(store.get(run.session_key)))
             if not models:
                 raise ProviderError(NO_PROVIDER_MESSAGE, kind="unknown")
@@ -537,7 +540,7 @@ class AgentRuntime:
             content += [{"type": "text", "text": reply.text}] if reply.text else []
             content += [{"type": "toolCall", "id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in reply.tool_calls]
             provider, model_id = split_label(reply.model)
-            store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "provider": provider, "model": model_id, "usage": usage, "stopReason": reply.stop_reason})
+            store.append_message(run.session_key, {"role": "assistant", "content": content, "timestamp": int(time.time() * 1000), "provider": provider, "model": model_id, "usage": usage, "stopReason": reply.stop_reason}, run.run_id)
             if not reply.tool_calls:
                 await store.flushed()  # the reply is on disk before anyone is told it is final
                 if run.status == "running":
@@ -550,7 +553,7 @@ class AgentRuntime:
                 if run.status != "running":
                     return
                 self.agent_event(run, "tool", {"phase": "result", "name": call["name"], "toolCallId": call["id"], "result": text[:4000], "isError": is_error})
-                store.append_message(run.session_key, {"role": "toolResult", "toolCallId": call["id"], "toolName": call["name"], "content": [{"type": "text", "text": text}], "isError": is_error, "timestamp": int(time.time() * 1000)})
+                store.append_message(run.session_key, {"role": "toolResult", "toolCallId": call["id"], "toolName": call["name"], "content": [{"type": "text", "text": text}], "isError": is_error, "timestamp": int(time.time() * 1000)}, run.run_id)
             self._steer(run, store)
             if run.text and not run.text.endswith("\n\n"):
                 run.text += "\n\n"  # the next turn's words start a new paragraph
@@ -619,6 +622,9 @@ class AgentRuntime:
             self.agent_event(run, "lifecycle", {"phase": "error", "error": error or status})
             self.chat_event(run, "error", errorMessage=error or status)
         run.outcome.fire(run.summary())
+        if self.active.get(run.session_key) is run:
+            del self.active[run.session_key]
+        self.watch.changed(run.session_key, "agent.run.ended", run.run_id)
         if not run.plan.detached:
             self._next(run.session_key)
 

@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import attrs
 from twisted.internet.defer import Deferred, DeferredList, FirstError, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.threads import deferToThreadPool
@@ -41,6 +42,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from openclaw.config.settings import SessionPolicy
+from openclaw.interfaces import NoWatch, SessionWatch
 from openclaw.protocol.errors import InvalidInput
 from openclaw.store import FILE_MODE, atomic_write, ensure_dir, read_json
 
@@ -376,10 +378,20 @@ class Transcript:
         return None
 
 
+@attrs.frozen
+class MessageRecord:
+    """A message of the conversation and its transcript entry (none for a compaction summary)."""
+
+    message: dict[str, Any]
+    entry_id: str | None = None
+    seq: int | None = None
+    run_id: str | None = None
+
+
 class SessionStore:
     """The sessions of one agent: C{agents/<agentId>/sessions/}."""
 
-    def __init__(self, state_dir: Path, agent_id: str = "main", cwd: str | None = None, syncer: Syncer | None = None) -> None:
+    def __init__(self, state_dir: Path, agent_id: str = "main", cwd: str | None = None, syncer: Syncer | None = None, watch: SessionWatch | None = None) -> None:
         if not isinstance(agent_id, str) or not AGENT_ID.fullmatch(agent_id):
             raise SessionError(f"invalid agent id: {_shown(agent_id)}")
         self.agent_id = agent_id
@@ -389,6 +401,8 @@ class SessionStore:
         self.cwd = cwd or str(Path(state_dir) / "workspace")
         self.index: dict[str, dict[str, Any]] = self._load_index()
         self._last_entry: dict[str, str | None] = {}  # sessionId -> id of its last entry
+        self._messages: dict[str, int] = {}  # sessionId -> how many message entries it has
+        self.watch: SessionWatch = watch if watch is not None else NoWatch()
 
     # -- index
 
@@ -496,6 +510,7 @@ class SessionStore:
             self._save_later()
         else:
             self._save()
+        self.watch.changed(key, "create" if previous is None else "reset")
         return entry
 
     def reset(self, key: str, now: bool = True) -> dict[str, Any]:
@@ -512,6 +527,7 @@ class SessionStore:
         if entry is None:
             return False
         self._save()
+        self.watch.changed(key, "delete")
         if delete_transcript:
             try:
                 os.unlink(self.transcript(entry["sessionId"]).path)
@@ -532,6 +548,7 @@ class SessionStore:
             else:
                 entry[name] = value
         self._save()
+        self.watch.changed(key, "patch")
         return entry
 
     # -- transcript entries
@@ -549,6 +566,7 @@ class SessionStore:
         if session_id not in self._last_entry:
             previous = self.entries(key)
             self._last_entry[session_id] = previous[-1].get("id") if previous else None
+            self._messages[session_id] = sum(1 for e in previous if e.get("type") == "message")
         record = {"id": secrets.token_hex(4), "parentId": self._last_entry[session_id], "timestamp": now_iso(), **entry}
         transcript = self.transcript(session_id)
         transcript.append(record, sync=self.syncer is None)
@@ -557,24 +575,39 @@ class SessionStore:
         self._last_entry[session_id] = record["id"]
         session["updatedAt"] = int(time.time() * 1000)
         self._touched()
+        if record.get("type") == "message":
+            self._messages[session_id] += 1
+            self.watch.appended(key, record, self._messages[session_id])
         return record
 
-    def append_message(self, key: str, message: dict[str, Any]) -> dict[str, Any]:
-        return self.append(key, {"type": "message", "message": message})
+    def append_message(self, key: str, message: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+        """Append a message; C{run_id}: the run it belongs to (its input or its output), kept on the entry."""
+        return self.append(key, {"type": "message", "message": message, **({"runId": run_id} if run_id else {})})
 
-    def messages(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """The conversation as model messages: after a compaction, its summary then the kept entries."""
-        kept: list[tuple[str | None, dict[str, Any]]] = []
+    def message_records(self, key: str) -> list[MessageRecord]:
+        """
+        The conversation with where each message comes from: after a
+        compaction, its summary (no entry) then the kept entries. C{seq}
+        numbers the message entries of the whole transcript from 1.
+        """
+        kept: list[MessageRecord] = []
+        seq = 0
         for entry in self.entries(key):
             if entry.get("type") == "compaction":
                 first = entry.get("firstKeptEntryId")
-                ids = [i for i, _ in kept]
+                ids = [r.entry_id for r in kept]
                 tail = kept[ids.index(first) :] if first in ids else []
                 summary = {"role": "user", "content": [{"type": "text", "text": f"Summary of the earlier conversation:\n{entry.get('summary', '')}"}], "timestamp": 0}
-                kept = [(None, summary), *tail]
+                kept = [MessageRecord(summary), *tail]
             elif entry.get("type") == "message" and isinstance(entry.get("message"), dict):
-                kept.append((entry.get("id"), entry["message"]))
-        out = [m for _, m in kept]
+                seq += 1
+                run_id = entry.get("runId")
+                kept.append(MessageRecord(entry["message"], entry.get("id"), seq, run_id if isinstance(run_id, str) else None))
+        return kept
+
+    def messages(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The conversation as model messages: after a compaction, its summary then the kept entries."""
+        out = [r.message for r in self.message_records(key)]
         return out[-limit:] if limit else out
 
     def message_entries(self, key: str) -> list[dict[str, Any]]:

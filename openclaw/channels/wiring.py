@@ -189,6 +189,7 @@ def install(core: GatewayCore, root: Resource, reactor: IChannelReactor) -> Chan
         routes=RootRoutes(root),
     )
     builtin = platforms()
+    core.channel_platforms[:] = [(pid, platform.label) for pid, platform in builtin.items()]  # plugins.list
     adapters = Adapters(core.config.config, builtin, reactor)
     channels = ChannelsService(ports, reactor, builtin, platform_for=adapters.platform_for)
     core.serve(CHANNEL_METHODS.bind(channels))

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import attrs
 
 from openclaw.config.errors import Issue
-from openclaw.shape import Any_, check, Bool, Duration, Either, Int, Kind, List, Num, Obj, Str
+from openclaw.shape import Any_, check, Bool, Duration, Either, Int, Kind, Lenient, List, Num, Obj, Str
 
 FREE = Obj(rest=Any_())
 PORT = Int(1, 65535)
@@ -88,6 +88,11 @@ GATEWAY = Obj(
                 "allowedOrigins": STRINGS,
                 "allowInsecureAuth": Bool(),
                 "dangerouslyDisableDeviceAuth": Bool(),
+                # told to upstream's v4 UI in <basePath>control-ui-config.json (web/uiconfig.py)
+                "embedSandbox": Str(("strict", "scripts", "trusted")),
+                "allowExternalEmbedUrls": Bool(),
+                "automaticallyFetchFavicons": Bool(),
+                "communityInvite": Bool(),
             }
         ),
         "remote": Obj(
@@ -319,7 +324,44 @@ IRC_ACCOUNT = Obj(
     }
 )
 IRC = Obj({**IRC_ACCOUNT.fields, "accounts": Obj(rest=IRC_ACCOUNT)})
-CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD, "matrix": MATRIX, "irc": IRC}, rest=Any_())  # other platforms check their own sections
+CHANNELS = Obj({"telegram": TELEGRAM, "slack": SLACK, "whatsapp": WHATSAPP, "imessage": IMESSAGE, "signal": SIGNAL, "discord": DISCORD, "matrix": MATRIX, "irc": IRC}, rest=Obj(rest=Any_()))  # other platforms (adapters, upstream-only ones) check their own sections
+# Sections whose readers check them themselves and fall back from values they
+# cannot use (saying so): never refused, described for the Control UI's form.
+# Keys not named here are kept as they are (upstream's, other subsystems').
+MODEL_REF = Either((Obj({"primary": Str(nonempty=True), "fallbacks": STRINGS}, rest=Any_()), Str(nonempty=True)))
+HEARTBEAT = Obj(
+    {
+        "every": Either((Str(nonempty=True), Int(0))),
+        "prompt": Str(),
+        "target": Str(),
+        "to": Str(),
+        "ackMaxChars": Int(0),
+        "session": Str(),
+        "model": Str(),
+        "activeHours": Obj({"start": Str(), "end": Str(), "timezone": Str()}, rest=Any_()),
+    },
+    rest=Any_(),
+)
+MODEL = Obj(
+    {"id": Str(nonempty=True), "name": Str(), "alias": Str(), "contextWindow": Int(1), "maxTokens": Int(1), "reasoning": Bool(), "input": STRINGS},
+    rest=Any_(),
+)
+PROVIDER = Obj({"baseUrl": Str(), "apiKey": Str(), "api": Str(), "models": List(MODEL)}, rest=Any_())
+MODELS = Obj({"providers": Obj(rest=PROVIDER)}, rest=Any_())
+TOOLS = Obj({"allow": STRINGS, "deny": STRINGS, "agentToAgent": Obj({"enabled": Bool(), "allow": STRINGS}, rest=Any_())}, rest=Any_())
+SESSION = Obj({"idleMinutes": Num(0), "reset": Obj({"mode": Str(("daily", "off")), "atHour": Int(0, 23)}, rest=Any_())}, rest=Any_())
+CRON = Obj({"enabled": Bool(), "store": Str(), "maxConcurrentRuns": Int(1, 32), "missedRuns": Str(("run-once", "skip"))}, rest=Any_())
+AGENT = Obj(
+    {
+        "id": Str(nonempty=True),
+        "name": Str(),
+        "default": Bool(),
+        "model": MODEL_REF,
+        "identity": Obj({"name": Str(), "emoji": Str()}, rest=Any_()),
+        "heartbeat": HEARTBEAT,
+    },
+    rest=Any_(),
+)
 
 # Memory search (openclaw/agent/memory/settings.py reads it; clamps weights to 0..1).
 MEMORY_SEARCH = Obj(
@@ -349,11 +391,23 @@ MEMORY_SEARCH = Obj(
 
 MEMORY_FLUSH = Obj({"enabled": Bool(), "softThresholdTokens": Int(0), "prompt": Str(), "systemPrompt": Str()})
 
-# Only the keys interpreted here are checked; the rest of agents.* is accepted as it is.
+# Only the keys interpreted here are checked (memory); the keys the agents, the
+# heartbeat and the catalog read fall back on values they cannot use (Lenient:
+# described for the form, never refused); the rest of agents.* is accepted as it is.
 AGENTS = Obj(
     {
-        "defaults": Obj({"memorySearch": MEMORY_SEARCH, "compaction": Obj({"memoryFlush": MEMORY_FLUSH}, rest=Any_())}, rest=Any_()),
-        "list": List(Obj({"memorySearch": MEMORY_SEARCH, "skills": STRINGS}, rest=Any_())),
+        "defaults": Obj(
+            {
+                "memorySearch": MEMORY_SEARCH,
+                "compaction": Obj({"memoryFlush": MEMORY_FLUSH}, rest=Any_()),
+                "model": Lenient(MODEL_REF),
+                "workspace": Lenient(Str()),
+                "userTimezone": Lenient(Str()),
+                "heartbeat": Lenient(HEARTBEAT),
+            },
+            rest=Any_(),
+        ),
+        "list": List(Obj({"memorySearch": MEMORY_SEARCH, "skills": STRINGS, **{k: Lenient(v) for k, v in AGENT.fields.items()}}, rest=Any_())),
     },
     rest=Any_(),
 )
@@ -369,8 +423,8 @@ SKILLS = Obj(
 
 # Sections that later subsystems interpret; accepted as they are for now.
 _OTHER_SECTIONS = (
-    "meta wizard auth tools messages commands web talk models session "
-    "plugins browser ui hooks cron broadcast diagnostics update audio approvals routing "
+    "meta wizard auth messages commands web talk "
+    "plugins browser ui hooks broadcast diagnostics update audio approvals routing "
     "identity whatsapp telegram discord slack signal imessage memory secrets"
 ).split()
 
@@ -387,6 +441,10 @@ ROOT = Obj(
         "channels": CHANNELS,
         "agents": AGENTS,
         "skills": SKILLS,
+        "models": Lenient(MODELS),
+        "tools": Lenient(TOOLS),
+        "session": Lenient(SESSION),
+        "cron": Lenient(CRON),
         **{name: Any_() for name in _OTHER_SECTIONS},
     }
 )

@@ -28,11 +28,13 @@ from twisted.logger import Logger
 
 from openclaw.agent.approval_methods import APPROVAL_METHODS, ApprovalDeps
 from openclaw.agent.approvals import ApprovalQueue, ExecGate
+from openclaw.agent.chatview import CHAT_VIEW_METHODS, ChatViewDeps, session_info
 from openclaw.agent.commands import ChatCommands
 from openclaw.agent.methods import AGENT_METHODS, AgentDeps
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.agent.usage_methods import USAGE_METHODS, UsageDeps
 from openclaw.config.settings import AuthSettings, GatewaySettings
+from openclaw.gateway.absent import ABSENT_METHODS, AbsentDeps
 from openclaw.gateway.auth import AuthState, FailureLimiter
 from openclaw.gateway.boot import Boot
 from openclaw.gateway.configwatch import ConfigWatch
@@ -44,11 +46,14 @@ from openclaw.gateway.handshake import Handshake
 from openclaw.gateway.handshake.channel import ChannelAdmission
 from openclaw.gateway.handshake.hello import Hello
 from openclaw.gateway.health import ChannelReport, Health, HeartbeatReport
+from openclaw.gateway.hostinfo import HOST_METHODS, HostDeps
+from openclaw.gateway.inventory import INVENTORY_METHODS, InventoryDeps
 from openclaw.gateway.methods import METHODS, GatewayDeps
 from openclaw.gateway.presence import Presence
 from openclaw.gateway.roster import Roster
 from openclaw.gateway.scopes import has_scope
 from openclaw.gateway.stability import Stability
+from openclaw.gateway.subscriptions import FEED_METHODS, FeedDeps, SessionFeeds
 from openclaw.gateway.voicewake import VoiceWake
 from openclaw.logs import Redactor, gateway_redactor
 from openclaw.nodes.events import NodeEvents
@@ -56,7 +61,7 @@ from openclaw.nodes.methods import NODE_METHODS, NodeDeps
 from openclaw.nodes.pairing import NodePairingStore
 from openclaw.nodes.registry import NodeRegistry
 from openclaw.protocol.connect import APPROVALS
-from openclaw.protocol.dispatch import Bound, Caller, Methods
+from openclaw.protocol.dispatch import Bound, Caller, Methods, Params
 from openclaw.skills.methods import SKILL_METHODS, SkillDeps
 
 log = Logger(namespace="openclaw.gateway")
@@ -86,11 +91,12 @@ class GatewayCore:
         self.limiter = FailureLimiter(clock, max_attempts=limit.max_attempts, window=limit.window, lockout=limit.lockout)
         self.pairing = PairingStore(settings.state_dir)
 
-        # agent runs (exec behind approvals), nodes
+        # agent runs (exec behind approvals; followed through the session feeds), nodes
+        self.feeds = SessionFeeds(self.events.to_members, self.boot.now_ms, self.session_row)
         self.nodes = NodeRegistry(clock, settings.state_dir, settings.nodes.allow_commands, settings.nodes.deny_commands)
         self.approvals = ApprovalQueue(clock, self.events, self.redactor.scrub)
         self.exec_gate = ExecGate(settings, clock, self.approvals, approvers=lambda: self.approver_besides(None))
-        self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor, exec_gate=self.exec_gate, nodes=self.nodes)
+        self.agent = AgentRuntime(settings, clock, self.events, http=http, redactor=self.redactor, exec_gate=self.exec_gate, nodes=self.nodes, watch=self.feeds)
         self.commands = ChatCommands(self.agent)  # people's messages (WebSocket, channels): commands first
         self.node_pairing = NodePairingStore(settings.state_dir, clock)
         self.node_events = NodeEvents(self.presence, self.agent)
@@ -109,6 +115,14 @@ class GatewayCore:
         self.serve(APPROVAL_METHODS.bind(ApprovalDeps(settings, self.exec_gate.file, self.approvals, self.nodes, self.approver_besides)))
         self.serve(USAGE_METHODS.bind(UsageDeps(self.agent)))
         self.serve(SKILL_METHODS.bind(SkillDeps(self.agent.skills, settings.agents.ids, clock)))
+        # what the Control UIs read besides: chat views, session feeds, this host, the inventory, absent features
+        self.serve(CHAT_VIEW_METHODS.bind(ChatViewDeps(self.agent)))
+        self.serve(FEED_METHODS.bind(FeedDeps(self.feeds, self.agent.key, self._list_sessions, self.boot.now_ms)))
+        self.serve(HOST_METHODS.bind(HostDeps(self.boot, self.stability, settings.state_dir, self.agent.workspace)))
+        # (platform id, label) of the channel platforms this gateway runs: filled by channels/wiring.py
+        self.channel_platforms: list[tuple[str, str]] = []
+        self.serve(INVENTORY_METHODS.bind(InventoryDeps(settings, self.agent, lambda: self.channel_platforms)))
+        self.serve(ABSENT_METHODS.bind(AbsentDeps()))
         hello = Hello(self.boot, self.presence, self.health, self.versions, self.methods, settings.layout.config_path, settings.state_dir, canvas_url)
         self.channel_admission = ChannelAdmission()  # role channel: the channels plug their access in
         handshake = Handshake(self.boot, self.auth, self.limiter, self.pairing, self.events, limit.exempt_loopback, settings.nodes.auto_approve_local, self.channel_admission)
@@ -127,6 +141,13 @@ class GatewayCore:
         # New secrets never reach a log line; sessions that used the old ones end.
         self.redactor.add(*auth.secrets)
         self.connections.close_where(lambda c: c.auth_method in ("token", "password"), 4001, "gateway auth changed")
+
+    def session_row(self, key: str) -> dict[str, Any]:
+        """A session's row for the feeds (its store's entry; none after a delete)."""
+        return session_info(self.agent, key, self.agent.store(key.split(":", 2)[1]).get(key))
+
+    def _list_sessions(self, caller: Caller, params: Params) -> Any:
+        return self.methods["sessions.list"](caller, params)
 
     def vitals(self) -> dict[str, Any]:
         """Load figures for the stability record."""

@@ -11,7 +11,7 @@ event (it is counted as dropped). An event is encoded once
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
@@ -34,7 +34,7 @@ EVENTS = [
     "connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "heartbeat", "cron",
     "node.pair.requested", "node.pair.resolved", "node.invoke.request", "device.pair.requested", "device.pair.resolved",
     "voicewake.changed", "pairing", "channel.send", "channel.typing",
-    "exec.approval.requested", "exec.approval.resolved",
+    "exec.approval.requested", "exec.approval.resolved", "session.message", "sessions.changed",
 ]
 _EVENT_SCOPE = {"agent": READ, "chat": READ, "device.pair.": PAIRING, "node.pair.": PAIRING, "pairing": PAIRING, "exec.approval.": APPROVALS}
 _UNGATED = {"tick", "presence", "health", "heartbeat", "shutdown", "voicewake.changed", "talk.mode", "cron"}
@@ -95,6 +95,16 @@ class Broadcaster:
     def emit(self, name: str, payload: Mapping[str, Any]) -> None:
         """A subsystem's event (scheduled work, channels): broadcast, skipped for readers that are behind."""
         self.broadcast(name, dict(payload), drop_if_slow=True)
+
+    def to_members(self, name: str, payload: Any, wanted: Callable[[Member], bool], drop_if_slow: bool = False) -> None:
+        """Send an event to the authenticated sockets C{wanted} picks, among those allowed to see it (encoded once for all)."""
+        scope = event_scope(name)
+        frame = EventFrame(name, payload)
+        for conn in self.connections:
+            if scope is not None and not (conn.role == "operator" and has_scope(conn.scopes, scope)):
+                continue
+            if wanted(conn):
+                self._send(conn, frame, drop_if_slow)
 
     def to_session(self, name: str, payload: Any, session_key: str, drop_if_slow: bool = False) -> None:
         """A session's chat/agent event: to readers, and to nodes subscribed to that session (one pass, one encoding)."""

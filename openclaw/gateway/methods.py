@@ -15,16 +15,19 @@ from __future__ import annotations
 import copy
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from openclaw import __version__
-from openclaw.agent.catalog import UnknownProvider, catalog, v3_row
+from openclaw.agent.catalog import UnknownProvider, auth_status, catalog, v3_row
+from openclaw.agent.providers import resolve_models
 from openclaw.config.errors import ConfigError
 from openclaw.config.loader import config_hash, parse_json5, read_text, resolve_includes, substitute_env
 from openclaw.config.schema import ROOT, validate
+from openclaw.config.uischema import form_schema, ui_hints
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.config.settings import GatewaySettings
 from openclaw.gateway.boot import Boot
@@ -364,7 +367,10 @@ def config_patch(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
 
 @method("config.schema")
 def config_schema(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
-    return {"schema": ROOT.json_schema(), "uiHints": {}, "version": __version__, "generatedAt": "static"}
+    """The config's shape as the Control UIs' forms render it, with upstream's uiHints (L{openclaw.config.uischema})."""
+    schema = form_schema(ROOT)
+    generated = datetime.fromtimestamp(gw.boot.started_ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"schema": schema, "uiHints": ui_hints(schema), "version": __version__, "generatedAt": generated}
 
 
 # -- devices
@@ -460,7 +466,11 @@ _MODELS = Obj(
     },
     closed=True,
 )
-_MODELS_IGNORED = (Ignored("no per-provider capability probing here", {"includeProviderCapabilities": Bool()}),)
+_MODELS_IGNORED = (
+    Ignored("no per-provider capability probing here", {"includeProviderCapabilities": Bool()}),
+    # 2026.9.6's Control UI: a session's catalog, saved model accounts, global default previews.
+    Ignored("one catalog for every session: no per-session catalogs, saved model accounts or default previews", {"sessionKey": Str(nonempty=True), "authProfileId": Str(nonempty=True, max_length=256), "includeDefaultModels": Bool()}),
+)
 
 
 @method("models.list", _MODELS, ignored=_MODELS_IGNORED)
@@ -481,9 +491,31 @@ def models_list(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
     return {"models": rows}
 
 
+@method("models.authStatus", Obj({"agentId": Str()}, closed=True), ignored=(Ignored("nothing is cached: every answer is read from the config in force", {"refresh": Bool()}),))
+def models_auth_status(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
+    """Which providers have keys and where from (L{auth_status})."""
+    agent_id = params.get("agentId") or gw.settings.agents.default_id
+    if agent_id not in gw.settings.agents.ids:
+        raise GatewayError(INVALID_REQUEST, f"unknown agent: {agent_id[:64]}")
+    return {"ts": gw.boot.now_ms(), **auth_status(gw.settings.config, gw.settings.env)}
+
+
 @method("agents.list")
 def agents_list(gw: GatewayDeps, caller: Caller, params: Params) -> JSON:
-    return {"defaultId": gw.settings.agents.default_id, "mainKey": "main", "scope": "per-sender", "agents": agent_rows(gw.settings.agents)}
+    """
+    The configured agents; v4 rows also name each agent's models (the ones
+    its runs use: primary, then fallbacks) and its workspace. An agent
+    without a usable model has no C{model}: the v4 UI then asks for one.
+    """
+    rows = agent_rows(gw.settings.agents)
+    if caller.version.number >= 4:
+        for row in rows:
+            refs = resolve_models(gw.settings.config, gw.settings.env, row["id"])
+            row["kind"] = "agent"
+            row["workspace"] = str(gw.agent.workspace())
+            if refs:
+                row["model"] = {"primary": refs[0].label, **({"fallbacks": [r.label for r in refs[1:]]} if refs[1:] else {})}
+    return {"defaultId": gw.settings.agents.default_id, "mainKey": "main", "scope": "per-sender", "agents": rows}
 
 
 @method("voicewake.get")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from openclaw.protocol.connect import ADMIN, APPROVALS, PAIRING, READ, ROLE_CHANNEL, ROLE_NODE, ROLE_OPERATOR, WRITE
+from openclaw.protocol.connect import ADMIN, APPROVALS, PAIRING, QUESTIONS, READ, ROLE_CHANNEL, ROLE_NODE, ROLE_OPERATOR, WRITE
 from openclaw.protocol.errors import FORBIDDEN, INVALID_REQUEST, GatewayError
 from openclaw.protocol.versions import Version
 
@@ -18,13 +18,19 @@ _READ = {
     "tts.providers", "models.list", "agents.list", "agent.identity.get", "skills.status", "voicewake.get",
     "sessions.list", "sessions.preview", "cron.list", "cron.status", "cron.runs", "cron.get", "system-presence",
     "last-heartbeat", "node.list", "node.describe", "chat.history", "diagnostics.stability",
+    # what the v4 Control UI reads
+    "chat.startup", "chat.metadata", "sessions.describe", "sessions.branches.list", "sessions.subscribe",
+    "sessions.unsubscribe", "sessions.messages.subscribe", "sessions.messages.unsubscribe",
+    "sessions.observer.visibility", "sessions.companion.state", "environments.list", "system.info", "plugins.list", "plugins.catalog.browse",
+    "models.authStatus", "tasks.list", "talk.catalog", "progressCard.get",
 }
 _READ_SINCE_V4 = {"config.get", "config.schema"}  # admin in v3
 _WRITE = {
     "send", "agent", "agent.wait", "wake", "talk.mode", "tts.enable", "tts.disable", "tts.convert",
     "tts.setProvider", "voicewake.set", "node.invoke", "chat.send", "chat.abort", "browser.request", "poll",
 }
-_APPROVALS = {"exec.approval.request", "exec.approval.resolve", "exec.approval.list", "exec.approval.get"}
+_APPROVALS = {"exec.approval.request", "exec.approval.resolve", "exec.approval.list", "exec.approval.get", "plugin.approval.list", "openclaw.approval.list"}
+_QUESTIONS = {"question.list"}
 _PAIRING_PREFIXES = ("node.pair.", "device.pair.", "device.token.", "channels.pairing.")
 _ADMIN_PREFIXES = ("config.", "wizard.", "update.", "exec.approvals.")
 
@@ -40,6 +46,8 @@ def required_scope(method: str, version: Version) -> str:
         return WRITE
     if method in _APPROVALS:
         return APPROVALS
+    if method in _QUESTIONS:
+        return QUESTIONS
     if method.startswith(_PAIRING_PREFIXES) or method == "node.rename":
         return PAIRING
     return ADMIN

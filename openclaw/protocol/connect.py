@@ -43,7 +43,8 @@ ADMIN = "operator.admin"
 APPROVALS = "operator.approvals"
 PAIRING = "operator.pairing"
 TALK = "operator.talk"
-OPERATOR_SCOPES = (ADMIN, READ, WRITE, APPROVALS, PAIRING, TALK, "operator.talk.secrets", "operator.questions", "operator.sessions.read", "operator.sessions.write")
+QUESTIONS = "operator.questions"
+OPERATOR_SCOPES = (ADMIN, READ, WRITE, APPROVALS, PAIRING, TALK, "operator.talk.secrets", QUESTIONS, "operator.sessions.read", "operator.sessions.write")
 
 _NONEMPTY = Str(nonempty=True)
 _STRINGS = List(_NONEMPTY)

@@ -21,6 +21,7 @@ import importlib.resources
 import os
 import re
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 from twisted.logger import Logger
@@ -57,6 +58,14 @@ SECURITY_HEADERS = {
     b"Cross-Origin-Resource-Policy": b"same-origin",
     b"Permissions-Policy": b"camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+
+
+class Renders(Protocol):
+    def render(self, request: Request) -> bytes: ...
+
+
+# upstream's v4 UI bootstrap config, at its current and its older name (openclaw/web/uiconfig.py)
+CONFIG_NAMES = ((b"control-ui-config.json",), (b"__openclaw", b"control-ui-config.json"))
 
 
 @attrs.frozen
@@ -130,8 +139,9 @@ class ControlUi(Resource):
 
     isLeaf = True
 
-    def __init__(self, base_path: str = "/", root: Path | None = None, version: str = __version__) -> None:
+    def __init__(self, base_path: str = "/", root: Path | None = None, version: str = __version__, ui_config: Renders | None = None) -> None:
         super().__init__()
+        self.ui_config = ui_config  # <base>control-ui-config.json (upstream's v4 UI bootstrap), when served
         self.base_path = base_path
         self.mount, self.prefix = mount_point(base_path)
         self.root = root or bundled_root()
@@ -169,6 +179,8 @@ class ControlUi(Resource):
             request.setHeader(b"Location", self.base_path.encode())
             request.setHeader(b"Content-Length", b"0")
             return b""
+        if self.ui_config is not None and tuple(rest) in CONFIG_NAMES:
+            return self.ui_config.render(request)
         if rest[0] == ASSETS.encode() and len(rest) > 1:
             try:
                 name = "/".join(s.decode("utf-8") for s in rest)
