@@ -90,7 +90,7 @@ class RoundTripTests(IrcMixin, TestCase):
         self.assertLess(commands.index("CAP REQ"), commands.index("AUTHENTICATE PLAIN"))
         self.assertLess(commands.index("AUTHENTICATE PLAIN"), commands.index("CAP END"))
         self.assertEqual(self.fake.client.account, "claw")
-        self.assertIn("#team", self.fake.client.channels)
+        await wait_for(lambda: "#team" in self.fake.client.channels, what="the JOIN after registration")  # sent after 001, not with it
 
         self.fake.say("alice", "claw", "hello there")
         code = await self.code_for("alice")
@@ -276,7 +276,8 @@ class LinkTests(IrcMixin, TestCase):
         await wait_for(lambda: self.fake.sent("alice"), timeout=30, what="the answer on the next connection")
         self.assertEqual(self.fake.sent("alice"), ["late answer"])
         self.assertIsNot(self.fake.senders[0], first)
-        self.assertEqual(self.account().inbox.pending(), [])
+        # the server has the line before the account marks the work done
+        await wait_for(lambda: self.account().inbox.pending() == [], what="the inbox emptied")
 
     async def test_server_ping_is_answered(self):
         """PING from the server gets its PONG."""
